@@ -1,0 +1,1 @@
+"""The model, the data and the shared trainer. Plain PyTorch: never imports ray or mlflow."""

@@ -1,0 +1,190 @@
+"""The shared trainer: plain PyTorch, one epoch at a time, knows nothing of the tuner.
+
+Every trial of every sweep runs this code, and so can a script or a notebook:
+
+    trainer = Trainer(ModelConfig(), TrainConfig(epochs=3), load_datasets(DataConfig()))
+    for metrics in trainer.fit():
+        print(metrics)
+
+Read it top to bottom: config, set-up (seed, threads, device, model, optimizer), one training
+epoch, one evaluation, the epoch loop, and a complete checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from models.cnn import CNN, ModelConfig
+from models.data import Datasets, Split
+from models.device import pick_device
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    lr: float = 1e-3  # learning rate, > 0
+    weight_decay: float = 0.0  # L2 penalty (decoupled for adamw), >= 0
+    batch_size: int = 64  # training batch size
+    optimizer: str = "adam"  # one of OPTIMIZERS; sgd uses momentum 0.9
+    epochs: int = 10  # epochs to run when nobody stops the trial earlier
+    train_steps: int | None = None  # batches per epoch; None = a full pass over the train split
+    eval_steps: int | None = None  # validation batches per epoch; None = the whole split
+    eval_batch_size: int = 256  # no gradients; measured fastest on CPU of 64, 256, 1000
+    seed: int = 0  # seeds weights, dropout and batch order
+    threads: int | None = None  # torch intra-op threads (the CPUs the trial owns); None = as is
+    device: str = "auto"  # "auto" = the GPU when one is visible, else the CPU
+
+
+@dataclass(frozen=True)
+class EpochMetrics:
+    """What one epoch reports (design §3.3), plus its own compute time."""
+
+    epoch: int
+    train_loss: float
+    val_loss: float
+    val_accuracy: float
+    loss_gap: float  # val_loss - train_loss: large and growing means overfitting
+    samples_per_s: float
+    train_seconds: float
+    eval_seconds: float
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def make_optimizer(name: str, params: Any, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    raise ValueError(f"optimizer {name!r} is not one of {', '.join(OPTIMIZERS)}")
+
+
+class Trainer:
+    def __init__(self, model_cfg: ModelConfig, cfg: TrainConfig, data: Datasets) -> None:
+        self.model_cfg = model_cfg
+        self.cfg = cfg
+        if cfg.threads is not None:
+            # One trial owns `threads` CPUs; more threads than that fight the other trials.
+            torch.set_num_threads(max(1, cfg.threads))
+        torch.manual_seed(cfg.seed)
+        self.device = pick_device(cfg.device)
+        # The whole dataset moves once; on a GPU every batch is then a slice, never a copy.
+        self.train_data = data.train.to(self.device)
+        self.val_data = data.validation.to(self.device)
+        self.model = CNN(model_cfg).to(self.device)
+        self.optimizer = make_optimizer(
+            cfg.optimizer, self.model.parameters(), cfg.lr, cfg.weight_decay
+        )
+        # Batch order has its own generator so that resuming from a checkpoint replays it.
+        self.batch_order = torch.Generator().manual_seed(cfg.seed)
+        self.epoch = 0
+        self.best_val_accuracy = 0.0
+
+    # -- one epoch -------------------------------------------------------------------------
+
+    def train_epoch(self) -> tuple[float, int, float]:
+        """One pass (or `train_steps` batches) of SGD; returns mean loss, samples, seconds."""
+        self.model.train()
+        start = time.perf_counter()
+        n = len(self.train_data)
+        order = torch.randperm(n, generator=self.batch_order).to(self.device)
+        steps = math.ceil(n / self.cfg.batch_size)
+        if self.cfg.train_steps is not None:
+            steps = min(steps, self.cfg.train_steps)
+        total_loss, seen = torch.zeros((), device=self.device), 0
+        for step in range(steps):
+            idx = order[step * self.cfg.batch_size : (step + 1) * self.cfg.batch_size]
+            x, y = self.train_data.images[idx], self.train_data.labels[idx]
+            loss = F.cross_entropy(self.model(x), y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            # Summing on the device avoids a GPU->CPU sync on every step.
+            total_loss += loss.detach() * len(y)
+            seen += len(y)
+        mean_loss = total_loss.item() / max(seen, 1)
+        return mean_loss, seen, time.perf_counter() - start
+
+    @torch.no_grad()
+    def evaluate(self, split: Split, max_batches: int | None = None) -> tuple[float, float, float]:
+        """Mean loss and accuracy over a split (or its first `max_batches`); plus seconds."""
+        self.model.eval()
+        start = time.perf_counter()
+        bs = self.cfg.eval_batch_size
+        batches = math.ceil(len(split) / bs)
+        if max_batches is not None:
+            batches = min(batches, max_batches)
+        total_loss = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        seen = 0
+        for b in range(batches):
+            x, y = split.images[b * bs : (b + 1) * bs], split.labels[b * bs : (b + 1) * bs]
+            logits = self.model(x)
+            total_loss += F.cross_entropy(logits, y, reduction="sum")
+            correct += (logits.argmax(1) == y).sum()
+            seen += len(y)
+        return total_loss.item() / seen, correct.item() / seen, time.perf_counter() - start
+
+    def run_epoch(self) -> EpochMetrics:
+        train_loss, samples, train_s = self.train_epoch()
+        val_loss, val_acc, eval_s = self.evaluate(self.val_data, self.cfg.eval_steps)
+        self.epoch += 1
+        self.best_val_accuracy = max(self.best_val_accuracy, val_acc)
+        return EpochMetrics(
+            epoch=self.epoch,
+            train_loss=train_loss,
+            val_loss=val_loss,
+            val_accuracy=val_acc,
+            loss_gap=val_loss - train_loss,
+            samples_per_s=samples / train_s if train_s > 0 else 0.0,
+            train_seconds=train_s,
+            eval_seconds=eval_s,
+        )
+
+    def fit(self) -> Iterator[EpochMetrics]:
+        """Epochs from where the trainer stands (0, or a restored checkpoint) to cfg.epochs.
+        A generator, so the caller decides after each epoch whether to go on."""
+        while self.epoch < self.cfg.epochs:
+            yield self.run_epoch()
+
+    # -- checkpoints -----------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly where this epoch ended."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "epoch": self.epoch,
+            "best_val_accuracy": self.best_val_accuracy,
+            "batch_order": self.batch_order.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "model_config": asdict(self.model_cfg),
+            "train_config": asdict(self.cfg),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch = int(state["epoch"])
+        self.best_val_accuracy = float(state["best_val_accuracy"])
+        self.batch_order.set_state(state["batch_order"])
+        torch.set_rng_state(state["torch_rng"])
+
+    def save(self, path: str) -> None:
+        torch.save(self.state_dict(), path)
+
+    def load(self, path: str) -> None:
+        # weights_only: a checkpoint is data, never code to run. Loaded to the CPU because the
+        # RNG state must stay there; load_state_dict moves the rest to the model's device.
+        self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from models.data import Datasets, Split
+
+REPO = Path(__file__).resolve().parents[1]
+SEARCH_SPACES = REPO / "search_spaces"
+
+
+def separable(n: int, seed: int = 0) -> Split:
+    """A tiny 2-class problem any CNN learns in a few epochs: class 1 lights up the left half
+    of the image, class 0 the right half, plus noise."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 2, (n,), generator=g)
+    images = torch.randn(n, 1, 28, 28, generator=g) * 0.3
+    images[labels == 1, :, :, :14] += 1.0
+    images[labels == 0, :, :, 14:] += 1.0
+    return Split(images, labels)
+
+
+@pytest.fixture
+def tiny_data() -> Datasets:
+    return Datasets(train=separable(512, seed=1), validation=separable(128, seed=2))
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write an unsigned-byte IDX file, gzipped, as the original MNIST files are."""
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture
+def idx_folder(tmp_path: Path) -> Path:
+    """A folder with the four IDX files of a tiny fake dataset (100 train, 20 test images)."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    write_idx(folder / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (100, 28, 28)))
+    write_idx(folder / "train-labels-idx1-ubyte.gz", rng.integers(0, 10, (100,)))
+    write_idx(folder / "t10k-images-idx3-ubyte.gz", rng.integers(0, 256, (20, 28, 28)))
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", rng.integers(0, 10, (20,)))
+    return folder

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from models.data import (
+    DataConfig,
+    DataNotFoundError,
+    find_data_dir,
+    load_datasets,
+    load_split,
+    read_idx,
+    split_train_validation,
+)
+from tests.conftest import separable
+
+
+def test_read_idx_round_trip(idx_folder: Path) -> None:
+    images = read_idx(idx_folder / "train-images-idx3-ubyte.gz")
+    labels = read_idx(idx_folder / "train-labels-idx1-ubyte.gz")
+    assert images.shape == (100, 28, 28) and labels.shape == (100,)
+
+
+def test_load_split_normalizes_into_float_tensors(idx_folder: Path) -> None:
+    split = load_split("fashion_mnist", str(idx_folder), "test")
+    assert split.images.shape == (20, 1, 28, 28) and split.images.dtype == torch.float32
+    assert split.labels.dtype == torch.int64 and len(split) == 20
+
+
+def test_validation_split_is_disjoint_and_seeded() -> None:
+    data = separable(200)
+    # Tag every image with its index so the split can be checked for overlap.
+    data.images[:, 0, 0, 0] = torch.arange(200, dtype=torch.float32)
+    a = split_train_validation(data, 0.1, seed=7)
+    b = split_train_validation(data, 0.1, seed=7)
+    c = split_train_validation(data, 0.1, seed=8)
+    train_ids = set(a.train.images[:, 0, 0, 0].tolist())
+    val_ids = set(a.validation.images[:, 0, 0, 0].tolist())
+    assert len(val_ids) == 20 and len(train_ids) == 180
+    assert not train_ids & val_ids
+    assert train_ids | val_ids == set(range(200))
+    assert torch.equal(a.validation.images, b.validation.images)
+    assert not torch.equal(a.validation.images, c.validation.images)
+
+
+def test_load_datasets_from_a_named_root(idx_folder: Path) -> None:
+    data = load_datasets(DataConfig(root=str(idx_folder), validation_fraction=0.2))
+    assert len(data.train) == 80 and len(data.validation) == 20
+
+
+def test_hpo_data_dir_is_searched(idx_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HPO_DATA_DIR", str(idx_folder))
+    assert find_data_dir("fashion_mnist") == idx_folder
+
+
+def test_missing_data_names_hpo_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("models.data.SYSTEM_DIRS", {"mnist": (tmp_path / "none",)})
+    monkeypatch.setattr("models.data.DEFAULT_DOWNLOAD_ROOT", tmp_path / "cache")
+    monkeypatch.delenv("HPO_DATA_DIR", raising=False)
+    with pytest.raises(DataNotFoundError, match="HPO_DATA_DIR"):
+        find_data_dir("mnist", str(tmp_path))
+
+
+def test_empty_split_is_refused() -> None:
+    with pytest.raises(ValueError, match="empty split"):
+        split_train_validation(separable(10), 0.01, seed=0)

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from models.cnn import ModelConfig
+from models.data import Datasets
+from models.trainer import OPTIMIZERS, EpochMetrics, Trainer, TrainConfig
+
+SMALL = ModelConfig(conv_layers=2, filters=8, units=16)
+
+
+def test_learns_a_separable_problem_in_a_few_epochs(tiny_data: Datasets) -> None:
+    trainer = Trainer(SMALL, TrainConfig(epochs=3, batch_size=32, lr=3e-3, threads=1), tiny_data)
+    history = list(trainer.fit())
+    assert [m.epoch for m in history] == [1, 2, 3]
+    assert history[-1].val_accuracy > 0.95
+    assert history[-1].train_loss < history[0].train_loss
+
+
+def test_reports_the_design_metrics(tiny_data: Datasets) -> None:
+    (m,) = Trainer(SMALL, TrainConfig(epochs=1, threads=1), tiny_data).fit()
+    assert isinstance(m, EpochMetrics)
+    d = m.as_dict()
+    for key in ("epoch", "train_loss", "val_loss", "val_accuracy", "loss_gap", "samples_per_s"):
+        assert key in d
+    assert d["loss_gap"] == pytest.approx(d["val_loss"] - d["train_loss"])
+    assert d["samples_per_s"] > 0 and d["train_seconds"] > 0 and d["eval_seconds"] > 0
+
+
+def test_train_and_eval_steps_limit_the_work(tiny_data: Datasets) -> None:
+    trainer = Trainer(SMALL, TrainConfig(epochs=1, batch_size=16, train_steps=3, eval_steps=1, eval_batch_size=10), tiny_data)
+    _, seen, _ = trainer.train_epoch()
+    assert seen == 48
+    loss, acc, _ = trainer.evaluate(trainer.val_data, max_batches=1)
+    assert 0.0 <= acc <= 1.0 and loss > 0
+
+
+def test_threads_follow_the_trial_cpus(tiny_data: Datasets) -> None:
+    before = torch.get_num_threads()
+    try:
+        Trainer(SMALL, TrainConfig(threads=1), tiny_data)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_every_optimizer_runs(tiny_data: Datasets, optimizer: str) -> None:
+    (m,) = Trainer(SMALL, TrainConfig(epochs=1, optimizer=optimizer, train_steps=2), tiny_data).fit()
+    assert m.epoch == 1
+
+
+def test_same_seed_same_run(tiny_data: Datasets) -> None:
+    cfg = TrainConfig(epochs=2, train_steps=4, seed=3, threads=1)
+    a = [m.val_loss for m in Trainer(SMALL, cfg, tiny_data).fit()]
+    b = [m.val_loss for m in Trainer(SMALL, cfg, tiny_data).fit()]
+    assert a == b
+
+
+def test_checkpoint_resumes_exactly(tiny_data: Datasets, tmp_path: Path) -> None:
+    """Stopping after epoch 1 and loading the checkpoint gives the same epoch 2 as going on."""
+    model = ModelConfig(conv_layers=2, filters=8, units=16, dropout=0.5, normalization=True)
+    cfg = TrainConfig(epochs=2, train_steps=4, seed=5, threads=1)
+    straight = list(Trainer(model, cfg, tiny_data).fit())
+
+    first = Trainer(model, cfg, tiny_data)
+    next(first.fit())
+    path = str(tmp_path / "ckpt.pt")
+    first.save(path)
+    resumed = Trainer(model, cfg, tiny_data)
+    resumed.load(path)
+    assert resumed.epoch == 1
+    (second,) = resumed.fit()
+    assert second.epoch == 2
+    assert second.val_loss == pytest.approx(straight[1].val_loss, rel=1e-5)
+    assert second.train_loss == pytest.approx(straight[1].train_loss, rel=1e-5)

@@ -1,0 +1,65 @@
+"""Problems found in user input, reported all at once, one line each.
+
+The line format is a contract (design §3.1): `FILE: key.path: what is wrong (what is allowed)`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+# Exit codes (design §3.1).
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_BAD_INPUT = 2
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str  # dotted key path, e.g. "search.dropout"; "" for the whole file
+    message: str  # what is wrong, with the value
+    allowed: str = ""  # what is allowed instead
+
+    def format(self, source: str) -> str:
+        where = f"{source}: {self.path}: " if self.path else f"{source}: "
+        tail = f" ({self.allowed})" if self.allowed else ""
+        return f"{where}{self.message}{tail}"
+
+
+class SpecError(Exception):
+    """Raised with every problem of one input; nothing has been started or written."""
+
+    def __init__(self, source: str, problems: Iterable[Problem]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        super().__init__("\n".join(self.lines()))
+
+    def lines(self) -> list[str]:
+        return [p.format(self.source) for p in self.problems]
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """'did you mean 'dropout'? ' when a known word is close, else ''."""
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'? " if close else ""
+
+
+def unknown_key(path: str, key: str, known: Iterable[str], what: str = "key") -> Problem:
+    known = sorted(known)
+    return Problem(
+        path,
+        f"unknown {what} '{key}'",
+        f"{did_you_mean(key, known)}known: {', '.join(known)}",
+    )
+
+
+def show(value: object) -> str:
+    """A value as the user wrote it in YAML terms, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value)
+    return str(value)

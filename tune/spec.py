@@ -1,0 +1,390 @@
+"""The search-space YAML (design §3.2) as typed, frozen dataclasses, validated completely.
+
+`load_spec(path)` returns a SweepSpec or raises SpecError with every problem it found, one per
+line, before anything has been started or written. Checks go from the shape of each key
+(`_Reader`) to the rules between keys (`_cross_checks`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+from models.data import DATASETS, DataNotFoundError, find_data_dir
+from tune import hyperparams
+from tune.distributions import Distribution, Scalar, as_number, parse_entry
+from tune.errors import Problem, SpecError, show, unknown_key
+from tune.yaml_source import read_yaml
+
+T = TypeVar("T")
+
+ALGORITHMS = ("random", "grid", "optuna")
+# Metrics a sweep may optimize, with the only direction that makes sense for each.
+METRIC_MODES = {"val_accuracy": "max", "val_loss": "min", "train_loss": "min", "loss_gap": "min"}
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+NAME_RULE = "letters, digits, '_', '.', '-'; starting with a letter or digit; at most 100"
+
+TOP_KEYS = (
+    "name", "dataset", "metric", "search", "search_algorithm", "scheduler", "num_samples",
+    "resources", "max_concurrent_trials", "time_budget_s", "max_failures", "seed",
+)  # fmt: skip
+DATASET_KEYS = ("name", "root", "validation_fraction", "train_steps", "eval_steps")
+ASHA_KEYS = ("grace_period", "reduction_factor")
+DEFAULT_RANDOM_SAMPLES = 10
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str = "fashion_mnist"  # one of models.data.DATASETS
+    root: str | None = None  # folder with the IDX .gz files; None = the usual places
+    validation_fraction: float = 0.1  # held out of the training set, split with the sweep seed
+    train_steps: int | None = None  # batches per epoch; None = a full pass
+    eval_steps: int | None = None  # validation batches per epoch; None = all
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str = "val_accuracy"  # one of METRIC_MODES
+    mode: str = "max"  # max | min, must agree with METRIC_MODES
+
+
+@dataclass(frozen=True)
+class AshaSpec:
+    grace_period: int = 1  # epochs every trial gets before it can be stopped
+    reduction_factor: float = 3.0  # 1/reduction_factor of the trials go on at each rung
+
+
+@dataclass(frozen=True)
+class ResourcesSpec:
+    cpu: float = 1.0  # CPUs per trial; the trainer uses that many threads (at least 1)
+    gpu: float = 0.0  # GPUs per trial; a fraction packs several trials on one GPU
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    name: str
+    source: str  # the YAML file it came from
+    search: dict[str, Scalar | Distribution]  # every known hyperparameter, defaults filled in
+    dataset: DatasetSpec = field(default_factory=DatasetSpec)
+    metric: MetricSpec = field(default_factory=MetricSpec)
+    search_algorithm: str = "random"
+    scheduler: AshaSpec | None = field(default_factory=AshaSpec)  # None = run every trial out
+    num_samples: int = DEFAULT_RANDOM_SAMPLES
+    resources: ResourcesSpec = field(default_factory=ResourcesSpec)
+    max_concurrent_trials: int | None = None  # None = as many as the resources allow
+    time_budget_s: float | None = None  # the whole sweep stops after this many seconds
+    max_failures: int = 2  # retries of a trial that raised, from its last checkpoint
+    seed: int = 0  # fixes the searcher, the validation split and each trial's initialization
+
+    @property
+    def max_epochs(self) -> int:
+        """The most epochs any trial may run; ASHA's max_t."""
+        epochs = self.search["epochs"]
+        if isinstance(epochs, Distribution):
+            return int(max(float(v) for v in epochs.values))
+        return int(epochs)
+
+    def grid_size(self) -> int:
+        """How many points the grid entries (or, for the grid algorithm, all entries) span."""
+        size = 1
+        for value in self.search.values():
+            if not isinstance(value, Distribution):
+                continue
+            if value.kind == "grid" or self.search_algorithm == "grid":
+                size *= len(hyperparams.grid_values(value) or ())
+        return size
+
+    def trial_count(self) -> int:
+        """Trials the sweep will run: Ray repeats the whole grid num_samples times."""
+        if self.search_algorithm == "optuna":
+            return self.num_samples
+        return self.num_samples * self.grid_size()
+
+
+def load_spec(path: str | Path, *, local: bool = True) -> SweepSpec:
+    """Read and validate a search-space file. `local`: the sweep runs on this machine, so its
+    resources and data files can be checked here too."""
+    path = Path(path)
+    source = str(path)
+    data, problems = read_yaml(path)
+    if problems:
+        raise SpecError(source, problems)
+    reader = _Reader()
+    spec = reader.sweep(data, default_name=path.stem, source=source)
+    if spec is not None and not reader.problems:
+        reader.problems += _cross_checks(spec, local=local)
+    if reader.problems or spec is None:
+        raise SpecError(source, reader.problems)
+    return spec
+
+
+def check_name(name: str) -> Problem | None:
+    if isinstance(name, str) and NAME_PATTERN.match(name):
+        return None
+    return Problem("name", f"{show(name)} is not a valid sweep name", NAME_RULE)
+
+
+class _Reader:
+    """Turns the loaded YAML into dataclasses, collecting a Problem for every bad key instead of
+    stopping at the first, so one run of `hpo validate` shows everything to fix."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    # -- typed getters: each returns the value or the default, recording what is wrong ------
+
+    def _bad(self, path: str, value: Any, allowed: str) -> None:
+        self.problems.append(Problem(path, f"{show(value)} is not allowed", allowed))
+
+    def mapping(self, path: str, raw: Any, keys: tuple[str, ...]) -> dict[str, Any]:
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict):
+            self.problems.append(Problem(path, f"expected a mapping, got {show(raw)}", f"keys: {', '.join(keys)}"))
+            return {}
+        for k in raw:
+            if k not in keys:
+                self.problems.append(unknown_key(path, str(k), keys))
+        return raw
+
+    def integer(self, path: str, raw: Any, default: T, low: int, *, null: bool = False) -> int | T:
+        if raw is None and null:
+            return default
+        if isinstance(raw, int) and not isinstance(raw, bool) and raw >= low:
+            return raw
+        self._bad(path, raw, f"an integer >= {low}" + (" or null" if null else ""))
+        return default
+
+    def number(
+        self, path: str, raw: Any, default: T, ok: Callable[[float], bool], rule: str, *, null: bool = False
+    ) -> float | T:
+        if raw is None and null:
+            return default
+        n = as_number(raw)
+        if n is not None and ok(float(n)):
+            return float(n)
+        self._bad(path, raw, rule + (" or null" if null else ""))
+        return default
+
+    def one_of(self, path: str, raw: Any, default: str, options: tuple[str, ...]) -> str:
+        if isinstance(raw, str) and raw in options:
+            return raw
+        if isinstance(raw, str):
+            self.problems.append(unknown_key(path, raw, options, what="value"))
+        else:
+            self._bad(path, raw, f"one of {', '.join(options)}")
+        return default
+
+    # -- sections ----------------------------------------------------------------------------
+
+    def sweep(self, data: Any, *, default_name: str, source: str) -> SweepSpec | None:
+        if data is None:
+            self.problems.append(Problem("", "the file is empty", "a mapping with at least a `search:` section"))
+            return None
+        if not isinstance(data, dict):
+            self.problems.append(
+                Problem("", f"expected a mapping of keys at the top, got {show(data)}", f"keys: {', '.join(TOP_KEYS)}")
+            )
+            return None
+        top = self.mapping("", data, TOP_KEYS)
+        name = top.get("name", default_name)
+        if (bad_name := check_name(name)) is not None:
+            self.problems.append(bad_name)
+        if "search" not in top:
+            self.problems.append(Problem("search", "missing", "a mapping of hyperparameters to constants or distributions"))
+        algorithm = self.one_of("search_algorithm", top.get("search_algorithm", "random"), "random", ALGORITHMS)
+        default_samples = 1 if algorithm == "grid" else DEFAULT_RANDOM_SAMPLES
+        defaults = SweepSpec(name="", source="", search={})
+        return SweepSpec(
+            name=name if isinstance(name, str) else default_name,
+            source=source,
+            search=self.search(top.get("search")),
+            dataset=self.dataset(top.get("dataset")),
+            metric=self.metric(top.get("metric")),
+            search_algorithm=algorithm,
+            scheduler=self.scheduler(top.get("scheduler", "asha")),
+            num_samples=self.integer("num_samples", top.get("num_samples", default_samples), default_samples, 1),
+            resources=self.resources(top.get("resources")),
+            max_concurrent_trials=self.integer(
+                "max_concurrent_trials", top.get("max_concurrent_trials"), None, 1, null=True
+            ),
+            time_budget_s=self.number(
+                "time_budget_s", top.get("time_budget_s"), None, lambda x: x > 0, "seconds > 0", null=True
+            ),
+            max_failures=self.integer("max_failures", top.get("max_failures", defaults.max_failures), 2, 0),
+            seed=self.integer("seed", top.get("seed", 0), 0, 0),
+        )
+
+    def search(self, raw: Any) -> dict[str, Scalar | Distribution]:
+        resolved: dict[str, Scalar | Distribution] = dict(hyperparams.defaults())
+        if raw is None:
+            return resolved
+        entries = self.mapping("search", raw, tuple(hyperparams.RULES))
+        for key, value in entries.items():
+            if key not in hyperparams.RULES:
+                continue  # reported by mapping()
+            path = f"search.{key}"
+            parsed, problems = parse_entry(path, value)
+            if problems or parsed is None:
+                self.problems += problems
+            elif isinstance(parsed, Distribution):
+                dist, problems = hyperparams.check_distribution(path, key, parsed)
+                self.problems += problems
+                if dist is not None:
+                    resolved[key] = dist
+            else:
+                checked = hyperparams.check_value(path, key, parsed)
+                if isinstance(checked, Problem):
+                    self.problems.append(checked)
+                else:
+                    resolved[key] = checked
+        return resolved
+
+    def dataset(self, raw: Any) -> DatasetSpec:
+        d = self.mapping("dataset", raw, DATASET_KEYS)
+        default = DatasetSpec()
+        root = d.get("root")
+        if root is not None and not isinstance(root, str):
+            self._bad("dataset.root", root, "a folder path or null")
+            root = None
+        return DatasetSpec(
+            name=self.one_of("dataset.name", d.get("name", default.name), default.name, DATASETS),
+            root=root,
+            validation_fraction=self.number(
+                "dataset.validation_fraction",
+                d.get("validation_fraction", default.validation_fraction),
+                default.validation_fraction,
+                lambda x: 0 < x < 1,
+                "a fraction in (0, 1)",
+            ),
+            train_steps=self.integer("dataset.train_steps", d.get("train_steps"), None, 1, null=True),
+            eval_steps=self.integer("dataset.eval_steps", d.get("eval_steps"), None, 1, null=True),
+        )
+
+    def metric(self, raw: Any) -> MetricSpec:
+        if isinstance(raw, str):  # `metric: val_loss` is a natural shorthand
+            raw = {"name": raw}
+        m = self.mapping("metric", raw, ("name", "mode"))
+        name = self.one_of("metric.name", m.get("name", "val_accuracy"), "val_accuracy", tuple(METRIC_MODES))
+        natural = METRIC_MODES[name]
+        mode = self.one_of("metric.mode", m.get("mode", natural), natural, ("max", "min"))
+        if mode != natural:
+            self.problems.append(
+                Problem("metric.mode", f"{mode} would search for the worst {name}", f"{name} needs mode: {natural}")
+            )
+        return MetricSpec(name, mode)
+
+    def scheduler(self, raw: Any) -> AshaSpec | None:
+        if raw is None or raw == "none":
+            return None
+        if raw == "asha":
+            return AshaSpec()
+        if not isinstance(raw, dict) or list(raw) != ["asha"]:
+            self._bad("scheduler", raw, "none, asha, or {asha: {grace_period: 1, reduction_factor: 3}}")
+            return None
+        a = self.mapping("scheduler.asha", raw["asha"], ASHA_KEYS)
+        default = AshaSpec()
+        return AshaSpec(
+            grace_period=self.integer(
+                "scheduler.asha.grace_period", a.get("grace_period", default.grace_period), 1, 1
+            ),
+            reduction_factor=self.number(
+                "scheduler.asha.reduction_factor",
+                a.get("reduction_factor", default.reduction_factor),
+                default.reduction_factor,
+                lambda x: x > 1,
+                "a number > 1",
+            ),
+        )
+
+    def resources(self, raw: Any) -> ResourcesSpec:
+        r = self.mapping("resources", raw, ("cpu", "gpu"))
+        default = ResourcesSpec()
+        return ResourcesSpec(
+            cpu=self.number("resources.cpu", r.get("cpu", default.cpu), default.cpu, lambda x: x > 0, "CPUs > 0"),
+            gpu=self.number(
+                "resources.gpu",
+                r.get("gpu", default.gpu),
+                default.gpu,
+                lambda x: x == 0 or 0 < x <= 1 or x.is_integer(),
+                "0, a fraction in (0, 1], or a whole number of GPUs",
+            ),
+        )
+
+
+def _cross_checks(spec: SweepSpec, *, local: bool) -> list[Problem]:
+    """Rules between keys, run once every key is well-formed on its own."""
+    problems: list[Problem] = []
+    if spec.scheduler is not None and spec.scheduler.grace_period > spec.max_epochs:
+        problems.append(
+            Problem(
+                "scheduler.asha.grace_period",
+                f"{spec.scheduler.grace_period} is more than the {spec.max_epochs} epochs a trial may run",
+                f"1..{spec.max_epochs}, at most search.epochs",
+            )
+        )
+    problems += _algorithm_checks(spec)
+    if local:
+        problems += _local_checks(spec)
+    return problems
+
+
+def _algorithm_checks(spec: SweepSpec) -> list[Problem]:
+    problems: list[Problem] = []
+    for key, value in spec.search.items():
+        if not isinstance(value, Distribution):
+            continue
+        path = f"search.{key}.{value.kind}"
+        if spec.search_algorithm == "optuna" and value.kind == "grid":
+            problems.append(
+                Problem(path, "grid is not supported by search_algorithm optuna", "use choice: [...], or search_algorithm grid or random")
+            )
+        if spec.search_algorithm == "grid" and hyperparams.grid_values(value) is None:
+            problems.append(
+                Problem(
+                    path,
+                    f"search_algorithm grid cannot enumerate the continuous range {value.describe()}",
+                    "use grid: [values], or search_algorithm random or optuna",
+                )
+            )
+    return problems
+
+
+def _local_checks(spec: SweepSpec) -> list[Problem]:
+    """What this machine must have: the data files, and one trial's CPUs and GPUs."""
+    problems: list[Problem] = []
+    cpus = os.cpu_count() or 1
+    if spec.resources.cpu > cpus:
+        problems.append(
+            Problem("resources.cpu", f"{spec.resources.cpu:g} per trial, but this machine has {cpus} CPUs", f"at most {cpus}")
+        )
+    if spec.resources.gpu > 0:
+        gpus = local_gpu_count()
+        if spec.resources.gpu > gpus:
+            has = f"this machine has {gpus} GPU{'s' if gpus != 1 else ''}"
+            problems.append(
+                Problem("resources.gpu", f"{spec.resources.gpu:g} per trial, but {has}", f"at most {gpus}, or 0 for CPU only")
+            )
+    if spec.dataset.root is not None and not Path(spec.dataset.root).expanduser().is_dir():
+        problems.append(Problem("dataset.root", f"folder {spec.dataset.root!r} does not exist", "a folder with the IDX .gz files, or null"))
+    else:
+        try:
+            find_data_dir(spec.dataset.name, spec.dataset.root)
+        except DataNotFoundError as e:
+            problems.append(Problem("dataset", str(e)))
+    return problems
+
+
+def local_gpu_count() -> int:
+    import torch  # imported late: validation of CPU-only files should not pay for it
+
+    return torch.cuda.device_count()
+
+
+def with_overrides(spec: SweepSpec, **changes: Any) -> SweepSpec:
+    """The spec with command-line overrides (name, num_samples, ...) that are not None."""
+    return replace(spec, **{k: v for k, v in changes.items() if v is not None})

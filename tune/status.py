@@ -1,0 +1,136 @@
+"""One row a trial: id, state, epochs, best metric, config. Shared by the live progress table,
+the end-of-sweep summary and `hpo status`."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# Ray's trial states, plus the one we derive: a trial ASHA (or the time budget) ended before
+# its last epoch.
+STOPPED_EARLY = "STOPPED"
+SWEEP_FILE = "hpo_sweep.json"  # what `hpo sweep` records beside Ray's experiment state
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    trial_id: str
+    state: str  # PENDING, RUNNING, TERMINATED, STOPPED (early), PAUSED, ERROR
+    epochs: int  # epochs reported so far
+    max_epochs: int  # epochs this trial would run if nobody stopped it
+    best: float | None  # best value of the sweep's metric over its epochs
+    last: float | None
+    config: dict[str, Any]
+
+
+def state_of(status: str, epochs: int, max_epochs: int) -> str:
+    if status == "TERMINATED" and epochs < max_epochs:
+        return STOPPED_EARLY
+    return status
+
+
+def best_of(values: dict[str, Any] | None, mode: str) -> float | None:
+    """Ray's per-metric summary {'max':, 'min':, 'last':, ...} -> the best value for `mode`."""
+    if not values:
+        return None
+    value = values.get(mode)
+    return float(value) if isinstance(value, int | float) and not math.isnan(value) else None
+
+
+def rows_from_trials(trials: Iterable[Any], metric: str, mode: str) -> list[TrialRow]:
+    """Rows from live ray.tune Trial objects (driver side)."""
+    rows = []
+    for t in trials:
+        last = t.last_result or {}
+        epochs = int(last.get("epoch", 0) or 0)
+        max_epochs = int(t.config.get("epochs", epochs) or epochs)
+        summary = t.metric_analysis.get(metric)
+        rows.append(
+            TrialRow(
+                trial_id=t.trial_id,
+                state=state_of(t.status, epochs, max_epochs),
+                epochs=epochs,
+                max_epochs=max_epochs,
+                best=best_of(summary, mode),
+                last=best_of(summary, "last"),
+                config=dict(t.config),
+            )
+        )
+    return rows
+
+
+def sort_rows(rows: Sequence[TrialRow], mode: str) -> list[TrialRow]:
+    """Best first; trials without a result last, in id order."""
+    sign = -1.0 if mode == "max" else 1.0
+    return sorted(rows, key=lambda r: (r.best is None, sign * (r.best or 0.0), r.trial_id))
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def varying_keys(rows: Sequence[TrialRow]) -> list[str]:
+    """Config keys whose value differs between trials: the ones worth a column."""
+    keys: list[str] = []
+    for row in rows:
+        for k in row.config:
+            if k not in keys and len({_fmt(r.config.get(k)) for r in rows}) > 1:
+                keys.append(k)
+    return keys
+
+
+def format_table(rows: Sequence[TrialRow], metric: str, keys: Sequence[str] | None = None) -> str:
+    """A plain-text table, columns padded to their widest cell."""
+    keys = list(keys) if keys is not None else varying_keys(rows)
+    header = ["trial", "state", "epochs", f"best {metric}", *keys]
+    body = [
+        [
+            r.trial_id,
+            r.state,
+            f"{r.epochs}/{r.max_epochs}",
+            "-" if r.best is None else f"{r.best:.4f}",
+            *(_fmt(r.config.get(k, "")) for k in keys),
+        ]
+        for r in rows
+    ]
+    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in [header, *body])
+
+
+def count_states(rows: Iterable[TrialRow]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r.state] = counts.get(r.state, 0) + 1
+    return counts
+
+
+def read_sweep_record(experiment_dir: Path) -> dict[str, Any]:
+    """What `hpo sweep` wrote beside Ray's state: the spec's metric, tracking URI, run ids."""
+    data: dict[str, Any] = json.loads((experiment_dir / SWEEP_FILE).read_text())
+    return data
+
+
+def locate_experiment(name_or_path: str, storage: str) -> Path | None:
+    """A folder given directly, or a name under the storage folder."""
+    for candidate in (Path(name_or_path), Path(storage).expanduser() / name_or_path):
+        if (candidate / SWEEP_FILE).is_file():
+            return candidate.resolve()
+    return None
+
+
+def experiment_rows(experiment_dir: Path) -> tuple[dict[str, Any], list[TrialRow]]:
+    """Rows of a finished or interrupted experiment, read from Ray's saved state."""
+    from ray.tune import ExperimentAnalysis
+
+    record = read_sweep_record(experiment_dir)
+    analysis = ExperimentAnalysis(str(experiment_dir))
+    rows = rows_from_trials(analysis.trials, record["metric"], record["mode"])
+    return record, sort_rows(rows, record["mode"])

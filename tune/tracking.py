@@ -1,0 +1,231 @@
+"""Every trial in MLflow and TensorBoard, written from the driver.
+
+Trials never talk to MLflow: a driver-side Tune callback turns trial events into MLflow runs
+(one parent run per sweep, one child run per trial) and TensorBoard scalars. The writes happen
+on a background thread, so a slow tracking server never stalls Tune's scheduling loop.
+
+MLflow run status of a trial: FINISHED when it ran all its epochs, KILLED when ASHA (or the
+time budget) stopped it early (tag `hpo.outcome` = stopped_early), FAILED when it raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+
+from tune import hyperparams
+
+log = logging.getLogger(__name__)
+
+# The numeric metrics a trial reports (design §3.3), logged with step = epoch.
+METRICS = (
+    "train_loss", "val_loss", "val_accuracy", "loss_gap", "samples_per_s", "train_seconds",
+    "eval_seconds", "test_loss", "test_accuracy",
+)  # fmt: skip
+TRIAL_TAG = "hpo.trial_id"
+SWEEP_TAG = "hpo.sweep"
+PARENT_TAG = "mlflow.parentRunId"
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    tracking_uri: str
+    experiment: str  # MLflow experiment = sweep name
+    tensorboard_dir: str  # event files go to <tensorboard_dir>/<trial_id>
+
+
+def versions() -> dict[str, str]:
+    import ray
+    import torch
+
+    return {"torch_version": torch.__version__, "ray_version": ray.__version__}
+
+
+def start_parent_run(cfg: TrackingConfig, params: dict[str, Any], tags: dict[str, str]) -> str:
+    """Create the sweep's experiment (if new) and its parent run; returns the run id."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(cfg.tracking_uri)
+    experiment = client.get_experiment_by_name(cfg.experiment)
+    experiment_id = (
+        experiment.experiment_id if experiment else client.create_experiment(cfg.experiment)
+    )
+    run = client.create_run(
+        experiment_id, run_name=cfg.experiment, tags={SWEEP_TAG: cfg.experiment, **tags}
+    )
+    from mlflow.entities import Param
+
+    client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
+    return str(run.info.run_id)
+
+
+def end_run(tracking_uri: str, run_id: str, status: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient(tracking_uri).set_terminated(run_id, status)
+
+
+class _Writer:
+    """Owns the MLflow client and TensorBoard writers; runs jobs in order on one thread."""
+
+    def __init__(self, cfg: TrackingConfig, parent_run_id: str) -> None:
+        from mlflow.tracking import MlflowClient
+
+        self.cfg = cfg
+        self.parent_run_id = parent_run_id
+        self.client = MlflowClient(cfg.tracking_uri)
+        self.experiment_id = self.client.get_run(parent_run_id).info.experiment_id
+        self.run_ids: dict[str, str] = {}
+        self.boards: dict[str, Any] = {}
+        self.jobs: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self.failures = 0
+        self.thread = threading.Thread(target=self._loop, name="hpo-tracking", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            try:
+                job()
+            except Exception as e:  # tracking must never take the sweep down
+                self.failures += 1
+                log.warning("MLflow/TensorBoard write failed: %s", e)
+
+    def submit(self, job: Callable[[], None]) -> None:
+        self.jobs.put(job)
+
+    def close(self, timeout: float = 60.0) -> None:
+        self.jobs.put(None)
+        self.thread.join(timeout)
+        for board in self.boards.values():
+            board.close()
+
+    # -- jobs (run on the writer thread) -------------------------------------------------------
+
+    def run_id(self, trial_id: str) -> str:
+        """The trial's child run: found again by tag after a resume, else created."""
+        if trial_id not in self.run_ids:
+            found = self.client.search_runs(
+                [self.experiment_id],
+                filter_string=f"tags.`{TRIAL_TAG}` = '{trial_id}' and "
+                f"tags.`{PARENT_TAG}` = '{self.parent_run_id}'",
+                max_results=1,
+            )
+            if found:
+                self.run_ids[trial_id] = found[0].info.run_id
+            else:
+                tags = {TRIAL_TAG: trial_id, PARENT_TAG: self.parent_run_id, SWEEP_TAG: self.cfg.experiment}
+                run = self.client.create_run(self.experiment_id, run_name=trial_id, tags=tags)
+                self.run_ids[trial_id] = run.info.run_id
+        return self.run_ids[trial_id]
+
+    def board(self, trial_id: str) -> Any:
+        if trial_id not in self.boards:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.boards[trial_id] = SummaryWriter(str(Path(self.cfg.tensorboard_dir) / trial_id))
+        return self.boards[trial_id]
+
+    def start(self, trial_id: str, config: dict[str, Any], tags: dict[str, str]) -> None:
+        from mlflow.entities import Param, RunTag
+
+        run_id = self.run_id(trial_id)
+        logged = self.client.get_run(run_id).data.params
+        params = [Param(k, str(v)) for k, v in config.items() if k not in logged]
+        self.client.log_batch(run_id, params=params, tags=[RunTag(k, v) for k, v in tags.items()])
+        self.client.update_run(run_id, status="RUNNING")
+
+    def result(self, trial_id: str, result: dict[str, Any]) -> None:
+        from mlflow.entities import Metric, RunTag
+
+        run_id = self.run_id(trial_id)
+        step = int(result.get("epoch", 0))
+        now = int(time.time() * 1000)
+        metrics = [
+            Metric(k, float(result[k]), now, step)
+            for k in METRICS
+            if isinstance(result.get(k), int | float)
+        ]
+        tags = [RunTag("device", str(result["device"]))] if "device" in result else []
+        self.client.log_batch(run_id, metrics=metrics, tags=tags)
+        board = self.board(trial_id)
+        for m in metrics:
+            board.add_scalar(m.key, m.value, step)
+
+    def finish(self, trial_id: str, status: str, outcome: str, epochs: int) -> None:
+        run_id = self.run_id(trial_id)
+        self.client.set_tag(run_id, "hpo.outcome", outcome)
+        self.client.set_tag(run_id, "hpo.epochs", str(epochs))
+        self.client.set_terminated(run_id, status)
+        if trial_id in self.boards:
+            self.boards.pop(trial_id).close()
+
+
+class TrackingCallback(tune.Callback):  # type: ignore[misc]
+    """Tune events -> MLflow runs and TensorBoard scalars, via the writer thread."""
+
+    def __init__(self, cfg: TrackingConfig, parent_run_id: str) -> None:
+        self.cfg = cfg
+        self.parent_run_id = parent_run_id
+        self._writer: _Writer | None = None
+        self._versions = versions()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Ray pickles callbacks with the experiment; a thread cannot be pickled, nor resumed.
+        state = self.__dict__.copy()
+        state["_writer"] = None
+        return state
+
+    @property
+    def writer(self) -> _Writer:
+        if self._writer is None:
+            self._writer = _Writer(self.cfg, self.parent_run_id)
+        return self._writer
+
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        trial_id, config = trial.trial_id, dict(trial.config)
+        tags = {**self._versions, "model_summary": model_summary(config)}
+        self.writer.submit(lambda: self.writer.start(trial_id, config, tags))
+
+    def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any) -> None:
+        trial_id, result = trial.trial_id, dict(result)
+        self.writer.submit(lambda: self.writer.result(trial_id, result))
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        epochs = int((trial.last_result or {}).get("epoch", 0) or 0)
+        if epochs >= int(trial.config.get("epochs", 0)):
+            status, outcome = "FINISHED", "completed"
+        else:
+            status, outcome = "KILLED", "stopped_early"
+        trial_id = trial.trial_id
+        self.writer.submit(lambda: self.writer.finish(trial_id, status, outcome, epochs))
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        epochs = int((trial.last_result or {}).get("epoch", 0) or 0)
+        trial_id = trial.trial_id
+        self.writer.submit(lambda: self.writer.finish(trial_id, "FAILED", "error", epochs))
+
+    def close(self) -> int:
+        """Wait for every queued write; returns how many failed."""
+        if self._writer is None:
+            return 0
+        self._writer.close()
+        failures = self._writer.failures
+        self._writer = None
+        return failures
+
+
+def model_summary(config: dict[str, Any]) -> str:
+    from models.cnn import CNN, summary
+
+    try:
+        return summary(CNN(hyperparams.model_config(config)))
+    except (KeyError, ValueError) as e:
+        return f"unavailable: {e}"
