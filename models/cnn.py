@@ -7,6 +7,7 @@ MaxPool2d(2), so every block halves the image side: 28 -> 14 -> 7 -> 3 -> 1. Tha
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -68,7 +69,7 @@ class CNN(nn.Module):
         channels = [cfg.in_channels] + [cfg.filters] * cfg.conv_layers
         self.blocks = nn.ModuleList(
             ConvBlock(c_in, c_out, cfg.normalization)
-            for c_in, c_out in zip(channels[:-1], channels[1:], strict=True)
+            for c_in, c_out in itertools.pairwise(channels)
         )
         flat = cfg.filters * _side_after(cfg.conv_layers, cfg.image_size) ** 2
         self.head = nn.Sequential(

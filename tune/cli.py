@@ -10,8 +10,7 @@ import argparse
 import os
 import sys
 import traceback
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 
 from tune.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, Problem, SpecError
 
@@ -31,12 +30,14 @@ def tracking_default() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
 
 
-def _positive(flag: str) -> type[int] | object:
+def _positive(flag: str) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer (a whole number >= 1)") from None
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not an integer (a whole number >= 1)"
+            ) from None
         if value < 1:
             raise argparse.ArgumentTypeError(f"{value} is too small (a whole number >= 1)")
         return value
@@ -46,7 +47,9 @@ def _positive(flag: str) -> type[int] | object:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hpo", description="Hyperparameter search on Ray Tune, tracked in MLflow.")
+    p = argparse.ArgumentParser(
+        prog="hpo", description="Hyperparameter search on Ray Tune, tracked in MLflow."
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     v = sub.add_parser("validate", help="check search-space files; exit 0 valid, 2 invalid")
@@ -55,12 +58,30 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sweep", help="run a search from a search-space YAML")
     s.add_argument("file", metavar="FILE")
     s.add_argument("--name", help="experiment name (default: the YAML's name, else its file stem)")
-    s.add_argument("--storage", default=None, help=f"folder for experiments (default: $HPO_STORAGE or {DEFAULT_STORAGE})")
-    s.add_argument("--tracking-uri", default=None, help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI or {DEFAULT_TRACKING_URI})")
-    s.add_argument("--address", default=None, help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray in this process)")
+    s.add_argument(
+        "--storage",
+        default=None,
+        help=f"folder for experiments (default: $HPO_STORAGE or {DEFAULT_STORAGE})",
+    )
+    s.add_argument(
+        "--tracking-uri",
+        default=None,
+        help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI or {DEFAULT_TRACKING_URI})",
+    )
+    s.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray in this process)",
+    )
     s.add_argument("--num-samples", type=_positive("num-samples"), help="override num_samples")
-    s.add_argument("--max-concurrent", type=_positive("max-concurrent"), help="override max_concurrent_trials")
-    s.add_argument("--smoke", action="store_true", help="2 tiny epochs, at most 2 samples: check the whole path in seconds")
+    s.add_argument(
+        "--max-concurrent", type=_positive("max-concurrent"), help="override max_concurrent_trials"
+    )
+    s.add_argument(
+        "--smoke",
+        action="store_true",
+        help="2 tiny epochs, at most 2 samples: check the whole path in seconds",
+    )
     s.add_argument("--verbose", action="store_true", help="Ray's and MLflow's own logs, tracebacks")
 
     st = sub.add_parser("status", help="one row a trial: id, state, epochs, best metric, config")
@@ -103,8 +124,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 print(line, file=sys.stderr)
             status = EXIT_BAD_INPUT
             continue
-        print(f"{file}: valid: sweep '{spec.name}', {spec.trial_count()} trials of up to {spec.max_epochs} epochs, "
-              f"{spec.search_algorithm} search, {'ASHA' if spec.scheduler else 'no early stopping'}")
+        print(
+            f"{file}: valid: sweep '{spec.name}', {spec.trial_count()} trials of up to {spec.max_epochs} epochs, "
+            f"{spec.search_algorithm} search, {'ASHA' if spec.scheduler else 'no early stopping'}"
+        )
     return status
 
 
@@ -115,7 +138,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     spec = load_spec(args.file, local=address is None)
     if args.name is not None and (bad := check_name(args.name)) is not None:
         raise SpecError("--name", [Problem("", bad.message, bad.allowed)])
-    spec = with_overrides(spec, name=args.name, num_samples=args.num_samples, max_concurrent_trials=args.max_concurrent)
+    spec = with_overrides(
+        spec,
+        name=args.name,
+        num_samples=args.num_samples,
+        max_concurrent_trials=args.max_concurrent,
+    )
     from tune import runner
 
     if args.smoke:
@@ -125,13 +153,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     exp_dir = runner.experiment_dir(storage, spec.name)
     if exp_dir.exists():
         raise UsageError(
-            f"experiment '{spec.name}' already exists in {exp_dir.parent}; continue it with "
-            f"`hpo resume {spec.name}` or start a new one with --name"
+            f"experiment '{spec.name}' already exists in {exp_dir.parent} (start a new one with "
+            f"--name NEW, or delete {exp_dir} to start over)"
         )
-    options = runner.RunOptions(storage=storage, tracking_uri=tracking_uri, address=address, verbose=args.verbose)
-    print(f"hpo: sweep '{spec.name}': {spec.trial_count()} trials, {spec.search_algorithm} search, "
-          f"{'ASHA' if spec.scheduler else 'no early stopping'}, up to {spec.max_epochs} epochs each; "
-          f"results in {exp_dir}, MLflow at {tracking_uri}", flush=True)
+    options = runner.RunOptions(
+        storage=storage, tracking_uri=tracking_uri, address=address, verbose=args.verbose
+    )
+    print(
+        f"hpo: sweep '{spec.name}': {spec.trial_count()} trials, {spec.search_algorithm} search, "
+        f"{'ASHA' if spec.scheduler else 'no early stopping'}, up to {spec.max_epochs} epochs each; "
+        f"results in {exp_dir}, MLflow at {tracking_uri}",
+        flush=True,
+    )
     result = runner.run_sweep(spec, options)
     print_summary(result, spec.metric.name, tracking_uri)
     return EXIT_FAILURE if result.errors or result.best is None else EXIT_OK
@@ -150,12 +183,18 @@ def print_summary(result: object, metric: str, tracking_uri: str) -> None:
         print(f"Best trial {best.trial_id}: {metric} {best.best:.4f} after {best.epochs} epochs")
         print(f"  config: {config}")
     if result.errors:
-        print(f"hpo: {result.errors} trial(s) failed; their error files are under {result.experiment_dir}")
+        print(
+            f"hpo: {result.errors} trial(s) failed; their error files are under {result.experiment_dir}"
+        )
     if result.tracking_failures:
-        print(f"hpo: {result.tracking_failures} MLflow/TensorBoard writes failed (see the warnings above)")
+        print(
+            f"hpo: {result.tracking_failures} MLflow/TensorBoard writes failed (see the warnings above)"
+        )
     print(f"Finished in {result.seconds:.0f} s. Results: {result.experiment_dir}")
     print(f"  MLflow UI:    mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1")
-    print(f"  TensorBoard:  tensorboard --logdir {result.experiment_dir / 'tensorboard'} --host 127.0.0.1")
+    print(
+        f"  TensorBoard:  tensorboard --logdir {result.experiment_dir / 'tensorboard'} --host 127.0.0.1"
+    )
     print(f"  Trials:       hpo status {result.experiment_dir}")
 
 
@@ -164,9 +203,13 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     exp_dir = locate_experiment(args.experiment, args.storage or storage_default())
     if exp_dir is None:
-        raise UsageError(f"no experiment '{args.experiment}' (neither a folder nor a name in {args.storage or storage_default()})")
+        raise UsageError(
+            f"no experiment '{args.experiment}' (neither a folder nor a name in {args.storage or storage_default()})"
+        )
     record, rows = experiment_rows(exp_dir)
-    print(f"{record['name']}: {len(rows)} trials, metric {record['metric']} ({record['mode']}); {exp_dir}")
+    print(
+        f"{record['name']}: {len(rows)} trials, metric {record['metric']} ({record['mode']}); {exp_dir}"
+    )
     print(format_table(rows, record["metric"]))
     return EXIT_OK
 

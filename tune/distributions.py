@@ -103,7 +103,9 @@ def _parse_list(path: str, kind: str, args: list[Any]) -> tuple[Distribution | N
         return None, [Problem(path, "empty list", "at least one value")]
     bad = [a for a in args if isinstance(a, dict | list) or a is None]
     if bad:
-        return None, [Problem(path, f"{show(bad[0])} is not a single value", "numbers, strings, booleans")]
+        return None, [
+            Problem(path, f"{show(bad[0])} is not a single value", "numbers, strings, booleans")
+        ]
     seen: list[Any] = []
     for a in args:
         # 1 == 1.0 == True in Python; compare with the type so `[1, true]` is not a duplicate.
@@ -113,7 +115,9 @@ def _parse_list(path: str, kind: str, args: list[Any]) -> tuple[Distribution | N
     return Distribution(kind, tuple(args)), []
 
 
-def _parse_range(path: str, kind: str, args: list[Any]) -> tuple[Distribution | None, list[Problem]]:
+def _parse_range(
+    path: str, kind: str, args: list[Any]
+) -> tuple[Distribution | None, list[Problem]]:
     if len(args) != 2:
         return None, [Problem(path, f"expected [low, high], got {len(args)} values", "two numbers")]
     low, high = as_number(args[0]), as_number(args[1])
@@ -124,7 +128,11 @@ def _parse_range(path: str, kind: str, args: list[Any]) -> tuple[Distribution | 
         return None, [Problem(path, f"bounds {show(args)} must be integers", "randint: [2, 4]")]
     if low >= high:
         return None, [
-            Problem(path, f"low {show(low)} >= high {show(high)}", "low < high; for one value write a constant")
+            Problem(
+                path,
+                f"low {show(low)} >= high {show(high)}",
+                "low < high; for one value write a constant",
+            )
         ]
     if kind == "loguniform" and low <= 0:
         return None, [Problem(path, f"low {show(low)} <= 0", "loguniform needs 0 < low < high")]

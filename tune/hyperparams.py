@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, cast
 
 from models.cnn import ModelConfig, max_conv_layers
 from models.trainer import OPTIMIZERS, TrainConfig
@@ -86,7 +86,7 @@ def defaults() -> dict[str, Scalar]:
     for cls, keys in ((ModelConfig, MODEL_KEYS), (TrainConfig, TRAIN_KEYS)):
         for f in fields(cls):
             if f.name in keys:
-                out[f.name] = f.default
+                out[f.name] = cast(Scalar, f.default)
     return out
 
 
@@ -108,7 +108,9 @@ def check_value(path: str, name: str, value: Any) -> Scalar | Problem:
     return number
 
 
-def check_distribution(path: str, name: str, dist: Distribution) -> tuple[Distribution | None, list[Problem]]:
+def check_distribution(
+    path: str, name: str, dist: Distribution
+) -> tuple[Distribution | None, list[Problem]]:
     """Whether every value `dist` can produce is allowed for `name`."""
     rule = RULES[name]
     kinds = KINDS_FOR[rule.type]
@@ -133,7 +135,11 @@ def check_distribution(path: str, name: str, dist: Distribution) -> tuple[Distri
     open_high = dist.kind in ("uniform", "loguniform")
     if not (rule.contains(dist.low) and rule.contains(dist.high, open_high_ok=open_high)):
         return None, [
-            Problem(sub, f"range [{dist.low:g}, {dist.high:g}] leaves the allowed values", rule.describe())
+            Problem(
+                sub,
+                f"range [{dist.low:g}, {dist.high:g}] leaves the allowed values",
+                rule.describe(),
+            )
         ]
     return dist, []
 

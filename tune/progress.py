@@ -23,8 +23,16 @@ def _duration(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
-class ProgressCallback(tune.Callback):  # type: ignore[misc]
-    def __init__(self, name: str, metric: str, mode: str, total: int, interval: float = 10.0, out: TextIO | None = None) -> None:
+class ProgressCallback(tune.Callback):
+    def __init__(
+        self,
+        name: str,
+        metric: str,
+        mode: str,
+        total: int,
+        interval: float = 10.0,
+        out: TextIO | None = None,
+    ) -> None:
         self.name, self.metric, self.mode, self.total = name, metric, mode, total
         self.interval = interval
         self.out = out
@@ -59,11 +67,21 @@ class ProgressCallback(tune.Callback):  # type: ignore[misc]
         states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
         ranked = sort_rows(rows, self.mode)
         best = next((r for r in ranked if r.best is not None), None)
-        best_text = f"best {self.metric} {best.best:.4f} ({best.trial_id})" if best and best.best is not None else "no result yet"
-        lines = [f"[{_duration(time.monotonic() - self._start)}] {self.name}: {len(rows)}/{self.total} trials: {states} | {best_text}"]
-        shown = ranked if final else [r for r in ranked if r.state == "RUNNING"] + [r for r in ranked if r.state != "RUNNING" and r.best is not None][:SHOW_BEST]
+        best_text = (
+            f"best {self.metric} {best.best:.4f} ({best.trial_id})"
+            if best and best.best is not None
+            else "no result yet"
+        )
+        lines = [
+            f"[{_duration(time.monotonic() - self._start)}] {self.name}: {len(rows)}/{self.total} trials: {states} | {best_text}"
+        ]
+        shown = (
+            ranked
+            if final
+            else [r for r in ranked if r.state == "RUNNING"]
+            + [r for r in ranked if r.state != "RUNNING" and r.best is not None][:SHOW_BEST]
+        )
         if shown:
             lines.append(format_table(shown, self.metric, keys=varying_keys(rows)))
         stream = self.out or sys.stdout
         print("\n".join(lines), file=stream, flush=True)
-

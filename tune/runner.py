@@ -21,8 +21,8 @@ from tune.errors import Problem, SpecError
 from tune.hyperparams import grid_values
 from tune.spec import SweepSpec
 from tune.status import SWEEP_FILE, TrialRow, count_states, rows_from_trials, sort_rows
-from tune.trainable import TrialSettings, train_trial
 from tune.tracking import TrackingCallback, TrackingConfig, end_run, start_parent_run, versions
+from tune.trainable import TrialSettings, train_trial
 
 SPEC_COPY = "search_space.yaml"  # the YAML as it was when the sweep started
 # --smoke: every trial path once, in seconds (design §3.1).
@@ -62,7 +62,11 @@ def smoke_variant(spec: SweepSpec) -> SweepSpec:
             value = Distribution("grid", value.values[: SMOKE["grid_values"]])
         search[key] = value
     epochs = spec.search["epochs"]
-    search["epochs"] = min(int(epochs), SMOKE["epochs"]) if not isinstance(epochs, Distribution) else SMOKE["epochs"]
+    search["epochs"] = (
+        min(int(epochs), SMOKE["epochs"])
+        if not isinstance(epochs, Distribution)
+        else SMOKE["epochs"]
+    )
     if spec.search_algorithm == "grid":
         search = {k: _first_grid_values(v) for k, v in search.items()}
     scheduler = spec.scheduler and replace(spec.scheduler, grace_period=1)
@@ -70,7 +74,9 @@ def smoke_variant(spec: SweepSpec) -> SweepSpec:
         spec,
         name=f"{spec.name}_smoke",
         search=search,
-        dataset=replace(spec.dataset, train_steps=SMOKE["train_steps"], eval_steps=SMOKE["eval_steps"]),
+        dataset=replace(
+            spec.dataset, train_steps=SMOKE["train_steps"], eval_steps=SMOKE["eval_steps"]
+        ),
         num_samples=min(spec.num_samples, SMOKE["num_samples"]),
         scheduler=scheduler,
     )
@@ -198,7 +204,11 @@ def check_cluster(spec: SweepSpec) -> None:
         total = have.get(ray_key, 0.0)
         if need > total:
             problems.append(
-                Problem(f"resources.{key}", f"{need:g} per trial, but the Ray cluster has {total:g} {ray_key}s", f"at most {total:g}")
+                Problem(
+                    f"resources.{key}",
+                    f"{need:g} per trial, but the Ray cluster has {total:g} {ray_key}s",
+                    f"at most {total:g}",
+                )
             )
     if problems:
         raise SpecError(spec.source, problems)
@@ -251,7 +261,9 @@ def run_sweep(spec: SweepSpec, options: RunOptions, trainable: Any = None) -> Sw
     tracker = TrackingCallback(tracking, parent_run_id)
     from tune.progress import ProgressCallback
 
-    progress = ProgressCallback(spec.name, spec.metric.name, spec.metric.mode, spec.trial_count(), options.progress_interval)
+    progress = ProgressCallback(
+        spec.name, spec.metric.name, spec.metric.mode, spec.trial_count(), options.progress_interval
+    )
     tuner = tune.Tuner(
         tune.with_resources(fn, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}),
         param_space=param_space(spec),
@@ -292,7 +304,9 @@ def run_sweep(spec: SweepSpec, options: RunOptions, trainable: Any = None) -> Sw
     finally:
         tracking_failures = tracker.close()
         end_run(options.tracking_uri, parent_run_id, status)
-    rows = sort_rows(rows_from_trials(progress.trials, spec.metric.name, spec.metric.mode), spec.metric.mode)
+    rows = sort_rows(
+        rows_from_trials(progress.trials, spec.metric.name, spec.metric.mode), spec.metric.mode
+    )
     best = next((r for r in rows if r.best is not None), None)
     return SweepResult(
         experiment_dir=exp_dir,
@@ -312,7 +326,9 @@ def _sweep_params(spec: SweepSpec) -> dict[str, Any]:
         "num_samples": spec.num_samples,
         "trial_count": spec.trial_count(),
         "metric": f"{spec.metric.name} ({spec.metric.mode})",
-        "scheduler": "none" if spec.scheduler is None else f"asha grace_period={spec.scheduler.grace_period} reduction_factor={spec.scheduler.reduction_factor:g}",
+        "scheduler": "none"
+        if spec.scheduler is None
+        else f"asha grace_period={spec.scheduler.grace_period} reduction_factor={spec.scheduler.reduction_factor:g}",
         "dataset": spec.dataset.name,
         "validation_fraction": spec.dataset.validation_fraction,
         "train_steps": spec.dataset.train_steps,

@@ -144,10 +144,20 @@ class _Reader:
         if raw is None:
             return {}
         if not isinstance(raw, dict):
-            self.problems.append(Problem(path, f"expected a mapping, got {show(raw)}", f"keys: {', '.join(keys)}"))
+            self.problems.append(
+                Problem(path, f"expected a mapping, got {show(raw)}", f"keys: {', '.join(keys)}")
+            )
             return {}
         for k in raw:
-            if k not in keys:
+            if k in keys:
+                continue
+            home = _home_of(str(k))
+            if home is not None and home != path:
+                where = f"under {home}:" if home else "at the top level"
+                self.problems.append(
+                    Problem(_join(path, str(k)), f"'{k}' does not belong here", f"put it {where}")
+                )
+            else:
                 self.problems.append(unknown_key(path, str(k), keys))
         return raw
 
@@ -160,7 +170,14 @@ class _Reader:
         return default
 
     def number(
-        self, path: str, raw: Any, default: T, ok: Callable[[float], bool], rule: str, *, null: bool = False
+        self,
+        path: str,
+        raw: Any,
+        default: T,
+        ok: Callable[[float], bool],
+        rule: str,
+        *,
+        null: bool = False,
     ) -> float | T:
         if raw is None and null:
             return default
@@ -183,11 +200,17 @@ class _Reader:
 
     def sweep(self, data: Any, *, default_name: str, source: str) -> SweepSpec | None:
         if data is None:
-            self.problems.append(Problem("", "the file is empty", "a mapping with at least a `search:` section"))
+            self.problems.append(
+                Problem("", "the file is empty", "a mapping with at least a `search:` section")
+            )
             return None
         if not isinstance(data, dict):
             self.problems.append(
-                Problem("", f"expected a mapping of keys at the top, got {show(data)}", f"keys: {', '.join(TOP_KEYS)}")
+                Problem(
+                    "",
+                    f"expected a mapping of keys at the top, got {show(data)}",
+                    f"keys: {', '.join(TOP_KEYS)}",
+                )
             )
             return None
         top = self.mapping("", data, TOP_KEYS)
@@ -195,10 +218,17 @@ class _Reader:
         if (bad_name := check_name(name)) is not None:
             self.problems.append(bad_name)
         if "search" not in top:
-            self.problems.append(Problem("search", "missing", "a mapping of hyperparameters to constants or distributions"))
-        algorithm = self.one_of("search_algorithm", top.get("search_algorithm", "random"), "random", ALGORITHMS)
+            self.problems.append(
+                Problem(
+                    "search",
+                    "missing",
+                    "a mapping of hyperparameters to constants or distributions",
+                )
+            )
+        algorithm = self.one_of(
+            "search_algorithm", top.get("search_algorithm", "random"), "random", ALGORITHMS
+        )
         default_samples = 1 if algorithm == "grid" else DEFAULT_RANDOM_SAMPLES
-        defaults = SweepSpec(name="", source="", search={})
         return SweepSpec(
             name=name if isinstance(name, str) else default_name,
             source=source,
@@ -207,15 +237,22 @@ class _Reader:
             metric=self.metric(top.get("metric")),
             search_algorithm=algorithm,
             scheduler=self.scheduler(top.get("scheduler", "asha")),
-            num_samples=self.integer("num_samples", top.get("num_samples", default_samples), default_samples, 1),
+            num_samples=self.integer(
+                "num_samples", top.get("num_samples", default_samples), default_samples, 1
+            ),
             resources=self.resources(top.get("resources")),
             max_concurrent_trials=self.integer(
                 "max_concurrent_trials", top.get("max_concurrent_trials"), None, 1, null=True
             ),
             time_budget_s=self.number(
-                "time_budget_s", top.get("time_budget_s"), None, lambda x: x > 0, "seconds > 0", null=True
+                "time_budget_s",
+                top.get("time_budget_s"),
+                None,
+                lambda x: x > 0,
+                "seconds > 0",
+                null=True,
             ),
-            max_failures=self.integer("max_failures", top.get("max_failures", defaults.max_failures), 2, 0),
+            max_failures=self.integer("max_failures", top.get("max_failures", 2), 2, 0),
             seed=self.integer("seed", top.get("seed", 0), 0, 0),
         )
 
@@ -245,6 +282,8 @@ class _Reader:
         return resolved
 
     def dataset(self, raw: Any) -> DatasetSpec:
+        if isinstance(raw, str):  # `dataset: mnist` is a natural shorthand
+            raw = {"name": raw}
         d = self.mapping("dataset", raw, DATASET_KEYS)
         default = DatasetSpec()
         root = d.get("root")
@@ -261,7 +300,9 @@ class _Reader:
                 lambda x: 0 < x < 1,
                 "a fraction in (0, 1)",
             ),
-            train_steps=self.integer("dataset.train_steps", d.get("train_steps"), None, 1, null=True),
+            train_steps=self.integer(
+                "dataset.train_steps", d.get("train_steps"), None, 1, null=True
+            ),
             eval_steps=self.integer("dataset.eval_steps", d.get("eval_steps"), None, 1, null=True),
         )
 
@@ -269,12 +310,18 @@ class _Reader:
         if isinstance(raw, str):  # `metric: val_loss` is a natural shorthand
             raw = {"name": raw}
         m = self.mapping("metric", raw, ("name", "mode"))
-        name = self.one_of("metric.name", m.get("name", "val_accuracy"), "val_accuracy", tuple(METRIC_MODES))
+        name = self.one_of(
+            "metric.name", m.get("name", "val_accuracy"), "val_accuracy", tuple(METRIC_MODES)
+        )
         natural = METRIC_MODES[name]
         mode = self.one_of("metric.mode", m.get("mode", natural), natural, ("max", "min"))
         if mode != natural:
             self.problems.append(
-                Problem("metric.mode", f"{mode} would search for the worst {name}", f"{name} needs mode: {natural}")
+                Problem(
+                    "metric.mode",
+                    f"{mode} would search for the worst {name}",
+                    f"{name} needs mode: {natural}",
+                )
             )
         return MetricSpec(name, mode)
 
@@ -284,7 +331,9 @@ class _Reader:
         if raw == "asha":
             return AshaSpec()
         if not isinstance(raw, dict) or list(raw) != ["asha"]:
-            self._bad("scheduler", raw, "none, asha, or {asha: {grace_period: 1, reduction_factor: 3}}")
+            self._bad(
+                "scheduler", raw, "none, asha, or {asha: {grace_period: 1, reduction_factor: 3}}"
+            )
             return None
         a = self.mapping("scheduler.asha", raw["asha"], ASHA_KEYS)
         default = AshaSpec()
@@ -305,7 +354,9 @@ class _Reader:
         r = self.mapping("resources", raw, ("cpu", "gpu"))
         default = ResourcesSpec()
         return ResourcesSpec(
-            cpu=self.number("resources.cpu", r.get("cpu", default.cpu), default.cpu, lambda x: x > 0, "CPUs > 0"),
+            cpu=self.number(
+                "resources.cpu", r.get("cpu", default.cpu), default.cpu, lambda x: x > 0, "CPUs > 0"
+            ),
             gpu=self.number(
                 "resources.gpu",
                 r.get("gpu", default.gpu),
@@ -314,6 +365,23 @@ class _Reader:
                 "0, a fraction in (0, 1], or a whole number of GPUs",
             ),
         )
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _home_of(key: str) -> str | None:
+    """The section a known key belongs to ('' = top level), for 'put it under search:' hints."""
+    if key in hyperparams.RULES:
+        return "search"
+    if key in DATASET_KEYS and key != "name":
+        return "dataset"
+    if key in ASHA_KEYS:
+        return "scheduler.asha"
+    if key in TOP_KEYS:
+        return ""
+    return None
 
 
 def _cross_checks(spec: SweepSpec, *, local: bool) -> list[Problem]:
@@ -341,7 +409,11 @@ def _algorithm_checks(spec: SweepSpec) -> list[Problem]:
         path = f"search.{key}.{value.kind}"
         if spec.search_algorithm == "optuna" and value.kind == "grid":
             problems.append(
-                Problem(path, "grid is not supported by search_algorithm optuna", "use choice: [...], or search_algorithm grid or random")
+                Problem(
+                    path,
+                    "grid is not supported by search_algorithm optuna",
+                    "use choice: [...], or search_algorithm grid or random",
+                )
             )
         if spec.search_algorithm == "grid" and hyperparams.grid_values(value) is None:
             problems.append(
@@ -360,17 +432,31 @@ def _local_checks(spec: SweepSpec) -> list[Problem]:
     cpus = os.cpu_count() or 1
     if spec.resources.cpu > cpus:
         problems.append(
-            Problem("resources.cpu", f"{spec.resources.cpu:g} per trial, but this machine has {cpus} CPUs", f"at most {cpus}")
+            Problem(
+                "resources.cpu",
+                f"{spec.resources.cpu:g} per trial, but this machine has {cpus} CPUs",
+                f"at most {cpus}",
+            )
         )
     if spec.resources.gpu > 0:
         gpus = local_gpu_count()
         if spec.resources.gpu > gpus:
             has = f"this machine has {gpus} GPU{'s' if gpus != 1 else ''}"
             problems.append(
-                Problem("resources.gpu", f"{spec.resources.gpu:g} per trial, but {has}", f"at most {gpus}, or 0 for CPU only")
+                Problem(
+                    "resources.gpu",
+                    f"{spec.resources.gpu:g} per trial, but {has}",
+                    f"at most {gpus}, or 0 for CPU only",
+                )
             )
     if spec.dataset.root is not None and not Path(spec.dataset.root).expanduser().is_dir():
-        problems.append(Problem("dataset.root", f"folder {spec.dataset.root!r} does not exist", "a folder with the IDX .gz files, or null"))
+        problems.append(
+            Problem(
+                "dataset.root",
+                f"folder {spec.dataset.root!r} does not exist",
+                "a folder with the IDX .gz files, or null",
+            )
+        )
     else:
         try:
             find_data_dir(spec.dataset.name, spec.dataset.root)

@@ -102,7 +102,10 @@ def format_table(rows: Sequence[TrialRow], metric: str, keys: Sequence[str] | No
         for r in rows
     ]
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in [header, *body])
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
+        for line in [header, *body]
+    )
 
 
 def count_states(rows: Iterable[TrialRow]) -> dict[str, int]:

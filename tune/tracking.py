@@ -121,7 +121,11 @@ class _Writer:
             if found:
                 self.run_ids[trial_id] = found[0].info.run_id
             else:
-                tags = {TRIAL_TAG: trial_id, PARENT_TAG: self.parent_run_id, SWEEP_TAG: self.cfg.experiment}
+                tags = {
+                    TRIAL_TAG: trial_id,
+                    PARENT_TAG: self.parent_run_id,
+                    SWEEP_TAG: self.cfg.experiment,
+                }
                 run = self.client.create_run(self.experiment_id, run_name=trial_id, tags=tags)
                 self.run_ids[trial_id] = run.info.run_id
         return self.run_ids[trial_id]
@@ -168,7 +172,7 @@ class _Writer:
             self.boards.pop(trial_id).close()
 
 
-class TrackingCallback(tune.Callback):  # type: ignore[misc]
+class TrackingCallback(tune.Callback):
     """Tune events -> MLflow runs and TensorBoard scalars, via the writer thread."""
 
     def __init__(self, cfg: TrackingConfig, parent_run_id: str) -> None:
@@ -194,7 +198,9 @@ class TrackingCallback(tune.Callback):  # type: ignore[misc]
         tags = {**self._versions, "model_summary": model_summary(config)}
         self.writer.submit(lambda: self.writer.start(trial_id, config, tags))
 
-    def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any) -> None:
+    def on_trial_result(
+        self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
+    ) -> None:
         trial_id, result = trial.trial_id, dict(result)
         self.writer.submit(lambda: self.writer.result(trial_id, result))
 

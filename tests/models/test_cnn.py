@@ -13,8 +13,12 @@ from models.cnn import CNN, ModelConfig, max_conv_layers, summary
     ("normalization", "conv_layers", "dropout"),
     list(itertools.product([False, True], [1, 2, 3, 4], [0.0, 0.2, 0.5, 0.8])),
 )
-def test_output_shape_for_every_combination(normalization: bool, conv_layers: int, dropout: float) -> None:
-    cfg = ModelConfig(conv_layers=conv_layers, filters=8, units=16, dropout=dropout, normalization=normalization)
+def test_output_shape_for_every_combination(
+    normalization: bool, conv_layers: int, dropout: float
+) -> None:
+    cfg = ModelConfig(
+        conv_layers=conv_layers, filters=8, units=16, dropout=dropout, normalization=normalization
+    )
     model = CNN(cfg)
     x = torch.randn(5, 1, 28, 28)
     model.train()
@@ -30,7 +34,7 @@ def test_output_shape_for_every_combination(normalization: bool, conv_layers: in
 
 def test_28x28_allows_four_blocks() -> None:
     assert max_conv_layers(28) == 4
-    with pytest.raises(ValueError, match="allows 1..4"):
+    with pytest.raises(ValueError, match=r"allows 1\.\.4"):
         CNN(ModelConfig(conv_layers=5))
     with pytest.raises(ValueError, match="dropout"):
         CNN(ModelConfig(dropout=1.0))

@@ -7,7 +7,7 @@ import torch
 
 from models.cnn import ModelConfig
 from models.data import Datasets
-from models.trainer import OPTIMIZERS, EpochMetrics, Trainer, TrainConfig
+from models.trainer import OPTIMIZERS, EpochMetrics, TrainConfig, Trainer
 
 SMALL = ModelConfig(conv_layers=2, filters=8, units=16)
 
@@ -31,7 +31,11 @@ def test_reports_the_design_metrics(tiny_data: Datasets) -> None:
 
 
 def test_train_and_eval_steps_limit_the_work(tiny_data: Datasets) -> None:
-    trainer = Trainer(SMALL, TrainConfig(epochs=1, batch_size=16, train_steps=3, eval_steps=1, eval_batch_size=10), tiny_data)
+    trainer = Trainer(
+        SMALL,
+        TrainConfig(epochs=1, batch_size=16, train_steps=3, eval_steps=1, eval_batch_size=10),
+        tiny_data,
+    )
     _, seen, _ = trainer.train_epoch()
     assert seen == 48
     loss, acc, _ = trainer.evaluate(trainer.val_data, max_batches=1)
@@ -49,7 +53,9 @@ def test_threads_follow_the_trial_cpus(tiny_data: Datasets) -> None:
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_every_optimizer_runs(tiny_data: Datasets, optimizer: str) -> None:
-    (m,) = Trainer(SMALL, TrainConfig(epochs=1, optimizer=optimizer, train_steps=2), tiny_data).fit()
+    (m,) = Trainer(
+        SMALL, TrainConfig(epochs=1, optimizer=optimizer, train_steps=2), tiny_data
+    ).fit()
     assert m.epoch == 1
 
 

@@ -31,7 +31,16 @@ def test_true_and_one_are_different_values() -> None:
 
 @pytest.mark.parametrize(
     ("text", "number"),
-    [("1e-3", 0.001), ("2.5", 2.5), (".5", 0.5), ("-3", -3.0), ("abc", None), ("1e", None), (True, None), (3, 3)],
+    [
+        ("1e-3", 0.001),
+        ("2.5", 2.5),
+        (".5", 0.5),
+        ("-3", -3.0),
+        ("abc", None),
+        ("1e", None),
+        (True, None),
+        (3, 3),
+    ],
 )
 def test_as_number(text: object, number: float | None) -> None:
     assert as_number(text) == number

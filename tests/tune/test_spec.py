@@ -92,14 +92,59 @@ def test_tab_indentation_is_a_syntax_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "key", "fragments"),
     [
-        ("serach: {epochs: 2}\nsearch: {epochs: 2}\n", "", ("unknown key 'serach'", "did you mean 'search'")),
+        (
+            "serach: {epochs: 2}\nsearch: {epochs: 2}\n",
+            "",
+            ("unknown key 'serach'", "did you mean 'search'"),
+        ),
         ("search: {dropuot: 0.1}\n", "search", ("unknown key 'dropuot'", "did you mean 'dropout'")),
-        ("search: {epochs: 2}\ndataset: {nmae: mnist}\n", "dataset", ("'nmae'", "did you mean 'name'")),
-        ("search: {epochs: 2}\nscheduler: {asha: {grace: 1}}\n", "scheduler.asha", ("'grace'", "grace_period")),
+        (
+            "search: {epochs: 2}\ndataset: {nmae: mnist}\n",
+            "dataset",
+            ("'nmae'", "did you mean 'name'"),
+        ),
+        (
+            "search: {epochs: 2}\nscheduler: {asha: {grace: 1}}\n",
+            "scheduler.asha",
+            ("'grace'", "grace_period"),
+        ),
     ],
 )
-def test_unknown_keys_get_a_hint(tmp_path: Path, text: str, key: str, fragments: tuple[str, ...]) -> None:
+def test_unknown_keys_get_a_hint(
+    tmp_path: Path, text: str, key: str, fragments: tuple[str, ...]
+) -> None:
     one_problem(tmp_path, text, key, *fragments)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "fragments"),
+    [
+        (
+            "epochs: 12\nsearch: {dropout: 0.1}\n",
+            "epochs",
+            ("does not belong here", "under search:"),
+        ),
+        ("search: {num_samples: 4}\n", "search.num_samples", ("at the top level",)),
+        ("search: {train_steps: 4}\n", "search.train_steps", ("under dataset:",)),
+        (
+            "search: {epochs: 3}\nscheduler: {asha: {}}\ngrace_period: 1\n",
+            "grace_period",
+            ("under scheduler.asha:",),
+        ),
+    ],
+)
+def test_misplaced_keys_say_where_they_belong(
+    tmp_path: Path, text: str, key: str, fragments: tuple[str, ...]
+) -> None:
+    one_problem(tmp_path, text, key, *fragments)
+
+
+def test_string_shorthands(tmp_path: Path) -> None:
+    spec = load_spec(
+        write(tmp_path, "search: {epochs: 2}\ndataset: fashion_mnist\nmetric: val_loss\n")
+    )
+    assert spec.dataset.name == "fashion_mnist"
+    assert (spec.metric.name, spec.metric.mode) == ("val_loss", "min")
 
 
 @pytest.mark.parametrize(
@@ -116,8 +161,16 @@ def test_unknown_keys_get_a_hint(tmp_path: Path, text: str, key: str, fragments:
         ("search: {epochs: 2}\nseed: 1.5\n", "seed", ("1.5",)),
         ("search: {epochs: 2}\nmax_failures: -1\n", "max_failures", ("-1", ">= 0")),
         ("search: {epochs: 2}\ntime_budget_s: 0\n", "time_budget_s", ("0", "seconds > 0")),
-        ("search: {epochs: 2}\nmax_concurrent_trials: 0\n", "max_concurrent_trials", ("0", ">= 1 or null")),
-        ("search: {epochs: 2}\ndataset: {validation_fraction: 1.5}\n", "dataset.validation_fraction", ("1.5", "(0, 1)")),
+        (
+            "search: {epochs: 2}\nmax_concurrent_trials: 0\n",
+            "max_concurrent_trials",
+            ("0", ">= 1 or null"),
+        ),
+        (
+            "search: {epochs: 2}\ndataset: {validation_fraction: 1.5}\n",
+            "dataset.validation_fraction",
+            ("1.5", "(0, 1)"),
+        ),
         ("search: {epochs: 2}\ndataset: {train_steps: 0}\n", "dataset.train_steps", ("0",)),
         ("search: {epochs: 2}\ndataset: [fashion_mnist]\n", "dataset", ("expected a mapping",)),
         ("search: {epochs: 2}\nresources: {cpu: 0}\n", "resources.cpu", ("0", "CPUs > 0")),
@@ -125,7 +178,9 @@ def test_unknown_keys_get_a_hint(tmp_path: Path, text: str, key: str, fragments:
         ("search: {epochs: 2}\nname: my sweep!\n", "name", ("'my sweep!'", "letters, digits")),
     ],
 )
-def test_wrong_types_and_values(tmp_path: Path, text: str, key: str, fragments: tuple[str, ...]) -> None:
+def test_wrong_types_and_values(
+    tmp_path: Path, text: str, key: str, fragments: tuple[str, ...]
+) -> None:
     one_problem(tmp_path, text, key, *fragments)
 
 
@@ -135,7 +190,11 @@ def test_wrong_types_and_values(tmp_path: Path, text: str, key: str, fragments: 
         ("dropout: {choice: []}", "search.dropout.choice", ("empty list",)),
         ("dropout: {}", "search.dropout", ("exactly one key", "found 0")),
         ("dropout: {choice: [0.1], grid: [0.2]}", "search.dropout", ("exactly one key", "found 2")),
-        ("dropout: {unifrom: [0.1, 0.5]}", "search.dropout", ("unknown distribution 'unifrom'", "did you mean 'uniform'")),
+        (
+            "dropout: {unifrom: [0.1, 0.5]}",
+            "search.dropout",
+            ("unknown distribution 'unifrom'", "did you mean 'uniform'"),
+        ),
         ("dropout: {uniform: [0.1]}", "search.dropout.uniform", ("expected [low, high]",)),
         ("dropout: {uniform: 0.1}", "search.dropout.uniform", ("expected a list",)),
         ("dropout: {uniform: [0.5, 0.1]}", "search.dropout.uniform", ("low 0.5 >= high 0.1",)),
@@ -149,7 +208,9 @@ def test_wrong_types_and_values(tmp_path: Path, text: str, key: str, fragments: 
         ("dropout: {choice: [[0.2]]}", "search.dropout.choice", ("not a single value",)),
     ],
 )
-def test_malformed_distributions(tmp_path: Path, entry: str, key: str, fragments: tuple[str, ...]) -> None:
+def test_malformed_distributions(
+    tmp_path: Path, entry: str, key: str, fragments: tuple[str, ...]
+) -> None:
     one_problem(tmp_path, f"search:\n  {entry}\n", key, *fragments)
 
 
@@ -162,14 +223,24 @@ def test_malformed_distributions(tmp_path: Path, entry: str, key: str, fragments
         ("dropout: {uniform: [0.2, 1.5]}", "search.dropout.uniform", ("[0.2, 1.5]", "[0, 1)")),
         ("conv_layers: 5", "search.conv_layers", ("5", "[1, 4]")),
         ("conv_layers: {randint: [2, 6]}", "search.conv_layers.randint", ("[2, 6]", "[1, 4]")),
-        ("conv_layers: {uniform: [1, 3]}", "search.conv_layers.uniform", ("use one of choice, grid, randint",)),
-        ("normalization: {uniform: [0, 1]}", "search.normalization.uniform", ("use one of choice, grid",)),
+        (
+            "conv_layers: {uniform: [1, 3]}",
+            "search.conv_layers.uniform",
+            ("use one of choice, grid, randint",),
+        ),
+        (
+            "normalization: {uniform: [0, 1]}",
+            "search.normalization.uniform",
+            ("use one of choice, grid",),
+        ),
         ("epochs: 0", "search.epochs", ("0", "[1, 10000]")),
         ("optimizer: adamm", "search.optimizer", ("'adamm'", "adam, adamw, sgd")),
         ("optimizer: {choice: [adam, rmsprop]}", "search.optimizer.choice", ("'rmsprop'",)),
     ],
 )
-def test_hyperparameter_rules(tmp_path: Path, entry: str, key: str, fragments: tuple[str, ...]) -> None:
+def test_hyperparameter_rules(
+    tmp_path: Path, entry: str, key: str, fragments: tuple[str, ...]
+) -> None:
     one_problem(tmp_path, f"search:\n  {entry}\n", key, *fragments)
 
 
@@ -181,10 +252,26 @@ def test_hyperparameter_rules(tmp_path: Path, entry: str, key: str, fragments: t
             "scheduler.asha.grace_period",
             ("5 is more than the 3 epochs",),
         ),
-        ("search: {epochs: 3}\ndataset: {name: cifar10}\n", "dataset.name", ("'cifar10'", "fashion_mnist, mnist")),
-        ("search: {epochs: 3}\nsearch_algorithm: bayes\n", "search_algorithm", ("'bayes'", "grid, optuna, random")),
-        ("search: {epochs: 3}\nsearch_algorithm: optuna\nnum_samples: 2\nmetric: {name: val_accuracy, mode: min}\n", "metric.mode", ("needs mode: max",)),
-        ("search: {epochs: 3}\nmetric: {name: accuracy}\n", "metric.name", ("'accuracy'", "did you mean 'val_accuracy'")),
+        (
+            "search: {epochs: 3}\ndataset: {name: cifar10}\n",
+            "dataset.name",
+            ("'cifar10'", "fashion_mnist, mnist"),
+        ),
+        (
+            "search: {epochs: 3}\nsearch_algorithm: bayes\n",
+            "search_algorithm",
+            ("'bayes'", "grid, optuna, random"),
+        ),
+        (
+            "search: {epochs: 3}\nsearch_algorithm: optuna\nnum_samples: 2\nmetric: {name: val_accuracy, mode: min}\n",
+            "metric.mode",
+            ("needs mode: max",),
+        ),
+        (
+            "search: {epochs: 3}\nmetric: {name: accuracy}\n",
+            "metric.name",
+            ("'accuracy'", "did you mean 'val_accuracy'"),
+        ),
         ("search: {epochs: 3}\nscheduler: {hyperband: {}}\n", "scheduler", ("none, asha",)),
         (
             "search: {dropout: {grid: [0.1, 0.2]}}\nsearch_algorithm: optuna\n",
@@ -196,9 +283,21 @@ def test_hyperparameter_rules(tmp_path: Path, entry: str, key: str, fragments: t
             "search.lr.loguniform",
             ("cannot enumerate the continuous range",),
         ),
-        ("search: {epochs: 3}\nresources: {gpu: 1}\n", "resources.gpu", ("but this machine has 0 GPUs",)),
-        ("search: {epochs: 3}\nresources: {cpu: 512}\n", "resources.cpu", ("512 per trial, but this machine has",)),
-        ("search: {epochs: 3}\ndataset: {root: /no/such/folder}\n", "dataset.root", ("'/no/such/folder' does not exist",)),
+        (
+            "search: {epochs: 3}\nresources: {gpu: 1}\n",
+            "resources.gpu",
+            ("but this machine has 0 GPUs",),
+        ),
+        (
+            "search: {epochs: 3}\nresources: {cpu: 512}\n",
+            "resources.cpu",
+            ("512 per trial, but this machine has",),
+        ),
+        (
+            "search: {epochs: 3}\ndataset: {root: /no/such/folder}\n",
+            "dataset.root",
+            ("'/no/such/folder' does not exist",),
+        ),
     ],
 )
 def test_cross_field_rules(tmp_path: Path, text: str, key: str, fragments: tuple[str, ...]) -> None:
@@ -206,7 +305,12 @@ def test_cross_field_rules(tmp_path: Path, text: str, key: str, fragments: tuple
 
 
 def test_duplicated_keys_name_both_lines(tmp_path: Path) -> None:
-    one_problem(tmp_path, "search:\n  dropout: 0.1\n  lr: 0.1\n  dropout: 0.2\n", "search.dropout", "lines 2 and 4")
+    one_problem(
+        tmp_path,
+        "search:\n  dropout: 0.1\n  lr: 0.1\n  dropout: 0.2\n",
+        "search.dropout",
+        "lines 2 and 4",
+    )
 
 
 def test_empty_and_non_mapping_files(tmp_path: Path) -> None:
@@ -218,10 +322,14 @@ def test_empty_and_non_mapping_files(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as info:
         load_spec(tmp_path / "nope.yaml")
-    assert info.value.lines() == [f"{tmp_path / 'nope.yaml'}: no such file (a path to a search-space YAML)"]
+    assert info.value.lines() == [
+        f"{tmp_path / 'nope.yaml'}: no such file (a path to a search-space YAML)"
+    ]
 
 
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
-    lines = problems(tmp_path, "search:\n  dropout: 2\n  epochs: 0\nnum_samples: -1\nsearch_algorithm: bayes\n")
+    lines = problems(
+        tmp_path, "search:\n  dropout: 2\n  epochs: 0\nnum_samples: -1\nsearch_algorithm: bayes\n"
+    )
     keys = {line.split(": ")[1] for line in lines}
     assert keys == {"search.dropout", "search.epochs", "num_samples", "search_algorithm"}

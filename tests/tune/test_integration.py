@@ -1,0 +1,201 @@
+"""End to end with real components: a real local Ray, a real MLflow store (SQLite in tmp_path),
+the real Fashion-MNIST files and the real trainer, through the `hpo` entry point.
+
+The ASHA test swaps the trainer for a fake trainable with a scripted learning curve, which the
+rules allow for testing scheduling logic: it makes 'clearly worse' exact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import SEARCH_SPACES
+from tune.hyperparams import RULES
+
+pytestmark = pytest.mark.integration
+
+
+def hpo(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("MLFLOW_TRACKING_URI", "HPO_STORAGE", "RAY_ADDRESS")
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "tune.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def runs_of(tracking_uri: str, experiment: str) -> tuple[Any, list[Any]]:
+    """The sweep's parent run and its child runs."""
+    client = MlflowClient(tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    assert exp is not None, f"no MLflow experiment {experiment}"
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1
+    assert all(r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for r in children)
+    return parents[0], children
+
+
+def trial_ids(experiment_dir: Path) -> set[str]:
+    ids = set()
+    for result in experiment_dir.glob("*/result.json"):
+        first = json.loads(result.read_text().splitlines()[0])
+        ids.add(first["trial_id"])
+    return ids
+
+
+def test_smoke_sweep_through_the_cli(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    start = time.monotonic()
+    result = hpo(
+        [
+            "sweep",
+            str(SEARCH_SPACES / "smoke.yaml"),
+            "--storage",
+            str(tmp_path / "runs"),
+            "--tracking-uri",
+            uri,
+        ],
+        cwd=tmp_path,
+    )
+    seconds = time.monotonic() - start
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (
+        "Best trial" in result.stdout
+        and "mlflow ui" in result.stdout
+        and "tensorboard --logdir" in result.stdout
+    )
+    print(f"smoke sweep: {seconds:.1f} s")
+
+    exp_dir = tmp_path / "runs" / "smoke"
+    ids = trial_ids(exp_dir)
+    assert len(ids) == 4
+
+    client = MlflowClient(uri)
+    parent, children = runs_of(uri, "smoke")
+    assert parent.info.status == "FINISHED"
+    assert {r.data.tags["hpo.trial_id"] for r in children} == ids  # exactly one run per trial
+    for run in children:
+        assert set(RULES) <= set(run.data.params)  # every resolved hyperparameter
+        assert run.data.tags["device"] == "cpu"
+        assert "torch_version" in run.data.tags and "ray_version" in run.data.tags
+        assert run.data.tags["model_summary"].startswith("CNN ")
+        epochs = int(run.data.tags["hpo.epochs"])
+        for metric in ("val_accuracy", "val_loss", "train_loss", "loss_gap", "samples_per_s"):
+            history = client.get_metric_history(run.info.run_id, metric)
+            assert sorted(m.step for m in history) == list(range(1, epochs + 1)), metric
+        expected = {"completed": "FINISHED", "stopped_early": "KILLED"}[
+            run.data.tags["hpo.outcome"]
+        ]
+        assert run.info.status == expected
+        assert list(
+            (exp_dir / "tensorboard" / run.data.tags["hpo.trial_id"]).glob("events.out.tfevents.*")
+        )
+
+    status = hpo(["status", "smoke", "--storage", str(tmp_path / "runs")], cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    assert all(i in status.stdout for i in ids)
+
+
+def test_smoke_flag_shrinks_the_study(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = hpo(
+        [
+            "sweep",
+            str(SEARCH_SPACES / "fashion_seed.yaml"),
+            "--smoke",
+            "--storage",
+            str(tmp_path / "runs"),
+            "--tracking-uri",
+            uri,
+        ],
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    _, children = runs_of(uri, "fashion_seed_smoke")
+    assert len(children) == 8  # 2 x 2 x 2 of the grid
+    assert all(int(r.data.params["epochs"]) == 2 for r in children)
+
+
+# -- ASHA with a scripted learning curve ---------------------------------------------------------
+
+ASHA_SPACE = """\
+name: asha_scripted
+search:
+  dropout: {grid: [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]}
+  epochs: 9
+search_algorithm: grid
+scheduler: {asha: {grace_period: 1, reduction_factor: 3}}
+max_concurrent_trials: 2
+"""
+
+
+def scripted_curve_trainable(config: dict[str, Any]) -> None:
+    """Fake trainable: val_accuracy follows a scripted curve whose ceiling falls with dropout,
+    so every trial is clearly worse than the one before it in the grid."""
+    from ray import tune
+
+    ceiling = 0.95 - config["dropout"]
+    for epoch in range(1, config["epochs"] + 1):
+        time.sleep(0.05)
+        acc = ceiling * (1 - 0.5**epoch)
+        tune.report(
+            {
+                "epoch": epoch,
+                "val_accuracy": acc,
+                "train_loss": 1 - acc,
+                "val_loss": 1 - acc,
+                "loss_gap": 0.0,
+            }
+        )
+
+
+@pytest.fixture
+def ray_session() -> Iterator[None]:
+    import ray
+
+    yield
+    ray.shutdown()
+
+
+def test_asha_stops_clearly_worse_trials_early(tmp_path: Path, ray_session: None) -> None:
+    from tune.runner import RunOptions, run_sweep
+    from tune.spec import load_spec
+
+    space = tmp_path / "asha.yaml"
+    space.write_text(ASHA_SPACE)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    options = RunOptions(storage=str(tmp_path / "runs"), tracking_uri=uri, progress_interval=3600)
+    result = run_sweep(load_spec(space), options, trainable=scripted_curve_trainable)
+
+    assert len(result.rows) == 8 and result.errors == 0
+    assert result.best is not None and result.best.config["dropout"] == 0.0
+    stopped = [r for r in result.rows if r.epochs < 9]
+    assert stopped, "ASHA stopped no trial before max_t"
+    assert all(r.state == "STOPPED" for r in stopped)
+
+    _, children = runs_of(uri, "asha_scripted")
+    assert len(children) == 8
+    by_trial = {r.data.tags["hpo.trial_id"]: r for r in children}
+    for row in result.rows:
+        run = by_trial[row.trial_id]
+        assert run.data.tags["hpo.epochs"] == str(row.epochs)
+        assert run.info.status == ("KILLED" if row.epochs < 9 else "FINISHED")
