@@ -11,8 +11,12 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from tune.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, Problem, SpecError
+
+if TYPE_CHECKING:
+    from tune.runner import SweepResult
 
 DEFAULT_STORAGE = "./runs"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -170,16 +174,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return EXIT_FAILURE if result.errors or result.best is None else EXIT_OK
 
 
-def print_summary(result: object, metric: str, tracking_uri: str) -> None:
-    from tune.runner import SweepResult
-
-    assert isinstance(result, SweepResult)
+def print_summary(result: SweepResult, metric: str, tracking_uri: str) -> None:
     best = result.best
     print()
     if best is None:
         print(f"hpo: no trial reported {metric}.")
     else:
-        config = ", ".join(f"{k}={v}" for k, v in best.config.items())
+        from tune.status import fmt_value
+
+        config = ", ".join(f"{k}={fmt_value(v)}" for k, v in best.config.items())
         print(f"Best trial {best.trial_id}: {metric} {best.best:.4f} after {best.epochs} epochs")
         print(f"  config: {config}")
     if result.errors:

@@ -149,6 +149,8 @@ def trial_settings(spec: SweepSpec) -> TrialSettings:
         eval_steps=spec.dataset.eval_steps,
         seed=spec.seed,
         threads=max(1, int(spec.resources.cpu)),
+        # A trial that asked for no GPU stays on the CPU even where one is visible to it.
+        device="cpu" if spec.resources.gpu == 0 else "auto",
     )
 
 

@@ -69,7 +69,7 @@ def sort_rows(rows: Sequence[TrialRow], mode: str) -> list[TrialRow]:
     return sorted(rows, key=lambda r: (r.best is None, sign * (r.best or 0.0), r.trial_id))
 
 
-def _fmt(value: Any) -> str:
+def fmt_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
@@ -82,7 +82,7 @@ def varying_keys(rows: Sequence[TrialRow]) -> list[str]:
     keys: list[str] = []
     for row in rows:
         for k in row.config:
-            if k not in keys and len({_fmt(r.config.get(k)) for r in rows}) > 1:
+            if k not in keys and len({fmt_value(r.config.get(k)) for r in rows}) > 1:
                 keys.append(k)
     return keys
 
@@ -97,7 +97,7 @@ def format_table(rows: Sequence[TrialRow], metric: str, keys: Sequence[str] | No
             r.state,
             f"{r.epochs}/{r.max_epochs}",
             "-" if r.best is None else f"{r.best:.4f}",
-            *(_fmt(r.config.get(k, "")) for k in keys),
+            *(fmt_value(r.config.get(k, "")) for k in keys),
         ]
         for r in rows
     ]

@@ -30,6 +30,7 @@ class TrialSettings:
     eval_steps: int | None
     seed: int
     threads: int  # the CPUs a trial owns, as torch threads
+    device: str  # "cpu" for CPU-only trials; "auto" = the GPU Ray gave the trial
 
 
 # One copy of the data per worker process: with actor reuse, later trials on the same worker
@@ -55,6 +56,7 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
             eval_steps=settings.eval_steps,
             seed=settings.seed,
             threads=settings.threads,
+            device=settings.device,
         ),
         datasets(settings.data),
     )

@@ -1,0 +1,81 @@
+"""The Ray Tune pieces built from a spec, checked without starting Ray."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ray import tune
+
+from tests.conftest import SEARCH_SPACES
+from tune.distributions import Distribution
+from tune.runner import param_space, scheduler, searcher, smoke_variant, trial_settings
+from tune.spec import SweepSpec, load_spec
+
+
+def spec_of(tmp_path: Path, text: str) -> SweepSpec:
+    path = tmp_path / "space.yaml"
+    path.write_text(text)
+    return load_spec(path)
+
+
+def test_random_search_domains(tmp_path: Path) -> None:
+    spec = spec_of(
+        tmp_path,
+        "search:\n  dropout: {uniform: [0.0, 0.5]}\n  lr: {loguniform: [1.0e-4, 1.0e-2]}\n"
+        "  conv_layers: {randint: [2, 4]}\n  normalization: {choice: [false, true]}\n"
+        "  filters: {grid: [16, 32]}\n",
+    )
+    space = param_space(spec)
+    assert isinstance(space["dropout"], tune.search.sample.Float)
+    assert (space["lr"].lower, space["lr"].upper) == (1e-4, 1e-2)
+    # Our randint is inclusive, Ray's is not.
+    assert (space["conv_layers"].lower, space["conv_layers"].upper) == (2, 5)
+    assert space["normalization"].categories == [False, True]
+    assert space["filters"] == {"grid_search": [16, 32]}
+    assert space["optimizer"] == "adam" and space["epochs"] == 10  # defaults are constants
+    assert spec.trial_count() == 10 * 2
+
+
+def test_grid_algorithm_enumerates_every_entry() -> None:
+    spec = load_spec(SEARCH_SPACES / "fashion_seed.yaml")
+    space = param_space(spec)
+    assert space["dropout"] == {"grid_search": [0.0, 0.2, 0.5, 0.8]}
+    assert space["conv_layers"] == {"grid_search": [2, 3, 4]}
+    assert spec.trial_count() == 24
+
+
+def test_grid_algorithm_enumerates_randint_and_choice(tmp_path: Path) -> None:
+    spec = spec_of(
+        tmp_path,
+        "search_algorithm: grid\nsearch:\n  conv_layers: {randint: [1, 3]}\n  optimizer: {choice: [adam, sgd]}\n",
+    )
+    assert param_space(spec)["conv_layers"] == {"grid_search": [1, 2, 3]}
+    assert spec.trial_count() == 6
+
+
+def test_scheduler_and_searcher() -> None:
+    spec = load_spec(SEARCH_SPACES / "fashion_tpe.yaml")
+    asha = scheduler(spec)
+    assert asha is not None and asha._max_t == 12 and asha._time_attr == "epoch"
+    assert type(searcher(spec)).__name__ == "OptunaSearch"
+    assert scheduler(load_spec(SEARCH_SPACES / "smoke.yaml")) is not None
+
+
+def test_no_scheduler(tmp_path: Path) -> None:
+    assert scheduler(spec_of(tmp_path, "search: {epochs: 2}\nscheduler: none\n")) is None
+
+
+def test_smoke_variant_is_small() -> None:
+    spec = smoke_variant(load_spec(SEARCH_SPACES / "fashion_seed.yaml"))
+    assert spec.name == "fashion_seed_smoke"
+    assert spec.max_epochs == 2 and spec.dataset.train_steps == 5 and spec.dataset.eval_steps == 2
+    assert spec.search["dropout"] == Distribution("grid", (0.0, 0.2))
+    assert spec.trial_count() == 8
+    tpe = smoke_variant(load_spec(SEARCH_SPACES / "fashion_tpe.yaml"))
+    assert tpe.trial_count() == 2 and tpe.max_epochs == 2
+
+
+def test_trial_settings_follow_resources() -> None:
+    settings = trial_settings(load_spec(SEARCH_SPACES / "fashion_seed.yaml"))
+    assert settings.threads == 1 and settings.device == "cpu"
+    assert settings.train_steps == 100 and settings.data.seed == 0
