@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # torch 2.14.1 wheels for CPython 3.11 lie on this machine's disk (design §4); prefer that Python.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 # pip warns once per package about this machine's local index folders; the noise hides real errors.
-PIP_QUIET := grep -v "is ignored: it is neither a file nor a directory" || true
+PIP_QUIET := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 DEMO_NAME ?= fashion_seed-$(shell date +%Y%m%d-%H%M%S)
 
 .PHONY: help setup data demo smoke test unit check format constraints clean

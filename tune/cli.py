@@ -1,7 +1,8 @@
 """`hpo`: one handler per subcommand (design §3.1).
 
-Exit codes: 0 done, 1 failure at run time, 2 bad input (file, flag, name). Bad input prints one
-line per problem on stderr and starts nothing; a traceback only with --verbose.
+Exit codes: 0 done, 1 failure at run time, 2 bad input (file, flag, name), 130 interrupted.
+Bad input prints one line per problem on stderr and starts nothing; a traceback only with
+--verbose.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from tune.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, Problem, SpecError
+from tune.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, Problem, SpecError
 
 if TYPE_CHECKING:
     from tune.runner import SweepResult
@@ -108,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("hpo: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as e:  # a run-time failure: one line unless asked for more
         if getattr(args, "verbose", False):
             traceback.print_exc()
@@ -171,20 +172,28 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     )
     result = runner.run_sweep(spec, options)
     print_summary(result, spec.metric.name, tracking_uri)
+    if result.interrupted:
+        return EXIT_INTERRUPTED
     return EXIT_FAILURE if result.errors or result.best is None else EXIT_OK
 
 
 def print_summary(result: SweepResult, metric: str, tracking_uri: str) -> None:
-    best = result.best
-    print()
-    if best is None:
-        print(f"hpo: no trial reported {metric}.")
-    else:
-        from tune.status import fmt_value
+    from tune.status import fmt_value, format_table, summary_line
 
+    print(f"\n{summary_line(result.rows, metric)}")
+    if result.rows:
+        print(format_table(result.rows, metric))
+    best = result.best
+    if best is None:
+        print(f"\nhpo: no trial reported {metric}.")
+    else:
         config = ", ".join(f"{k}={fmt_value(v)}" for k, v in best.config.items())
-        print(f"Best trial {best.trial_id}: {metric} {best.best:.4f} after {best.epochs} epochs")
+        print(f"\nBest trial {best.trial_id}: {metric} {best.best:.4f} after {best.epochs} epochs")
         print(f"  config: {config}")
+    if result.interrupted:
+        print(f"hpo: interrupted with {result.unfinished} trial(s) unfinished")
+    elif result.unfinished:
+        print(f"hpo: the time budget ran out; {result.unfinished} trial(s) did not run to the end")
     if result.errors:
         print(
             f"hpo: {result.errors} trial(s) failed; their error files are under {result.experiment_dir}"
@@ -202,7 +211,7 @@ def print_summary(result: SweepResult, metric: str, tracking_uri: str) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from tune.status import experiment_rows, format_table, locate_experiment
+    from tune.status import experiment_rows, format_table, locate_experiment, summary_line
 
     exp_dir = locate_experiment(args.experiment, args.storage or storage_default())
     if exp_dir is None:
@@ -210,9 +219,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"no experiment '{args.experiment}' (neither a folder nor a name in {args.storage or storage_default()})"
         )
     record, rows = experiment_rows(exp_dir)
-    print(
-        f"{record['name']}: {len(rows)} trials, metric {record['metric']} ({record['mode']}); {exp_dir}"
-    )
+    print(f"{record['name']}: {summary_line(rows, record['metric'], record['trial_count'])}")
     print(format_table(rows, record["metric"]))
     return EXIT_OK
 

@@ -12,7 +12,7 @@ from typing import Any, TextIO
 
 from ray import tune
 
-from tune.status import count_states, format_table, rows_from_trials, sort_rows, varying_keys
+from tune.status import format_table, rows_from_trials, sort_rows, summary_line, varying_keys
 
 SHOW_BEST = 5
 
@@ -39,7 +39,6 @@ class ProgressCallback(tune.Callback):
         self._start = time.monotonic()
         self._last_print = 0.0
         self._last_seen: tuple[Any, ...] = ()
-        self.trials: list[Any] = []  # the last list Tune showed us: the final state at the end
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -47,7 +46,6 @@ class ProgressCallback(tune.Callback):
         return state
 
     def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
-        self.trials = trials
         now = time.monotonic()
         if now - self._last_print < self.interval:
             return
@@ -57,31 +55,12 @@ class ProgressCallback(tune.Callback):
         self._last_print, self._last_seen = now, seen
         self.print(trials)
 
-    def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
-        self.trials = trials
-        self.print(trials, final=True)
-
-    def print(self, trials: list[Any], final: bool = False) -> None:
-        rows = rows_from_trials(trials, self.metric, self.mode)
-        counts = count_states(rows)
-        states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
-        ranked = sort_rows(rows, self.mode)
-        best = next((r for r in ranked if r.best is not None), None)
-        best_text = (
-            f"best {self.metric} {best.best:.4f} ({best.trial_id})"
-            if best and best.best is not None
-            else "no result yet"
-        )
-        lines = [
-            f"[{_duration(time.monotonic() - self._start)}] {self.name}: {len(rows)}/{self.total} trials: {states} | {best_text}"
-        ]
-        shown = (
-            ranked
-            if final
-            else [r for r in ranked if r.state == "RUNNING"]
-            + [r for r in ranked if r.state != "RUNNING" and r.best is not None][:SHOW_BEST]
-        )
-        if shown:
-            lines.append(format_table(shown, self.metric, keys=varying_keys(rows)))
-        stream = self.out or sys.stdout
-        print("\n".join(lines), file=stream, flush=True)
+    def print(self, trials: list[Any]) -> None:
+        rows = sort_rows(rows_from_trials(trials, self.metric, self.mode), self.mode)
+        running = [r for r in rows if r.state == "RUNNING"]
+        leaders = [r for r in rows if r.state != "RUNNING" and r.best is not None][:SHOW_BEST]
+        elapsed = _duration(time.monotonic() - self._start)
+        lines = [f"[{elapsed}] {self.name}: {summary_line(rows, self.metric, self.total)}"]
+        if running or leaders:
+            lines.append(format_table(running + leaders, self.metric, keys=varying_keys(rows)))
+        print("\n".join(lines), file=self.out or sys.stdout, flush=True)

@@ -19,8 +19,9 @@ from models.data import DataConfig
 from tune.distributions import Distribution
 from tune.errors import Problem, SpecError
 from tune.hyperparams import grid_values
+from tune.progress import ProgressCallback
 from tune.spec import SweepSpec
-from tune.status import SWEEP_FILE, TrialRow, count_states, rows_from_trials, sort_rows
+from tune.status import SWEEP_FILE, UNFINISHED, TrialRow, count_states, experiment_rows
 from tune.tracking import TrackingCallback, TrackingConfig, end_run, start_parent_run, versions
 from tune.trainable import TrialSettings, train_trial
 
@@ -45,6 +46,8 @@ class SweepResult:
     rows: list[TrialRow]  # best first
     best: TrialRow | None
     errors: int
+    unfinished: int  # trials left pending or running
+    interrupted: bool  # unfinished trials and no time budget to explain them: Ctrl+C, SIGTERM
     tracking_failures: int
     seconds: float
 
@@ -55,21 +58,18 @@ def experiment_dir(storage: str, name: str) -> Path:
 
 def smoke_variant(spec: SweepSpec) -> SweepSpec:
     """The same sweep cut to a quick end-to-end check: 2 short epochs of 5 batches, at most 2
-    samples, grids cut to their first 2 values, ASHA's grace period within the 2 epochs."""
-    search: dict[str, Any] = {}
-    for key, value in spec.search.items():
-        if isinstance(value, Distribution) and value.kind == "grid":
-            value = Distribution("grid", value.values[: SMOKE["grid_values"]])
-        search[key] = value
-    epochs = spec.search["epochs"]
-    search["epochs"] = (
-        min(int(epochs), SMOKE["epochs"])
-        if not isinstance(epochs, Distribution)
-        else SMOKE["epochs"]
-    )
-    if spec.search_algorithm == "grid":
-        search = {k: _first_grid_values(v) for k, v in search.items()}
-    scheduler = spec.scheduler and replace(spec.scheduler, grace_period=1)
+    samples, every grid cut to its first 2 values, ASHA's grace period within the 2 epochs."""
+
+    def shrink(value: Any) -> Any:
+        if isinstance(value, Distribution) and (
+            value.kind == "grid" or spec.search_algorithm == "grid"
+        ):
+            values = grid_values(value) or value.values
+            return Distribution("grid", tuple(values[: SMOKE["grid_values"]]))
+        return value
+
+    search = {key: shrink(value) for key, value in spec.search.items()}
+    search["epochs"] = min(spec.max_epochs, SMOKE["epochs"])
     return replace(
         spec,
         name=f"{spec.name}_smoke",
@@ -78,15 +78,8 @@ def smoke_variant(spec: SweepSpec) -> SweepSpec:
             spec.dataset, train_steps=SMOKE["train_steps"], eval_steps=SMOKE["eval_steps"]
         ),
         num_samples=min(spec.num_samples, SMOKE["num_samples"]),
-        scheduler=scheduler,
+        scheduler=spec.scheduler and replace(spec.scheduler, grace_period=1),
     )
-
-
-def _first_grid_values(value: Any) -> Any:
-    if not isinstance(value, Distribution):
-        return value
-    values = grid_values(value) or value.values
-    return Distribution("grid", tuple(values[: SMOKE["grid_values"]]))
 
 
 # -- Ray Tune pieces ---------------------------------------------------------------------------
@@ -243,30 +236,63 @@ def write_record(exp_dir: Path, spec: SweepSpec, options: RunOptions, parent_run
 def run_sweep(spec: SweepSpec, options: RunOptions, trainable: Any = None) -> SweepResult:
     """Run the whole sweep. `trainable` replaces the real adapter, for tests of the scheduling
     logic with scripted learning curves only."""
-    from ray import tune
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
-
     quiet_logs(options.verbose)
     exp_dir = experiment_dir(options.storage, spec.name)
     start_ray(options)
     if options.address:
         check_cluster(spec)
+    # From here on things are written: the MLflow parent run first, so that whatever happens
+    # next, it ends with a status saying so.
     tracking = TrackingConfig(options.tracking_uri, spec.name, str(exp_dir / "tensorboard"))
     parent_run_id = start_parent_run(
         tracking,
         params=_sweep_params(spec),
         tags={**versions(), "hpo.experiment_dir": str(exp_dir), "hpo.source": spec.source},
     )
-    write_record(exp_dir, spec, options, parent_run_id)
-
-    fn = trainable or tune.with_parameters(train_trial, settings=trial_settings(spec))
     tracker = TrackingCallback(tracking, parent_run_id)
-    from tune.progress import ProgressCallback
-
     progress = ProgressCallback(
         spec.name, spec.metric.name, spec.metric.mode, spec.trial_count(), options.progress_interval
     )
-    tuner = tune.Tuner(
+    start = time.monotonic()
+    status = "FAILED"
+    try:
+        write_record(exp_dir, spec, options, parent_run_id)
+        build_tuner(spec, exp_dir, trainable, [tracker, progress], options.verbose).fit()
+        # Read back what Ray saved, not its in-memory trials: on Ctrl+C or SIGTERM Ray ends
+        # fit() early and marks the trials it stopped TERMINATED in memory, while its saved
+        # state (what a resume continues from) keeps them PENDING or RUNNING.
+        _, rows = experiment_rows(exp_dir)
+        unfinished = sum(r.state in UNFINISHED for r in rows)
+        budget = spec.time_budget_s
+        interrupted = unfinished > 0 and not (budget and time.monotonic() - start >= budget)
+        status = "KILLED" if interrupted else "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        tracking_failures = tracker.close()
+        end_run(options.tracking_uri, parent_run_id, status)
+    return SweepResult(
+        experiment_dir=exp_dir,
+        parent_run_id=parent_run_id,
+        rows=rows,
+        best=next((r for r in rows if r.best is not None), None),
+        errors=count_states(rows).get("ERROR", 0),
+        unfinished=unfinished,
+        interrupted=interrupted,
+        tracking_failures=tracking_failures,
+        seconds=time.monotonic() - start,
+    )
+
+
+def build_tuner(
+    spec: SweepSpec, exp_dir: Path, trainable: Any, callbacks: list[Any], verbose: bool = False
+) -> Any:
+    from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    fn = trainable or tune.with_parameters(train_trial, settings=trial_settings(spec))
+    return tune.Tuner(
         tune.with_resources(fn, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}),
         param_space=param_space(spec),
         tune_config=tune.TuneConfig(
@@ -284,7 +310,7 @@ def run_sweep(spec: SweepSpec, options: RunOptions, trainable: Any = None) -> Sw
         run_config=tune.RunConfig(
             name=spec.name,
             storage_path=str(exp_dir.parent),
-            callbacks=[JsonLoggerCallback(), CSVLoggerCallback(), tracker, progress],
+            callbacks=[JsonLoggerCallback(), CSVLoggerCallback(), *callbacks],
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             # The best epoch's checkpoint and (always kept by Ray) the latest one, for resume.
             checkpoint_config=tune.CheckpointConfig(
@@ -292,32 +318,8 @@ def run_sweep(spec: SweepSpec, options: RunOptions, trainable: Any = None) -> Sw
                 checkpoint_score_attribute=spec.metric.name,
                 checkpoint_score_order=spec.metric.mode,
             ),
-            verbose=2 if options.verbose else 0,
+            verbose=1 if verbose else 0,  # Ray's own status table only with --verbose
         ),
-    )
-    start = time.monotonic()
-    status = "FAILED"
-    try:
-        tuner.fit()
-        status = "FINISHED"
-    except KeyboardInterrupt:
-        status = "KILLED"
-        raise
-    finally:
-        tracking_failures = tracker.close()
-        end_run(options.tracking_uri, parent_run_id, status)
-    rows = sort_rows(
-        rows_from_trials(progress.trials, spec.metric.name, spec.metric.mode), spec.metric.mode
-    )
-    best = next((r for r in rows if r.best is not None), None)
-    return SweepResult(
-        experiment_dir=exp_dir,
-        parent_run_id=parent_run_id,
-        rows=rows,
-        best=best,
-        errors=count_states(rows).get("ERROR", 0),
-        tracking_failures=tracking_failures,
-        seconds=time.monotonic() - start,
     )
 
 

@@ -13,7 +13,12 @@ from typing import Any
 # Ray's trial states, plus the one we derive: a trial ASHA (or the time budget) ended before
 # its last epoch.
 STOPPED_EARLY = "STOPPED"
-SWEEP_FILE = "hpo_sweep.json"  # what `hpo sweep` records beside Ray's experiment state
+SWEEP_FILE = "hpo_sweep.json"
+UNFINISHED = (
+    "PENDING",
+    "RUNNING",
+    "PAUSED",
+)  # what `hpo sweep` records beside Ray's experiment state
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,17 @@ def count_states(rows: Iterable[TrialRow]) -> dict[str, int]:
     for r in rows:
         counts[r.state] = counts.get(r.state, 0) + 1
     return counts
+
+
+def summary_line(rows: Sequence[TrialRow], metric: str, total: int | None = None) -> str:
+    """'24/24 trials: 21 stopped, 3 terminated | best val_accuracy 0.9080 (d9eb9_00012)';
+    `rows` best first."""
+    counts = count_states(rows)
+    states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
+    best = next((r for r in rows if r.best is not None), None)
+    best_text = f"best {metric} {best.best:.4f} ({best.trial_id})" if best else "no result yet"
+    of = f"/{total}" if total is not None else ""
+    return f"{len(rows)}{of} trials: {states} | {best_text}"
 
 
 def read_sweep_record(experiment_dir: Path) -> dict[str, Any]:

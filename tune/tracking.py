@@ -84,6 +84,7 @@ class _Writer:
         self.client = MlflowClient(cfg.tracking_uri)
         self.experiment_id = self.client.get_run(parent_run_id).info.experiment_id
         self.run_ids: dict[str, str] = {}
+        self.open: set[str] = set()  # trials started and not yet finished
         self.boards: dict[str, Any] = {}
         self.jobs: queue.Queue[Callable[[], None] | None] = queue.Queue()
         self.failures = 0
@@ -102,6 +103,9 @@ class _Writer:
         self.jobs.put(job)
 
     def close(self, timeout: float = 60.0) -> None:
+        # A trial still open here was cut off by an interrupt: say so rather than leave its
+        # run RUNNING forever. A resume reopens it.
+        self.jobs.put(self.interrupt_open)
         self.jobs.put(None)
         self.thread.join(timeout)
         for board in self.boards.values():
@@ -145,6 +149,7 @@ class _Writer:
         params = [Param(k, str(v)) for k, v in config.items() if k not in logged]
         self.client.log_batch(run_id, params=params, tags=[RunTag(k, v) for k, v in tags.items()])
         self.client.update_run(run_id, status="RUNNING")
+        self.open.add(trial_id)
 
     def result(self, trial_id: str, result: dict[str, Any]) -> None:
         from mlflow.entities import Metric, RunTag
@@ -166,10 +171,16 @@ class _Writer:
     def finish(self, trial_id: str, status: str, outcome: str, epochs: int) -> None:
         run_id = self.run_id(trial_id)
         self.client.set_tag(run_id, "hpo.outcome", outcome)
-        self.client.set_tag(run_id, "hpo.epochs", str(epochs))
+        if epochs >= 0:
+            self.client.set_tag(run_id, "hpo.epochs", str(epochs))
         self.client.set_terminated(run_id, status)
+        self.open.discard(trial_id)
         if trial_id in self.boards:
             self.boards.pop(trial_id).close()
+
+    def interrupt_open(self) -> None:
+        for trial_id in sorted(self.open):
+            self.finish(trial_id, "KILLED", "interrupted", epochs=-1)
 
 
 class TrackingCallback(tune.Callback):
