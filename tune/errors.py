@@ -47,12 +47,19 @@ def did_you_mean(word: str, known: Iterable[str]) -> str:
 
 
 def unknown_key(path: str, key: str, known: Iterable[str], what: str = "key") -> Problem:
+    """`search.dropuot: unknown hyperparameter (did you mean 'dropout'? known: ...)`: the path
+    names the offending key itself."""
+    return Problem(f"{path}.{key}" if path else key, f"unknown {what}", _hint(key, known))
+
+
+def unknown_value(path: str, value: str, known: Iterable[str]) -> Problem:
+    """`search_algorithm: unknown value 'bayes' (known: grid, optuna, random)`."""
+    return Problem(path, f"unknown value '{value}'", _hint(value, known))
+
+
+def _hint(word: str, known: Iterable[str]) -> str:
     known = sorted(known)
-    return Problem(
-        path,
-        f"unknown {what} '{key}'",
-        f"{did_you_mean(key, known)}known: {', '.join(known)}",
-    )
+    return f"{did_you_mean(word, known)}known: {', '.join(known)}"
 
 
 def show(value: object) -> str:

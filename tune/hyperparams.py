@@ -137,7 +137,7 @@ def check_distribution(
         return None, [
             Problem(
                 sub,
-                f"range [{dist.low:g}, {dist.high:g}] leaves the allowed values",
+                f"range [{dist.low:g}, {dist.high:g}] is not within the allowed values",
                 rule.describe(),
             )
         ]

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from models.data import DATASETS, DataNotFoundError, find_data_dir
 from tune import hyperparams
 from tune.distributions import Distribution, Scalar, as_number, parse_entry
-from tune.errors import Problem, SpecError, show, unknown_key
+from tune.errors import Problem, SpecError, show, unknown_key, unknown_value
 from tune.yaml_source import read_yaml
 
 T = TypeVar("T")
@@ -158,7 +158,8 @@ class _Reader:
                     Problem(_join(path, str(k)), f"'{k}' does not belong here", f"put it {where}")
                 )
             else:
-                self.problems.append(unknown_key(path, str(k), keys))
+                what = "hyperparameter" if path == "search" else "key"
+                self.problems.append(unknown_key(path, str(k), keys, what))
         return raw
 
     def integer(self, path: str, raw: Any, default: T, low: int, *, null: bool = False) -> int | T:
@@ -191,7 +192,7 @@ class _Reader:
         if isinstance(raw, str) and raw in options:
             return raw
         if isinstance(raw, str):
-            self.problems.append(unknown_key(path, raw, options, what="value"))
+            self.problems.append(unknown_value(path, raw, options))
         else:
             self._bad(path, raw, f"one of {', '.join(options)}")
         return default
