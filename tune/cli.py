@@ -129,10 +129,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 print(line, file=sys.stderr)
             status = EXIT_BAD_INPUT
             continue
-        print(
-            f"{file}: valid: sweep '{spec.name}', {spec.trial_count()} trials of up to {spec.max_epochs} epochs, "
-            f"{spec.search_algorithm} search, {'ASHA' if spec.scheduler else 'no early stopping'}"
-        )
+        print(f"{file}: valid: sweep '{spec.name}': {spec.describe()}")
     return status
 
 
@@ -156,6 +153,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     storage = args.storage or storage_default()
     tracking_uri = args.tracking_uri or tracking_default()
     exp_dir = runner.experiment_dir(storage, spec.name)
+    if exp_dir.parent.exists() and not exp_dir.parent.is_dir():
+        raise UsageError(f"--storage {storage} is a file, not a folder")
     if exp_dir.exists():
         raise UsageError(
             f"experiment '{spec.name}' already exists in {exp_dir.parent} (start a new one with "
@@ -165,9 +164,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         storage=storage, tracking_uri=tracking_uri, address=address, verbose=args.verbose
     )
     print(
-        f"hpo: sweep '{spec.name}': {spec.trial_count()} trials, {spec.search_algorithm} search, "
-        f"{'ASHA' if spec.scheduler else 'no early stopping'}, up to {spec.max_epochs} epochs each; "
-        f"results in {exp_dir}, MLflow at {tracking_uri}",
+        f"hpo: sweep '{spec.name}': {spec.describe()}; results in {exp_dir}, MLflow at {tracking_uri}",
         flush=True,
     )
     result = runner.run_sweep(spec, options)

@@ -98,6 +98,14 @@ class SweepSpec:
                 size *= len(hyperparams.grid_values(value) or ())
         return size
 
+    def describe(self) -> str:
+        """'24 trials of up to 12 epochs, grid search, ASHA'."""
+        stopping = "ASHA" if self.scheduler else "no early stopping"
+        return (
+            f"{self.trial_count()} trials of up to {self.max_epochs} epochs, "
+            f"{self.search_algorithm} search, {stopping}"
+        )
+
     def trial_count(self) -> int:
         """Trials the sweep will run: Ray repeats the whole grid num_samples times."""
         if self.search_algorithm == "optuna":

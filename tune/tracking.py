@@ -4,8 +4,10 @@ Trials never talk to MLflow: a driver-side Tune callback turns trial events into
 (one parent run per sweep, one child run per trial) and TensorBoard scalars. The writes happen
 on a background thread, so a slow tracking server never stalls Tune's scheduling loop.
 
-MLflow run status of a trial: FINISHED when it ran all its epochs, KILLED when ASHA (or the
-time budget) stopped it early (tag `hpo.outcome` = stopped_early), FAILED when it raised.
+MLflow run status of a trial, with its tag `hpo.outcome`: FINISHED (completed) when it ran all
+its epochs; KILLED (stopped_early) when ASHA or the time budget stopped it before that; KILLED
+(interrupted) when the sweep was interrupted under it; FAILED (error) when it raised after its
+retries.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
 from ray import tune
 
 from tune import hyperparams
@@ -51,25 +55,23 @@ def versions() -> dict[str, str]:
 
 def start_parent_run(cfg: TrackingConfig, params: dict[str, Any], tags: dict[str, str]) -> str:
     """Create the sweep's experiment (if new) and its parent run; returns the run id."""
-    from mlflow.tracking import MlflowClient
-
     client = MlflowClient(cfg.tracking_uri)
     experiment = client.get_experiment_by_name(cfg.experiment)
-    experiment_id = (
-        experiment.experiment_id if experiment else client.create_experiment(cfg.experiment)
-    )
+    if experiment is None:
+        experiment_id = client.create_experiment(cfg.experiment)
+    else:
+        experiment_id = experiment.experiment_id
+        if experiment.lifecycle_stage == "deleted":
+            # Deleted in the UI but still in the store: a new run there would fail.
+            client.restore_experiment(experiment_id)
     run = client.create_run(
         experiment_id, run_name=cfg.experiment, tags={SWEEP_TAG: cfg.experiment, **tags}
     )
-    from mlflow.entities import Param
-
     client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
     return str(run.info.run_id)
 
 
 def end_run(tracking_uri: str, run_id: str, status: str) -> None:
-    from mlflow.tracking import MlflowClient
-
     MlflowClient(tracking_uri).set_terminated(run_id, status)
 
 
@@ -77,8 +79,6 @@ class _Writer:
     """Owns the MLflow client and TensorBoard writers; runs jobs in order on one thread."""
 
     def __init__(self, cfg: TrackingConfig, parent_run_id: str) -> None:
-        from mlflow.tracking import MlflowClient
-
         self.cfg = cfg
         self.parent_run_id = parent_run_id
         self.client = MlflowClient(cfg.tracking_uri)
@@ -142,8 +142,6 @@ class _Writer:
         return self.boards[trial_id]
 
     def start(self, trial_id: str, config: dict[str, Any], tags: dict[str, str]) -> None:
-        from mlflow.entities import Param, RunTag
-
         run_id = self.run_id(trial_id)
         logged = self.client.get_run(run_id).data.params
         params = [Param(k, str(v)) for k, v in config.items() if k not in logged]
@@ -152,8 +150,6 @@ class _Writer:
         self.open.add(trial_id)
 
     def result(self, trial_id: str, result: dict[str, Any]) -> None:
-        from mlflow.entities import Metric, RunTag
-
         run_id = self.run_id(trial_id)
         step = int(result.get("epoch", 0))
         now = int(time.time() * 1000)

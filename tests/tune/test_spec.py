@@ -92,10 +92,26 @@ def test_tab_indentation_is_a_syntax_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "key", "fragments"),
     [
-        ("serach: {epochs: 2}\nsearch: {epochs: 2}\n", "serach", ("unknown key", "did you mean 'search'")),
-        ("search: {dropuot: 0.1}\n", "search.dropuot", ("unknown hyperparameter", "did you mean 'dropout'")),
-        ("search: {epochs: 2}\ndataset: {nmae: mnist}\n", "dataset.nmae", ("unknown key", "did you mean 'name'")),
-        ("search: {epochs: 2}\nscheduler: {asha: {grace: 1}}\n", "scheduler.asha.grace", ("unknown key", "grace_period")),
+        (
+            "serach: {epochs: 2}\nsearch: {epochs: 2}\n",
+            "serach",
+            ("unknown key", "did you mean 'search'"),
+        ),
+        (
+            "search: {dropuot: 0.1}\n",
+            "search.dropuot",
+            ("unknown hyperparameter", "did you mean 'dropout'"),
+        ),
+        (
+            "search: {epochs: 2}\ndataset: {nmae: mnist}\n",
+            "dataset.nmae",
+            ("unknown key", "did you mean 'name'"),
+        ),
+        (
+            "search: {epochs: 2}\nscheduler: {asha: {grace: 1}}\n",
+            "scheduler.asha.grace",
+            ("unknown key", "grace_period"),
+        ),
     ],
 )
 def test_unknown_keys_get_a_hint(
@@ -272,9 +288,9 @@ def test_hyperparameter_rules(
             ("cannot enumerate the continuous range",),
         ),
         (
-            "search: {epochs: 3}\nresources: {gpu: 1}\n",
+            "search: {epochs: 3}\nresources: {gpu: 64}\n",
             "resources.gpu",
-            ("but this machine has 0 GPUs",),
+            ("64 per trial, but this machine has",),
         ),
         (
             "search: {epochs: 3}\nresources: {cpu: 512}\n",

@@ -36,4 +36,7 @@ def test_table_shows_only_the_keys_that_vary() -> None:
 
 def test_summary_line() -> None:
     text = summary_line(sort_rows(ROWS, "max"), "val_accuracy", total=3)
-    assert text == "3/3 trials: 1 pending, 1 stopped, 1 terminated | best val_accuracy 0.9100 (a_00001)"
+    assert (
+        text
+        == "3/3 trials: 1 pending, 1 stopped, 1 terminated | best val_accuracy 0.9100 (a_00001)"
+    )
