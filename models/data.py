@@ -93,10 +93,14 @@ def find_data_dir(name: str, root: str | None = None) -> Path:
         if all((d / f).is_file() for f in FILES.values()):
             return d
     looked = ", ".join(str(d) for d in tried)
+    fetch = (
+        "run `make data` (Debian's dataset-fashion-mnist, else torchvision's download)"
+        if name == "fashion_mnist"
+        else f"run `.venv/bin/python scripts/ensure_data.py {name}` (torchvision's download)"
+    )
     raise DataNotFoundError(
         f"{name} IDX files ({FILES['train_images']} and three more) not found; looked in "
-        f"{looked}. Install Debian's dataset-fashion-mnist, run `make data`, or set HPO_DATA_DIR "
-        "to a folder holding them"
+        f"{looked}. To fix: {fetch}, or set HPO_DATA_DIR to a folder holding them"
     )
 
 

@@ -42,7 +42,9 @@ class SpecError(Exception):
 
 def did_you_mean(word: str, known: Iterable[str]) -> str:
     """'did you mean 'dropout'? ' when a known word is close, else ''."""
-    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    known = list(known)
+    same_but_case = [k for k in known if k.lower() == word.lower()]
+    close = same_but_case or difflib.get_close_matches(word, known, n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'? " if close else ""
 
 

@@ -118,7 +118,7 @@ def check_distribution(
         return None, [
             Problem(
                 f"{path}.{dist.kind}",
-                f"{dist.kind} cannot produce {rule.describe().removeprefix('one of ')} values for {name}",
+                f"{dist.kind} does not fit {name}, which takes {rule.describe()}",
                 f"use one of {', '.join(kinds)}",
             )
         ]

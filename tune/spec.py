@@ -35,6 +35,8 @@ TOP_KEYS = (
 DATASET_KEYS = ("name", "root", "validation_fraction", "train_steps", "eval_steps")
 ASHA_KEYS = ("grace_period", "reduction_factor")
 DEFAULT_RANDOM_SAMPLES = 10
+MAX_SAMPLES = 100_000  # more trials than any machine runs; a typo like 10000000 is caught
+MAX_INT = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -159,23 +161,27 @@ class _Reader:
         for k in raw:
             if k in keys:
                 continue
-            home = _home_of(str(k))
+            key = k if isinstance(k, str) else show(k)  # `null:` as a key reads "null"
+            home = _home_of(key)
             if home is not None and home != path:
                 where = f"under {home}:" if home else "at the top level"
                 self.problems.append(
-                    Problem(_join(path, str(k)), f"'{k}' does not belong here", f"put it {where}")
+                    Problem(_join(path, key), f"'{key}' does not belong here", f"put it {where}")
                 )
             else:
                 what = "hyperparameter" if path == "search" else "key"
-                self.problems.append(unknown_key(path, str(k), keys, what))
+                self.problems.append(unknown_key(path, key, keys, what))
         return raw
 
-    def integer(self, path: str, raw: Any, default: T, low: int, *, null: bool = False) -> int | T:
+    def integer(
+        self, path: str, raw: Any, default: T, low: int, *, high: int = MAX_INT, null: bool = False
+    ) -> int | T:
         if raw is None and null:
             return default
-        if isinstance(raw, int) and not isinstance(raw, bool) and raw >= low:
+        if isinstance(raw, int) and not isinstance(raw, bool) and low <= raw <= high:
             return raw
-        self._bad(path, raw, f"an integer >= {low}" + (" or null" if null else ""))
+        rule = f"an integer >= {low}" if high == MAX_INT else f"an integer in [{low}, {high}]"
+        self._bad(path, raw, rule + (" or null" if null else ""))
         return default
 
     def number(
@@ -247,7 +253,11 @@ class _Reader:
             search_algorithm=algorithm,
             scheduler=self.scheduler(top.get("scheduler", "asha")),
             num_samples=self.integer(
-                "num_samples", top.get("num_samples", default_samples), default_samples, 1
+                "num_samples",
+                top.get("num_samples", default_samples),
+                default_samples,
+                1,
+                high=MAX_SAMPLES,
             ),
             resources=self.resources(top.get("resources")),
             max_concurrent_trials=self.integer(

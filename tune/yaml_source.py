@@ -50,11 +50,15 @@ def duplicate_keys(node: yaml.Node | None, path: str) -> list[Problem]:
             line = key_node.start_mark.line + 1
             if isinstance(key_node, yaml.ScalarNode) and key != "<<":
                 if key in first_line:
+                    lines = (
+                        f"line {line}"
+                        if first_line[key] == line
+                        else f"lines {first_line[key]} and {line}"
+                    )
                     problems.append(
                         Problem(
                             child,
-                            f"appears twice (lines {first_line[key]} and {line}); YAML would "
-                            "silently keep the last",
+                            f"appears twice ({lines}); YAML would silently keep the last",
                             "each key once",
                         )
                     )
