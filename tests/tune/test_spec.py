@@ -154,8 +154,29 @@ def test_string_shorthands(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "key", "fragments"),
     [
-        ("search: {epochs: 2}\nnum_samples: ten\n", "num_samples", ("'ten'", "integer >= 1")),
-        ("search: {epochs: 2}\nnum_samples: 0\n", "num_samples", ("0", "integer >= 1")),
+        (
+            "search: {epochs: 2}\nnum_samples: ten\n",
+            "num_samples",
+            ("'ten'", "an integer in [1, 100000]"),
+        ),
+        (
+            "search: {epochs: 2}\nnum_samples: 0\n",
+            "num_samples",
+            ("0", "an integer in [1, 100000]"),
+        ),
+        ("search: {epochs: 2}\nnum_samples: 99999999999\n", "num_samples", ("99999999999",)),
+        ("search: {null: 2}\n", "search.null", ("unknown hyperparameter",)),
+        (
+            "search: {epochs: 2}\nmetric: {name: val_loss, mode: MIN}\n",
+            "metric.mode",
+            ("did you mean 'min'",),
+        ),
+        (
+            "search: {epochs: {uniform: [1, 5]}}\n",
+            "search.epochs.uniform",
+            ("does not fit epochs",),
+        ),
+        ("search: {epochs: 2, epochs: 3}\n", "search.epochs", ("appears twice (line 1)",)),
         ("search: {normalization: maybe}\n", "search.normalization", ("'maybe'", "true or false")),
         ("search: {batch_size: 64.5}\n", "search.batch_size", ("64.5", "an integer")),
         ("search: {epochs: '12'}\n", "search.epochs", ("'12'", "an integer")),
