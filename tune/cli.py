@@ -12,6 +12,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tune.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, Problem, SpecError
@@ -152,6 +153,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         spec = runner.smoke_variant(spec)
     storage = args.storage or storage_default()
     tracking_uri = args.tracking_uri or tracking_default()
+    if (problem := check_tracking_uri(tracking_uri)) is not None:
+        raise UsageError(problem)
     exp_dir = runner.experiment_dir(storage, spec.name)
     if exp_dir.parent.exists() and not exp_dir.parent.is_dir():
         raise UsageError(f"--storage {storage} is a file, not a folder")
@@ -172,6 +175,25 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if result.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_FAILURE if result.errors or result.best is None else EXIT_OK
+
+
+# MLflow stores other than SQLite; `postgresql+psycopg2://` counts as postgresql.
+TRACKING_SCHEMES = ("http", "https", "file", "postgresql", "mysql", "mssql", "databricks")
+
+
+def check_tracking_uri(uri: str) -> str | None:
+    """What is wrong with a tracking URI, caught before Ray starts; None if it looks usable."""
+    scheme, sep, rest = uri.partition("://")
+    allowed = "sqlite:///mlflow.db, http://127.0.0.1:5000, file:///abs/path, postgresql://..."
+    if uri == "databricks" or (sep and scheme.split("+")[0] in TRACKING_SCHEMES):
+        return None
+    if scheme == "sqlite" and sep:
+        # sqlite:///relative.db or sqlite:////absolute.db: the folder must already exist.
+        folder = Path(rest.removeprefix("/")).expanduser().parent
+        if not folder.is_dir():
+            return f"--tracking-uri {uri}: folder {folder} does not exist"
+        return None
+    return f"--tracking-uri: {uri!r} is not an MLflow tracking URI ({allowed})"
 
 
 def print_summary(result: SweepResult, metric: str, tracking_uri: str) -> None:

@@ -80,6 +80,19 @@ def test_bad_sweep_exits_2_and_leaves_no_trace(tmp_path: Path) -> None:
         ),
         (["sweep", str(SEARCH_SPACES / "smoke.yaml"), "--name", "a b"], "--name"),
         (["sweep", "missing.yaml"], "missing.yaml: no such file"),
+        (
+            ["sweep", str(SEARCH_SPACES / "smoke.yaml"), "--tracking-uri", "mlflow.db"],
+            "not an MLflow tracking URI",
+        ),
+        (
+            [
+                "sweep",
+                str(SEARCH_SPACES / "smoke.yaml"),
+                "--tracking-uri",
+                "sqlite:///no/such/dir/m.db",
+            ],
+            "does not exist",
+        ),
         (["status", "nothing-here"], "no experiment 'nothing-here'"),
         (["frobnicate"], "invalid choice"),
     ],
