@@ -115,23 +115,17 @@ def test_smoke_sweep_through_the_cli(tmp_path: Path) -> None:
     assert all(i in status.stdout for i in ids)
 
 
-def test_smoke_flag_shrinks_the_study(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("space", "trials"),
+    [("fashion_seed", 8), ("fashion_tpe", 2)],  # grid 2 x 2 x 2; Optuna TPE with 2 samples
+)
+def test_smoke_flag_runs_each_shipped_space(tmp_path: Path, space: str, trials: int) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    result = hpo(
-        [
-            "sweep",
-            str(SEARCH_SPACES / "fashion_seed.yaml"),
-            "--smoke",
-            "--storage",
-            str(tmp_path / "runs"),
-            "--tracking-uri",
-            uri,
-        ],
-        cwd=tmp_path,
-    )
+    args = ["sweep", str(SEARCH_SPACES / f"{space}.yaml"), "--smoke"]
+    result = hpo([*args, "--storage", str(tmp_path / "runs"), "--tracking-uri", uri], cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    _, children = runs_of(uri, "fashion_seed_smoke")
-    assert len(children) == 8  # 2 x 2 x 2 of the grid
+    _, children = runs_of(uri, f"{space}_smoke")
+    assert len(children) == trials
     assert all(int(r.data.params["epochs"]) == 2 for r in children)
 
 
