@@ -6,9 +6,8 @@ the best metric so far) and a table of the running trials and the best finished 
 
 from __future__ import annotations
 
-import sys
 import time
-from typing import Any, TextIO
+from typing import Any
 
 from ray import tune
 
@@ -31,19 +30,12 @@ class ProgressCallback(tune.Callback):
         mode: str,
         total: int,
         interval: float = 10.0,
-        out: TextIO | None = None,
     ) -> None:
         self.name, self.metric, self.mode, self.total = name, metric, mode, total
         self.interval = interval
-        self.out = out
         self._start = time.monotonic()
         self._last_print = 0.0
         self._last_seen: tuple[Any, ...] = ()
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["out"] = None  # a stream cannot be pickled with the experiment
-        return state
 
     def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
         now = time.monotonic()
@@ -63,4 +55,4 @@ class ProgressCallback(tune.Callback):
         lines = [f"[{elapsed}] {self.name}: {summary_line(rows, self.metric, self.total)}"]
         if running or leaders:
             lines.append(format_table(running + leaders, self.metric, keys=varying_keys(rows)))
-        print("\n".join(lines), file=self.out or sys.stdout, flush=True)
+        print("\n".join(lines), flush=True)

@@ -28,7 +28,6 @@ class TrialRow:
     epochs: int  # epochs reported so far
     max_epochs: int  # epochs this trial would run if nobody stopped it
     best: float | None  # best value of the sweep's metric over its epochs
-    last: float | None
     config: dict[str, Any]
 
 
@@ -47,7 +46,7 @@ def best_of(values: dict[str, Any] | None, mode: str) -> float | None:
 
 
 def rows_from_trials(trials: Iterable[Any], metric: str, mode: str) -> list[TrialRow]:
-    """Rows from live ray.tune Trial objects (driver side)."""
+    """Rows from ray.tune Trial objects: live ones in a callback, or restored from disk."""
     rows = []
     for t in trials:
         last = t.last_result or {}
@@ -61,7 +60,6 @@ def rows_from_trials(trials: Iterable[Any], metric: str, mode: str) -> list[Tria
                 epochs=epochs,
                 max_epochs=max_epochs,
                 best=best_of(summary, mode),
-                last=best_of(summary, "last"),
                 config=dict(t.config),
             )
         )

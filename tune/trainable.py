@@ -47,7 +47,8 @@ def datasets(cfg: DataConfig) -> Datasets:
 
 def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     """Run one trial epoch by epoch, reporting metrics and a complete checkpoint after each.
-    Ray stops the generator (ASHA) simply by not asking for the next epoch."""
+    When ASHA stops the trial, Ray ends this function at its next `tune.report`; a restarted or
+    resumed trial continues from its last checkpoint."""
     trainer = Trainer(
         model_config(config),
         train_config(

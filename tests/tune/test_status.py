@@ -5,7 +5,7 @@ from tune.status import TrialRow, format_table, sort_rows, state_of, summary_lin
 
 def row(trial_id: str, state: str, epochs: int, best: float | None, dropout: float) -> TrialRow:
     config = {"dropout": dropout, "optimizer": "adam", "normalization": True}
-    return TrialRow(trial_id, state, epochs, 12, best, best, config)
+    return TrialRow(trial_id, state, epochs, 12, best, config)
 
 
 ROWS = [
