@@ -72,13 +72,18 @@ class Datasets:
 
 
 def candidate_dirs(name: str, root: str | None = None) -> list[Path]:
-    """Every folder that may hold `name`'s files, most specific first."""
-    dirs: list[Path] = []
-    for base in (root, os.environ.get("HPO_DATA_DIR")):
-        if base:
-            # A user may point at the files themselves or at a folder of datasets.
-            p = Path(base).expanduser()
-            dirs += [p, p / name.replace("_", "-"), p / TORCHVISION_CLASS[name] / "raw"]
+    """Every folder that may hold `name`'s files, most specific first. An explicit root is the
+    only place looked at: a user who names a folder means that folder."""
+
+    def under(base: str) -> list[Path]:
+        # A user may point at the files themselves or at a folder of datasets.
+        p = Path(base).expanduser().absolute()
+        return [p, p / name.replace("_", "-"), p / TORCHVISION_CLASS[name] / "raw"]
+
+    if root:
+        return under(root)
+    env = os.environ.get("HPO_DATA_DIR")
+    dirs = under(env) if env else []
     dirs += list(SYSTEM_DIRS[name])
     dirs.append(DEFAULT_DOWNLOAD_ROOT / TORCHVISION_CLASS[name] / "raw")
     return dirs

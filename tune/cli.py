@@ -211,8 +211,8 @@ def print_summary(result: SweepResult, metric: str, tracking_uri: str) -> None:
         print(f"  config: {config}")
     if result.interrupted:
         print(f"hpo: interrupted with {result.unfinished} trial(s) unfinished")
-    elif result.unfinished:
-        print(f"hpo: the time budget ran out; {result.unfinished} trial(s) did not run to the end")
+    elif result.budget_hit:
+        print(f"hpo: the time budget ran out; {result.unfinished} trial(s) never started")
     if result.errors:
         print(
             f"hpo: {result.errors} trial(s) failed; their error files are under {result.experiment_dir}"

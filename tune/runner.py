@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from models.data import DataConfig
+from models.data import DataConfig, find_data_dir
 from tune.distributions import Distribution
 from tune.errors import Problem, SpecError
 from tune.hyperparams import grid_values
@@ -48,6 +48,7 @@ class SweepResult:
     errors: int
     unfinished: int  # trials left pending or running
     interrupted: bool  # unfinished trials and no time budget to explain them: Ctrl+C, SIGTERM
+    budget_hit: bool  # time_budget_s ran out
     tracking_failures: int
     seconds: float
 
@@ -130,11 +131,19 @@ def scheduler(spec: SweepSpec) -> Any:
     )
 
 
-def trial_settings(spec: SweepSpec) -> TrialSettings:
+def trial_settings(spec: SweepSpec, local: bool = True) -> TrialSettings:
+    """What every trial shares. Ray runs each trial in its own folder, so the data folder goes
+    to the trials as an absolute path: found here for a local sweep, as given for a cluster
+    (whose nodes must hold the files at that path)."""
+    root = spec.dataset.root
+    if local:
+        root = str(find_data_dir(spec.dataset.name, root))
+    elif root is not None:
+        root = str(Path(root).expanduser().absolute())
     return TrialSettings(
         data=DataConfig(
             name=spec.dataset.name,
-            root=spec.dataset.root,
+            root=root,
             validation_fraction=spec.dataset.validation_fraction,
             seed=spec.seed,
         ),
@@ -254,23 +263,26 @@ def run_sweep(spec: SweepSpec, options: RunOptions, trainable: Any = None) -> Sw
         spec.name, spec.metric.name, spec.metric.mode, spec.trial_count(), options.progress_interval
     )
     start = time.monotonic()
-    status = "FAILED"
+    status, open_outcome = "FAILED", "interrupted"
     try:
         write_record(exp_dir, spec, options, parent_run_id)
-        build_tuner(spec, exp_dir, trainable, [tracker, progress], options.verbose).fit()
+        build_tuner(spec, exp_dir, trainable, [tracker, progress], options).fit()
         # Read back what Ray saved, not its in-memory trials: on Ctrl+C or SIGTERM Ray ends
         # fit() early and marks the trials it stopped TERMINATED in memory, while its saved
         # state (what a resume continues from) keeps them PENDING or RUNNING.
         _, rows = experiment_rows(exp_dir)
         unfinished = sum(r.state in UNFINISHED for r in rows)
         budget = spec.time_budget_s
-        interrupted = unfinished > 0 and not (budget and time.monotonic() - start >= budget)
+        budget_hit = budget is not None and time.monotonic() - start >= budget
+        interrupted = unfinished > 0 and not budget_hit
         status = "KILLED" if interrupted else "FINISHED"
+        if budget_hit:
+            open_outcome = "stopped_early"  # Ray never reports budget-ended trials complete
     except KeyboardInterrupt:
         status = "KILLED"
         raise
     finally:
-        tracking_failures = tracker.close()
+        tracking_failures = tracker.close(open_outcome)
         end_run(options.tracking_uri, parent_run_id, status)
     return SweepResult(
         experiment_dir=exp_dir,
@@ -280,20 +292,23 @@ def run_sweep(spec: SweepSpec, options: RunOptions, trainable: Any = None) -> Sw
         errors=count_states(rows).get("ERROR", 0),
         unfinished=unfinished,
         interrupted=interrupted,
+        budget_hit=budget_hit,
         tracking_failures=tracking_failures,
         seconds=time.monotonic() - start,
     )
 
 
 def build_tuner(
-    spec: SweepSpec, exp_dir: Path, trainable: Any, callbacks: list[Any], verbose: bool = False
+    spec: SweepSpec, exp_dir: Path, trainable: Any, callbacks: list[Any], options: RunOptions
 ) -> Any:
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-    fn = trainable or tune.with_parameters(train_trial, settings=trial_settings(spec))
+    if trainable is None:
+        settings = trial_settings(spec, local=options.address is None)
+        trainable = tune.with_parameters(train_trial, settings=settings)
     return tune.Tuner(
-        tune.with_resources(fn, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}),
+        tune.with_resources(trainable, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}),
         param_space=param_space(spec),
         tune_config=tune.TuneConfig(
             metric=spec.metric.name,
@@ -318,7 +333,7 @@ def build_tuner(
                 checkpoint_score_attribute=spec.metric.name,
                 checkpoint_score_order=spec.metric.mode,
             ),
-            verbose=1 if verbose else 0,  # Ray's own status table only with --verbose
+            verbose=1 if options.verbose else 0,  # Ray's own status table only with --verbose
         ),
     )
 

@@ -10,21 +10,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# Ray's trial states, plus the one we derive: a trial ASHA (or the time budget) ended before
-# its last epoch.
+# Ray's trial states, plus two we derive: a trial ASHA (or the time budget) ended before its
+# last epoch, and one the time budget ended before its first.
 STOPPED_EARLY = "STOPPED"
-SWEEP_FILE = "hpo_sweep.json"
-UNFINISHED = (
-    "PENDING",
-    "RUNNING",
-    "PAUSED",
-)  # what `hpo sweep` records beside Ray's experiment state
+NOT_STARTED = "NOT_STARTED"
+UNFINISHED = ("PENDING", "RUNNING", "PAUSED", NOT_STARTED)
+SWEEP_FILE = "hpo_sweep.json"  # what `hpo sweep` records beside Ray's experiment state
 
 
 @dataclass(frozen=True)
 class TrialRow:
     trial_id: str
-    state: str  # PENDING, RUNNING, TERMINATED, STOPPED (early), PAUSED, ERROR
+    state: str  # PENDING, RUNNING, PAUSED, TERMINATED, STOPPED (early), NOT_STARTED, ERROR
     epochs: int  # epochs reported so far
     max_epochs: int  # epochs this trial would run if nobody stopped it
     best: float | None  # best value of the sweep's metric over its epochs
@@ -32,6 +29,8 @@ class TrialRow:
 
 
 def state_of(status: str, epochs: int, max_epochs: int) -> str:
+    if status == "TERMINATED" and epochs == 0:
+        return NOT_STARTED
     if status == "TERMINATED" and epochs < max_epochs:
         return STOPPED_EARLY
     return status

@@ -86,28 +86,35 @@ class _Writer:
         self.run_ids: dict[str, str] = {}
         self.open: set[str] = set()  # trials started and not yet finished
         self.boards: dict[str, Any] = {}
-        self.jobs: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        # Jobs are (bound method, args): each is tied to this writer when queued.
+        self.jobs: queue.Queue[tuple[Callable[..., None], tuple[Any, ...]] | None] = queue.Queue()
         self.failures = 0
         self.thread = threading.Thread(target=self._loop, name="hpo-tracking", daemon=True)
         self.thread.start()
 
     def _loop(self) -> None:
         while (job := self.jobs.get()) is not None:
+            method, args = job
             try:
-                job()
+                method(*args)
             except Exception as e:  # tracking must never take the sweep down
                 self.failures += 1
                 log.warning("MLflow/TensorBoard write failed: %s", e)
 
-    def submit(self, job: Callable[[], None]) -> None:
-        self.jobs.put(job)
+    def submit(self, method: Callable[..., None], *args: Any) -> None:
+        self.jobs.put((method, args))
 
-    def close(self, timeout: float = 60.0) -> None:
-        # A trial still open here was cut off by an interrupt: say so rather than leave its
-        # run RUNNING forever. A resume reopens it.
-        self.jobs.put(self.interrupt_open)
+    def close(self, open_outcome: str, timeout: float = 120.0) -> None:
+        """Drain the queue, then stop. Trials still open were cut off by an interrupt or the
+        time budget (`open_outcome`): say so rather than leave their runs RUNNING forever."""
+        self.submit(self.close_open, open_outcome)
         self.jobs.put(None)
         self.thread.join(timeout)
+        if self.thread.is_alive():
+            # The store is too slow or gone: leave the thread (a daemon) and its writers alone.
+            log.warning("tracking: %d writes still queued after %.0f s", self.jobs.qsize(), timeout)
+            self.failures += self.jobs.qsize()
+            return
         for board in self.boards.values():
             board.close()
 
@@ -174,9 +181,9 @@ class _Writer:
         if trial_id in self.boards:
             self.boards.pop(trial_id).close()
 
-    def interrupt_open(self) -> None:
+    def close_open(self, outcome: str) -> None:
         for trial_id in sorted(self.open):
-            self.finish(trial_id, "KILLED", "interrupted", epochs=-1)
+            self.finish(trial_id, "KILLED", outcome, epochs=-1)
 
 
 class TrackingCallback(tune.Callback):
@@ -203,13 +210,12 @@ class TrackingCallback(tune.Callback):
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         trial_id, config = trial.trial_id, dict(trial.config)
         tags = {**self._versions, "model_summary": model_summary(config)}
-        self.writer.submit(lambda: self.writer.start(trial_id, config, tags))
+        self.writer.submit(self.writer.start, trial_id, config, tags)
 
     def on_trial_result(
         self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
     ) -> None:
-        trial_id, result = trial.trial_id, dict(result)
-        self.writer.submit(lambda: self.writer.result(trial_id, result))
+        self.writer.submit(self.writer.result, trial.trial_id, dict(result))
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         epochs = int((trial.last_result or {}).get("epoch", 0) or 0)
@@ -217,28 +223,32 @@ class TrackingCallback(tune.Callback):
             status, outcome = "FINISHED", "completed"
         else:
             status, outcome = "KILLED", "stopped_early"
-        trial_id = trial.trial_id
-        self.writer.submit(lambda: self.writer.finish(trial_id, status, outcome, epochs))
+        self.writer.submit(self.writer.finish, trial.trial_id, status, outcome, epochs)
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         epochs = int((trial.last_result or {}).get("epoch", 0) or 0)
-        trial_id = trial.trial_id
-        self.writer.submit(lambda: self.writer.finish(trial_id, "FAILED", "error", epochs))
+        self.writer.submit(self.writer.finish, trial.trial_id, "FAILED", "error", epochs)
 
-    def close(self) -> int:
-        """Wait for every queued write; returns how many failed."""
+    def close(self, open_outcome: str = "interrupted") -> int:
+        """Wait for every queued write; returns how many failed. `open_outcome` tags the runs of
+        trials that never got their end event: 'interrupted', or 'stopped_early' when the time
+        budget ended them (Ray does not report those as completed)."""
         if self._writer is None:
             return 0
-        self._writer.close()
+        self._writer.close(open_outcome)
         failures = self._writer.failures
         self._writer = None
         return failures
 
 
 def model_summary(config: dict[str, Any]) -> str:
+    import torch
+
     from models.cnn import CNN, summary
 
     try:
-        return summary(CNN(hyperparams.model_config(config)))
+        # On the meta device: shapes and parameter counts without allocating the weights.
+        with torch.device("meta"):
+            return summary(CNN(hyperparams.model_config(config)))
     except (KeyError, ValueError) as e:
         return f"unavailable: {e}"

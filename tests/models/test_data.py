@@ -63,6 +63,20 @@ def test_missing_data_names_hpo_data_dir(tmp_path: Path, monkeypatch: pytest.Mon
         find_data_dir("mnist", str(tmp_path))
 
 
+def test_an_explicit_root_is_the_only_place_looked_at(tmp_path: Path) -> None:
+    # Even where Debian's copy exists, a named folder without the files is an error.
+    with pytest.raises(DataNotFoundError, match=str(tmp_path)):
+        find_data_dir("fashion_mnist", str(tmp_path))
+
+
+def test_a_relative_root_is_made_absolute(
+    idx_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(idx_folder.parent)
+    found = find_data_dir("fashion_mnist", idx_folder.name)
+    assert found.is_absolute() and found == idx_folder
+
+
 def test_empty_split_is_refused() -> None:
     with pytest.raises(ValueError, match="empty split"):
         split_train_validation(separable(10), 0.01, seed=0)

@@ -193,3 +193,34 @@ def test_asha_stops_clearly_worse_trials_early(tmp_path: Path, ray_session: None
         run = by_trial[row.trial_id]
         assert run.data.tags["hpo.epochs"] == str(row.epochs)
         assert run.info.status == ("KILLED" if row.epochs < 9 else "FINISHED")
+
+
+def slow_scripted_trainable(config: dict[str, Any]) -> None:
+    """Fake trainable: a flat scripted curve, 0.5 s an epoch, to run into a time budget."""
+    from ray import tune
+
+    for epoch in range(1, config["epochs"] + 1):
+        time.sleep(0.5)
+        tune.report({"epoch": epoch, "val_accuracy": 0.5 + 0.01 * epoch})
+
+
+def test_time_budget_ends_the_sweep_cleanly(tmp_path: Path, ray_session: None) -> None:
+    from tune.runner import RunOptions, run_sweep
+    from tune.spec import load_spec
+
+    space = tmp_path / "budget.yaml"
+    space.write_text(
+        "name: budget\nsearch:\n  dropout: {grid: [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]}\n  epochs: 9\n"
+        "search_algorithm: grid\nscheduler: none\nmax_concurrent_trials: 2\ntime_budget_s: 10\n"
+    )
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    options = RunOptions(storage=str(tmp_path / "runs"), tracking_uri=uri, progress_interval=3600)
+    result = run_sweep(load_spec(space), options, trainable=slow_scripted_trainable)
+
+    assert result.budget_hit and not result.interrupted, result.rows
+    assert result.unfinished > 0 and result.best is not None, result.rows
+    _, children = runs_of(uri, "budget")
+    outcomes = {(r.info.status, r.data.tags["hpo.outcome"]) for r in children}
+    # Trials that ran all 9 epochs finished; the ones the budget cut say so; none stays RUNNING.
+    assert ("KILLED", "stopped_early") in outcomes
+    assert outcomes <= {("FINISHED", "completed"), ("KILLED", "stopped_early")}
