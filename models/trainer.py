@@ -100,6 +100,8 @@ class Trainer:
         n = len(self.train_data)
         order = torch.randperm(n, generator=self.batch_order).to(self.device)
         steps = math.ceil(n / self.cfg.batch_size)
+        if n % self.cfg.batch_size == 1:
+            steps -= 1  # a last batch of one sample: BatchNorm cannot train on it, so skip it
         if self.cfg.train_steps is not None:
             steps = min(steps, self.cfg.train_steps)
         total_loss, seen = torch.zeros((), device=self.device), 0
@@ -169,6 +171,8 @@ class Trainer:
             "best_val_accuracy": self.best_val_accuracy,
             "batch_order": self.batch_order.get_state(),
             "torch_rng": torch.get_rng_state(),
+            # Dropout on a GPU draws from the CUDA generator: replayed too after a restore.
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "model_config": asdict(self.model_cfg),
             "train_config": asdict(self.cfg),
         }
@@ -180,6 +184,8 @@ class Trainer:
         self.best_val_accuracy = float(state["best_val_accuracy"])
         self.batch_order.set_state(state["batch_order"])
         torch.set_rng_state(state["torch_rng"])
+        if state.get("cuda_rng") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
 
     def save(self, path: str) -> None:
         torch.save(self.state_dict(), path)

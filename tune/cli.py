@@ -135,18 +135,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from tune.spec import check_name, load_spec, with_overrides
+    from tune.spec import check_name, load_spec, sample_checks, with_overrides
 
     address = args.address or os.environ.get("RAY_ADDRESS") or None
-    spec = load_spec(args.file, local=address is None)
     if args.name is not None and (bad := check_name(args.name)) is not None:
         raise SpecError("--name", [Problem("", bad.message, bad.allowed)])
+    spec = load_spec(args.file, local=address is None, name=args.name)
     spec = with_overrides(
-        spec,
-        name=args.name,
-        num_samples=args.num_samples,
-        max_concurrent_trials=args.max_concurrent,
+        spec, num_samples=args.num_samples, max_concurrent_trials=args.max_concurrent
     )
+    if args.num_samples is not None and (problems := sample_checks(spec)):
+        raise SpecError(f"{args.file} with --num-samples {args.num_samples}", problems)
     from tune import runner
 
     if args.smoke:

@@ -13,6 +13,7 @@ checks the grammar only. What values a hyperparameter allows is hyperparams.py's
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -124,6 +125,10 @@ def _parse_range(
     if low is None or high is None:
         bad = args[0] if low is None else args[1]
         return None, [Problem(path, f"{show(bad)} is not a number", "[low, high] as numbers")]
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return None, [
+            Problem(path, f"bounds {show(args)} must be finite", "[low, high] as finite numbers")
+        ]
     if kind == "randint" and not (isinstance(low, int) and isinstance(high, int)):
         return None, [Problem(path, f"bounds {show(args)} must be integers", "randint: [2, 4]")]
     if low >= high:

@@ -144,6 +144,13 @@ def check_distribution(
     return dist, []
 
 
+def possible_values(value: Scalar | Distribution) -> tuple[Scalar, ...]:
+    """The values an entry can take (a range by its two ends), for rules between entries."""
+    if isinstance(value, Distribution):
+        return value.values
+    return (value,)
+
+
 def grid_values(dist: Distribution) -> tuple[Scalar, ...] | None:
     """The values a grid search enumerates for `dist`, or None if it is continuous."""
     if dist.kind in ("choice", "grid"):

@@ -210,7 +210,7 @@ def check_cluster(spec: SweepSpec) -> None:
             problems.append(
                 Problem(
                     f"resources.{key}",
-                    f"{need:g} per trial, but the Ray cluster has {total:g} {ray_key}s",
+                    f"{need:g} per trial, but Ray sees {total:g} {ray_key}s in all",
                     f"at most {total:g}",
                 )
             )
@@ -248,8 +248,8 @@ def run_sweep(spec: SweepSpec, options: RunOptions, trainable: Any = None) -> Sw
     quiet_logs(options.verbose)
     exp_dir = experiment_dir(options.storage, spec.name)
     start_ray(options)
-    if options.address:
-        check_cluster(spec)
+    # Also locally: Ray may see fewer CPUs than os.cpu_count() (a container's limit).
+    check_cluster(spec)
     # From here on things are written: the MLflow parent run first, so that whatever happens
     # next, it ends with a status saying so.
     tracking = TrackingConfig(options.tracking_uri, spec.name, str(exp_dir / "tensorboard"))

@@ -37,6 +37,7 @@ ASHA_KEYS = ("grace_period", "reduction_factor")
 DEFAULT_RANDOM_SAMPLES = 10
 MAX_SAMPLES = 100_000  # more trials than any machine runs; a typo like 10000000 is caught
 MAX_INT = 2**63 - 1
+MAX_SEED = 2**32 - 1  # what numpy and Optuna accept
 
 
 @dataclass(frozen=True)
@@ -115,15 +116,15 @@ class SweepSpec:
         return self.num_samples * self.grid_size()
 
 
-def load_spec(path: str | Path, *, local: bool = True) -> SweepSpec:
+def load_spec(path: str | Path, *, local: bool = True, name: str | None = None) -> SweepSpec:
     """Read and validate a search-space file. `local`: the sweep runs on this machine, so its
-    resources and data files can be checked here too."""
+    resources and data files can be checked here too. `name` overrides the file's name."""
     path = Path(path)
     source = str(path)
     data, problems = read_yaml(path)
     if problems:
         raise SpecError(source, problems)
-    reader = _Reader()
+    reader = _Reader(name_override=name)
     spec = reader.sweep(data, default_name=path.stem, source=source)
     if spec is not None and not reader.problems:
         reader.problems += _cross_checks(spec, local=local)
@@ -142,8 +143,9 @@ class _Reader:
     """Turns the loaded YAML into dataclasses, collecting a Problem for every bad key instead of
     stopping at the first, so one run of `hpo validate` shows everything to fix."""
 
-    def __init__(self) -> None:
+    def __init__(self, name_override: str | None = None) -> None:
         self.problems: list[Problem] = []
+        self.name_override = name_override  # --name: replaces the file's name before checks
 
     # -- typed getters: each returns the value or the default, recording what is wrong ------
 
@@ -229,8 +231,14 @@ class _Reader:
             )
             return None
         top = self.mapping("", data, TOP_KEYS)
-        name = top.get("name", default_name)
+        name = self.name_override or top.get("name") or default_name
         if (bad_name := check_name(name)) is not None:
+            if name == default_name and not self.name_override:
+                bad_name = Problem(
+                    "name",
+                    f"{show(name)} (taken from the file name) is not a valid sweep name",
+                    f"{NAME_RULE}; set name: in the file or --name",
+                )
             self.problems.append(bad_name)
         if "search" not in top:
             self.problems.append(
@@ -243,11 +251,14 @@ class _Reader:
         algorithm = self.one_of(
             "search_algorithm", top.get("search_algorithm", "random"), "random", ALGORITHMS
         )
-        default_samples = 1 if algorithm == "grid" else DEFAULT_RANDOM_SAMPLES
+        search = self.search(top.get("search"))
+        # Repeats of a space where nothing is sampled would be identical runs: default to one.
+        sampled = any(_is_sampled(v, algorithm) for v in search.values())
+        default_samples = DEFAULT_RANDOM_SAMPLES if sampled else 1
         return SweepSpec(
             name=name if isinstance(name, str) else default_name,
             source=source,
-            search=self.search(top.get("search")),
+            search=search,
             dataset=self.dataset(top.get("dataset")),
             metric=self.metric(top.get("metric")),
             search_algorithm=algorithm,
@@ -272,7 +283,7 @@ class _Reader:
                 null=True,
             ),
             max_failures=self.integer("max_failures", top.get("max_failures", 2), 2, 0),
-            seed=self.integer("seed", top.get("seed", 0), 0, 0),
+            seed=self.integer("seed", top.get("seed", 0), 0, 0, high=MAX_SEED),
         )
 
     def search(self, raw: Any) -> dict[str, Scalar | Distribution]:
@@ -380,7 +391,7 @@ class _Reader:
                 "resources.gpu",
                 r.get("gpu", default.gpu),
                 default.gpu,
-                lambda x: x == 0 or 0 < x <= 1 or x.is_integer(),
+                lambda x: x == 0 or 0 < x <= 1 or (x > 1 and x.is_integer()),
                 "0, a fraction in (0, 1], or a whole number of GPUs",
             ),
         )
@@ -415,6 +426,8 @@ def _cross_checks(spec: SweepSpec, *, local: bool) -> list[Problem]:
             )
         )
     problems += _algorithm_checks(spec)
+    problems += sample_checks(spec)
+    problems += _normalization_checks(spec)
     if local:
         problems += _local_checks(spec)
     return problems
@@ -443,6 +456,61 @@ def _algorithm_checks(spec: SweepSpec) -> list[Problem]:
                 )
             )
     return problems
+
+
+def _is_sampled(value: Any, algorithm: str) -> bool:
+    """Whether trials draw this entry at random (so repeats differ), rather than enumerate it."""
+    return isinstance(value, Distribution) and value.kind != "grid" and algorithm != "grid"
+
+
+def sample_checks(spec: SweepSpec) -> list[Problem]:
+    """How many trials: something to search for optuna, no identical repeats, a sane total.
+    Run again after --num-samples overrides the file."""
+    problems: list[Problem] = []
+    distributions = [v for v in spec.search.values() if isinstance(v, Distribution)]
+    sampled = any(_is_sampled(v, spec.search_algorithm) for v in distributions)
+    if spec.search_algorithm == "optuna" and not distributions:
+        problems.append(
+            Problem(
+                "search",
+                "search_algorithm optuna needs at least one distribution to search over",
+                "e.g. lr: {loguniform: [1.0e-4, 1.0e-2]}",
+            )
+        )
+    elif not sampled and spec.num_samples > 1:
+        problems.append(
+            Problem(
+                "num_samples",
+                f"{spec.num_samples} repeats would be identical runs: nothing in search is "
+                f"sampled and every trial uses seed {spec.seed}",
+                "num_samples: 1, or a choice/uniform/loguniform/randint entry",
+            )
+        )
+    if spec.trial_count() > MAX_SAMPLES:
+        problems.append(
+            Problem(
+                "num_samples",
+                f"would make {spec.trial_count()} trials ({spec.num_samples} x a grid of "
+                f"{spec.grid_size()})",
+                f"at most {MAX_SAMPLES}: fewer grid values or samples",
+            )
+        )
+    return problems
+
+
+def _normalization_checks(spec: SweepSpec) -> list[Problem]:
+    """BatchNorm cannot train on a batch of one sample."""
+    if True in hyperparams.possible_values(spec.search["normalization"]) and (
+        min(float(v) for v in hyperparams.possible_values(spec.search["batch_size"])) < 2
+    ):
+        return [
+            Problem(
+                "search.batch_size",
+                "batch_size 1 cannot train with normalization: BatchNorm needs 2 samples a batch",
+                "batch_size >= 2, or normalization: false",
+            )
+        ]
+    return []
 
 
 def _local_checks(spec: SweepSpec) -> list[Problem]:

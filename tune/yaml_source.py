@@ -39,8 +39,15 @@ def read_yaml(path: Path) -> tuple[Any, list[Problem]]:
     return data, duplicate_keys(node, "")
 
 
-def duplicate_keys(node: yaml.Node | None, path: str) -> list[Problem]:
-    """Every key that appears twice in the same mapping, anywhere in the document."""
+def duplicate_keys(
+    node: yaml.Node | None, path: str, seen: set[int] | None = None
+) -> list[Problem]:
+    """Every key that appears twice in the same mapping, anywhere in the document. `seen`
+    guards against aliases that refer to themselves (`a: &x {b: *x}`)."""
+    seen = set() if seen is None else seen
+    if id(node) in seen:
+        return []
+    seen.add(id(node))
     problems: list[Problem] = []
     if isinstance(node, yaml.MappingNode):
         first_line: dict[str, int] = {}
@@ -64,8 +71,8 @@ def duplicate_keys(node: yaml.Node | None, path: str) -> list[Problem]:
                     )
                 else:
                     first_line[key] = line
-            problems += duplicate_keys(value_node, child)
+            problems += duplicate_keys(value_node, child, seen)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            problems += duplicate_keys(item, f"{path}[{i}]")
+            problems += duplicate_keys(item, f"{path}[{i}]", seen)
     return problems

@@ -42,6 +42,13 @@ def test_train_and_eval_steps_limit_the_work(tiny_data: Datasets) -> None:
     assert 0.0 <= acc <= 1.0 and loss > 0
 
 
+def test_a_last_batch_of_one_sample_is_skipped(tiny_data: Datasets) -> None:
+    model = ModelConfig(conv_layers=2, filters=8, units=16, normalization=True)
+    trainer = Trainer(model, TrainConfig(epochs=1, batch_size=511), tiny_data)  # 512 = 511 + 1
+    _, seen, _ = trainer.train_epoch()  # BatchNorm would raise on the batch of one
+    assert seen == 511
+
+
 def test_threads_follow_the_trial_cpus(tiny_data: Datasets) -> None:
     before = torch.get_num_threads()
     try:

@@ -184,6 +184,14 @@ def test_string_shorthands(tmp_path: Path) -> None:
             ("does not fit epochs",),
         ),
         ("search: {epochs: 2, epochs: 3}\n", "search.epochs", ("appears twice (line 1)",)),
+        ("search: {epochs: 2}\nresources: {gpu: -1}\n", "resources.gpu", ("-1",)),
+        ("search: {lr: {uniform: [.nan, 0.1]}}\n", "search.lr.uniform", ("must be finite",)),
+        (
+            "search: {lr: {loguniform: [1.0e-4, .inf]}}\n",
+            "search.lr.loguniform",
+            ("must be finite",),
+        ),
+        ("search: {epochs: 2}\nseed: 4294967296\n", "seed", ("[0, 4294967295]",)),
         ("search: {normalization: maybe}\n", "search.normalization", ("'maybe'", "true or false")),
         ("search: {batch_size: 64.5}\n", "search.batch_size", ("64.5", "an integer")),
         ("search: {epochs: '12'}\n", "search.epochs", ("'12'", "an integer")),
@@ -334,6 +342,52 @@ def test_hyperparameter_rules(
 )
 def test_cross_field_rules(tmp_path: Path, text: str, key: str, fragments: tuple[str, ...]) -> None:
     one_problem(tmp_path, text, key, *fragments)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "fragments"),
+    [
+        (
+            "search_algorithm: optuna\nsearch: {epochs: 3}\n",
+            "search",
+            ("needs at least one distribution",),
+        ),
+        ("search: {epochs: 3}\nnum_samples: 5\n", "num_samples", ("5 repeats would be identical",)),
+        ("search: {dropout: {grid: [0.1, 0.2]}}\nnum_samples: 2\n", "num_samples", ("identical",)),
+        (
+            "search_algorithm: grid\nsearch: {batch_size: {randint: [1, 60000]}, units: {randint: [1, 8192]}}\n",
+            "num_samples",
+            ("would make 491520000 trials",),
+        ),
+        (
+            "search: {batch_size: 1, normalization: {choice: [false, true]}}\n",
+            "search.batch_size",
+            ("BatchNorm needs 2 samples",),
+        ),
+    ],
+)
+def test_how_many_trials_and_what_they_can_train(
+    tmp_path: Path, text: str, key: str, fragments: tuple[str, ...]
+) -> None:
+    one_problem(tmp_path, text, key, *fragments)
+
+
+def test_constant_spaces_default_to_one_trial(tmp_path: Path) -> None:
+    assert load_spec(write(tmp_path, "search: {epochs: 3}\n")).num_samples == 1
+    assert load_spec(write(tmp_path, "search: {dropout: {grid: [0.1, 0.2]}}\n")).trial_count() == 2
+
+
+def test_name_from_the_file_stem(tmp_path: Path) -> None:
+    bad_stem = write(tmp_path, "name:\nsearch: {epochs: 3}\n", name="my space.yaml")
+    with pytest.raises(SpecError) as info:
+        load_spec(bad_stem)
+    (line,) = info.value.lines()
+    assert "'my space' (taken from the file name)" in line and "--name" in line
+    assert load_spec(bad_stem, name="my_space").name == "my_space"
+
+
+def test_self_referencing_alias_does_not_crash(tmp_path: Path) -> None:
+    one_problem(tmp_path, "search: &a {dropout: *a}\n", "search.dropout", "unknown distribution")
 
 
 def test_duplicated_keys_name_both_lines(tmp_path: Path) -> None:
