@@ -47,7 +47,7 @@ class SweepResult:
     best: TrialRow | None
     errors: int
     unfinished: int  # trials left pending or running
-    interrupted: bool  # unfinished trials and no time budget to explain them: Ctrl+C, SIGTERM
+    interrupted: bool  # unfinished trials and no time budget to explain them: Ctrl+C
     budget_hit: bool  # time_budget_s ran out
     tracking_failures: int
     seconds: float
@@ -267,7 +267,7 @@ def run_sweep(spec: SweepSpec, options: RunOptions, trainable: Any = None) -> Sw
     try:
         write_record(exp_dir, spec, options, parent_run_id)
         build_tuner(spec, exp_dir, trainable, [tracker, progress], options).fit()
-        # Read back what Ray saved, not its in-memory trials: on Ctrl+C or SIGTERM Ray ends
+        # Read back what Ray saved, not its in-memory trials: on Ctrl+C (SIGINT) Ray ends
         # fit() early and marks the trials it stopped TERMINATED in memory, while its saved
         # state (what a resume continues from) keeps them PENDING or RUNNING.
         _, rows = experiment_rows(exp_dir)
