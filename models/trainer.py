@@ -90,6 +90,7 @@ class Trainer:
         self.batch_order = torch.Generator().manual_seed(cfg.seed)
         self.epoch = 0
         self.best_val_accuracy = 0.0
+        self.last_metrics: EpochMetrics | None = None  # of the epoch that ended last
 
     # -- one epoch -------------------------------------------------------------------------
 
@@ -143,7 +144,7 @@ class Trainer:
         val_loss, val_acc, eval_s = self.evaluate(self.val_data, self.cfg.eval_steps)
         self.epoch += 1
         self.best_val_accuracy = max(self.best_val_accuracy, val_acc)
-        return EpochMetrics(
+        self.last_metrics = EpochMetrics(
             epoch=self.epoch,
             train_loss=train_loss,
             val_loss=val_loss,
@@ -153,6 +154,7 @@ class Trainer:
             train_seconds=train_s,
             eval_seconds=eval_s,
         )
+        return self.last_metrics
 
     def fit(self) -> Iterator[EpochMetrics]:
         """Epochs from where the trainer stands (0, or a restored checkpoint) to cfg.epochs.
@@ -169,6 +171,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "epoch": self.epoch,
             "best_val_accuracy": self.best_val_accuracy,
+            "last_metrics": self.last_metrics.as_dict() if self.last_metrics else None,
             "batch_order": self.batch_order.get_state(),
             "torch_rng": torch.get_rng_state(),
             # Dropout on a GPU draws from the CUDA generator: replayed too after a restore.
@@ -182,6 +185,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch = int(state["epoch"])
         self.best_val_accuracy = float(state["best_val_accuracy"])
+        last = state.get("last_metrics")
+        self.last_metrics = EpochMetrics(**last) if last else None
         self.batch_order.set_state(state["batch_order"])
         torch.set_rng_state(state["torch_rng"])
         if state.get("cuda_rng") and torch.cuda.is_available():

@@ -89,6 +89,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="2 tiny epochs, at most 2 samples: check the whole path in seconds",
     )
     s.add_argument("--verbose", action="store_true", help="Ray's and MLflow's own logs, tracebacks")
+    s.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete an existing experiment of this name (folder and its MLflow runs) first",
+    )
+
+    r = sub.add_parser("resume", help="continue an interrupted sweep where it stopped")
+    r.add_argument("experiment", metavar="NAME|PATH")
+    r.add_argument("--storage", default=None, help="folder the experiment is in (default: ./runs)")
+    r.add_argument(
+        "--restart-errored",
+        action="store_true",
+        help="run failed trials again from epoch 1 (default: from their last checkpoint)",
+    )
+    r.add_argument("--verbose", action="store_true", help="Ray's and MLflow's own logs, tracebacks")
 
     st = sub.add_parser("status", help="one row a trial: id, state, epochs, best metric, config")
     st.add_argument("experiment", metavar="NAME|PATH")
@@ -98,7 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"validate": cmd_validate, "sweep": cmd_sweep, "status": cmd_status}[args.command]
+    handler = {
+        "validate": cmd_validate,
+        "sweep": cmd_sweep,
+        "resume": cmd_resume,
+        "status": cmd_status,
+    }[args.command]
     try:
         return handler(args)
     except SpecError as e:
@@ -157,11 +177,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     exp_dir = runner.experiment_dir(storage, spec.name)
     if exp_dir.parent.exists() and not exp_dir.parent.is_dir():
         raise UsageError(f"--storage {storage} is a file, not a folder")
-    if exp_dir.exists():
+    if exp_dir.exists() and not args.overwrite:
         raise UsageError(
-            f"experiment '{spec.name}' already exists in {exp_dir.parent} (start a new one with "
-            f"--name NEW, or delete {exp_dir} to start over)"
+            f"experiment '{spec.name}' already exists in {exp_dir.parent}: continue it with "
+            f"`hpo resume {spec.name}`, or start it again with --overwrite (or use --name NEW)"
         )
+    if exp_dir.exists():
+        runner.discard_experiment(exp_dir)
     options = runner.RunOptions(
         storage=storage, tracking_uri=tracking_uri, address=address, verbose=args.verbose
     )
@@ -170,7 +192,36 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         flush=True,
     )
     result = runner.run_sweep(spec, options)
-    print_summary(result, spec.metric.name, tracking_uri)
+    return finish(result, spec.metric.name, tracking_uri)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from tune import runner
+    from tune.status import experiment_rows, format_table, read_sweep_record, summary_line
+
+    exp_dir = _experiment(args)
+    record = read_sweep_record(exp_dir)
+    if runner.is_finished(exp_dir):
+        _, rows = experiment_rows(exp_dir)
+        print(f"hpo: '{record['name']}' already finished; nothing to resume.")
+        print(f"{summary_line(rows, record['metric'], record['trial_count'])}")
+        print(format_table(rows, record["metric"]))
+        return EXIT_OK
+    address = os.environ.get("RAY_ADDRESS") or None
+    options = runner.RunOptions(
+        storage=str(exp_dir.parent),
+        tracking_uri=record["tracking_uri"],
+        address=address,
+        verbose=args.verbose,
+    )
+    print(f"hpo: resuming '{record['name']}' in {exp_dir}, MLflow at {record['tracking_uri']}")
+    result = runner.resume_sweep(exp_dir, options, restart_errored=args.restart_errored)
+    return finish(result, record["metric"], record["tracking_uri"])
+
+
+def finish(result: SweepResult, metric: str, tracking_uri: str) -> int:
+    """Print the summary of a sweep or resume and choose the exit code."""
+    print_summary(result, metric, tracking_uri)
     if result.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_FAILURE if result.errors or result.best is None else EXIT_OK
@@ -209,7 +260,8 @@ def print_summary(result: SweepResult, metric: str, tracking_uri: str) -> None:
         print(f"\nBest trial {best.trial_id}: {metric} {best.best:.4f} after {best.epochs} epochs")
         print(f"  config: {config}")
     if result.interrupted:
-        print(f"hpo: interrupted with {result.unfinished} trial(s) unfinished")
+        print(f"hpo: interrupted with {result.unfinished} trial(s) unfinished; continue with:")
+        print(f"  hpo resume {result.experiment_dir}")
     elif result.budget_hit:
         print(f"hpo: the time budget ran out; {result.unfinished} trial(s) never started")
     if result.errors:
@@ -228,17 +280,27 @@ def print_summary(result: SweepResult, metric: str, tracking_uri: str) -> None:
     print(f"  Trials:       hpo status {result.experiment_dir}")
 
 
-def cmd_status(args: argparse.Namespace) -> int:
-    from tune.status import experiment_rows, format_table, locate_experiment, summary_line
+def _experiment(args: argparse.Namespace) -> Path:
+    from tune.status import locate_experiment
 
-    exp_dir = locate_experiment(args.experiment, args.storage or storage_default())
+    storage = args.storage or storage_default()
+    exp_dir = locate_experiment(args.experiment, storage)
     if exp_dir is None:
         raise UsageError(
-            f"no experiment '{args.experiment}' (neither a folder nor a name in {args.storage or storage_default()})"
+            f"no experiment '{args.experiment}' (neither a folder nor a name in {storage})"
         )
-    record, rows = experiment_rows(exp_dir)
+    return exp_dir
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from tune.status import experiment_rows, format_table, summary_line
+
+    record, rows = experiment_rows(_experiment(args))
     print(f"{record['name']}: {summary_line(rows, record['metric'], record['trial_count'])}")
     print(format_table(rows, record["metric"]))
+    for row in rows:
+        if row.error:
+            print(f"{row.trial_id} failed: {row.error}")
     return EXIT_OK
 
 

@@ -37,6 +37,15 @@ class ProgressCallback(tune.Callback):
         self._last_print = 0.0
         self._last_seen: tuple[Any, ...] = ()
 
+    def setup(
+        self,
+        stop: Any = None,
+        num_samples: int | None = None,
+        total_num_samples: int | None = None,
+        **info: Any,
+    ) -> None:
+        self._start = time.monotonic()  # a resumed sweep counts from its own start
+
     def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
         now = time.monotonic()
         if now - self._last_print < self.interval:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -20,10 +22,25 @@ from tune.distributions import Distribution
 from tune.errors import Problem, SpecError
 from tune.hyperparams import grid_values
 from tune.progress import ProgressCallback
-from tune.spec import SweepSpec
-from tune.status import SWEEP_FILE, UNFINISHED, TrialRow, count_states, experiment_rows
-from tune.tracking import TrackingCallback, TrackingConfig, end_run, start_parent_run, versions
-from tune.trainable import TrialSettings, train_trial
+from tune.spec import SweepSpec, spec_from_record
+from tune.status import (
+    SWEEP_FILE,
+    UNFINISHED,
+    TrialRow,
+    count_states,
+    experiment_rows,
+    read_sweep_record,
+)
+from tune.tracking import (
+    TrackingCallback,
+    TrackingConfig,
+    delete_sweep_runs,
+    end_run,
+    reopen_run,
+    start_parent_run,
+    versions,
+)
+from tune.trainable import REPLAY_MARKER, TrialSettings, train_trial
 
 SPEC_COPY = "search_space.yaml"  # the YAML as it was when the sweep started
 # --smoke: every trial path once, in seconds (design §3.1).
@@ -258,57 +275,186 @@ def run_sweep(spec: SweepSpec, options: RunOptions, trainable: Any = None) -> Sw
         params=_sweep_params(spec),
         tags={**versions(), "hpo.experiment_dir": str(exp_dir), "hpo.source": spec.source},
     )
-    tracker = TrackingCallback(tracking, parent_run_id)
-    progress = ProgressCallback(
-        spec.name, spec.metric.name, spec.metric.mode, spec.trial_count(), options.progress_interval
-    )
-    start = time.monotonic()
-    status, open_outcome = "FAILED", "interrupted"
-    try:
+    sweep = _Sweep(spec, exp_dir, options, tracking, parent_run_id)
+
+    def tuner() -> Any:
         write_record(exp_dir, spec, options, parent_run_id)
-        build_tuner(spec, exp_dir, trainable, [tracker, progress], options).fit()
-        # Read back what Ray saved, not its in-memory trials: on Ctrl+C (SIGINT) Ray ends
-        # fit() early and marks the trials it stopped TERMINATED in memory, while its saved
-        # state (what a resume continues from) keeps them PENDING or RUNNING.
-        _, rows = experiment_rows(exp_dir)
-        unfinished = sum(r.state in UNFINISHED for r in rows)
-        budget = spec.time_budget_s
-        budget_hit = budget is not None and time.monotonic() - start >= budget
-        interrupted = unfinished > 0 and not budget_hit
-        status = "KILLED" if interrupted else "FINISHED"
-        if budget_hit:
-            open_outcome = "stopped_early"  # Ray never reports budget-ended trials complete
-    except KeyboardInterrupt:
-        status = "KILLED"
-        raise
-    finally:
-        tracking_failures = tracker.close(open_outcome)
-        end_run(options.tracking_uri, parent_run_id, status)
-    return SweepResult(
-        experiment_dir=exp_dir,
-        parent_run_id=parent_run_id,
-        rows=rows,
-        best=next((r for r in rows if r.best is not None), None),
-        errors=count_states(rows).get("ERROR", 0),
-        unfinished=unfinished,
-        interrupted=interrupted,
-        budget_hit=budget_hit,
-        tracking_failures=tracking_failures,
-        seconds=time.monotonic() - start,
-    )
+        return build_tuner(spec, exp_dir, trainable, sweep.callbacks, options)
+
+    return sweep.fit(tuner)
+
+
+def resume_sweep(
+    exp_dir: Path, options: RunOptions, restart_errored: bool = False, trainable: Any = None
+) -> SweepResult:
+    """Continue an interrupted sweep with the spec, tracking URI and MLflow parent run it
+    recorded: finished trials stay, unfinished ones go on from their last checkpoint, errored
+    ones too (or from scratch with `restart_errored`), and the searcher continues its state."""
+    from ray import tune
+
+    record = read_sweep_record(exp_dir)
+    spec = spec_from_record(record["spec"])
+    options = replace(options, storage=str(exp_dir.parent), tracking_uri=record["tracking_uri"])
+    quiet_logs(options.verbose)
+    start_ray(options)
+    check_cluster(spec)
+    tracking = TrackingConfig(options.tracking_uri, spec.name, str(exp_dir / "tensorboard"))
+    parent_run_id = record["parent_run_id"]
+    reopen_run(options.tracking_uri, parent_run_id)
+    sweep = _Sweep(spec, exp_dir, options, tracking, parent_run_id)
+
+    def tuner() -> Any:
+        if not tune.Tuner.can_restore(str(exp_dir)):
+            # Killed before Ray saved anything: nothing ran yet, so start the trials afresh.
+            return build_tuner(spec, exp_dir, trainable, sweep.callbacks, options)
+        repair_checkpoints(exp_dir)
+        restored = tune.Tuner.restore(
+            str(exp_dir),
+            trainable=sweep_trainable(spec, options, trainable),
+            resume_unfinished=True,
+            resume_errored=not restart_errored,
+            restart_errored=restart_errored,
+        )
+        # The restored run config holds unpickled copies of the first run's callbacks; ours
+        # must be the ones Ray calls, so that closing them drains their MLflow queue.
+        # (Tuner has no public setter; Ray is pinned to 2.60.)
+        internal = restored._local_tuner
+        if internal is None:
+            raise RuntimeError("Tuner.restore gave no local tuner (Ray changed?)")
+        internal.get_run_config().callbacks = _loggers() + sweep.callbacks
+        return restored
+
+    return sweep.fit(tuner)
+
+
+class _Sweep:
+    """One fit() of a sweep, new or resumed, and the bookkeeping around it: MLflow's parent
+    run ends with the right status and every tracking write is flushed, however fit() ends."""
+
+    def __init__(
+        self,
+        spec: SweepSpec,
+        exp_dir: Path,
+        options: RunOptions,
+        tracking: TrackingConfig,
+        parent_run_id: str,
+    ) -> None:
+        self.spec, self.exp_dir, self.options = spec, exp_dir, options
+        self.parent_run_id = parent_run_id
+        self.tracker = TrackingCallback(tracking, parent_run_id)
+        metric = spec.metric
+        progress = ProgressCallback(
+            spec.name, metric.name, metric.mode, spec.trial_count(), options.progress_interval
+        )
+        self.callbacks: list[Any] = [self.tracker, progress]
+
+    def fit(self, make_tuner: Callable[[], Any]) -> SweepResult:
+        spec = self.spec
+        start = time.monotonic()
+        status, open_outcome = "FAILED", "interrupted"
+        try:
+            make_tuner().fit()
+            # Read back what Ray saved, not its in-memory trials: on Ctrl+C (SIGINT) Ray ends
+            # fit() early and marks the trials it stopped TERMINATED in memory, while its
+            # saved state (what a resume continues from) keeps them PENDING or RUNNING.
+            _, rows = experiment_rows(self.exp_dir)
+            unfinished = sum(r.state in UNFINISHED for r in rows)
+            budget = spec.time_budget_s
+            budget_hit = budget is not None and time.monotonic() - start >= budget
+            interrupted = unfinished > 0 and not budget_hit
+            status = "KILLED" if interrupted else "FINISHED"
+            if budget_hit:
+                open_outcome = "stopped_early"  # Ray never reports budget-ended trials complete
+        except KeyboardInterrupt:
+            status = "KILLED"
+            raise
+        finally:
+            tracking_failures = self.tracker.close(open_outcome)
+            end_run(self.options.tracking_uri, self.parent_run_id, status)
+        return SweepResult(
+            experiment_dir=self.exp_dir,
+            parent_run_id=self.parent_run_id,
+            rows=rows,
+            best=next((r for r in rows if r.best is not None), None),
+            errors=count_states(rows).get("ERROR", 0),
+            unfinished=unfinished,
+            interrupted=interrupted,
+            budget_hit=budget_hit,
+            tracking_failures=tracking_failures,
+            seconds=time.monotonic() - start,
+        )
+
+
+def repair_checkpoints(exp_dir: Path) -> list[str]:
+    """Make every checkpoint Ray's saved state points at exist again; returns the trial ids.
+
+    Ray deletes a trial's older checkpoint as soon as a newer one is registered, but saves its
+    experiment state a moment later; a driver killed in between (SIGKILL, power loss) leaves a
+    state pointing at a deleted checkpoint, and the trial could never be restored. The newest
+    checkpoint on disk is the same trial a little further on (its epoch counter and RNG state
+    inside), so it takes the missing one's place, marked for the trial to report its epoch,
+    which Ray never saw."""
+    from ray.tune import ExperimentAnalysis
+
+    repaired = []
+    for trial in ExperimentAnalysis(str(exp_dir)).trials:
+        checkpoint = trial.checkpoint
+        if checkpoint is None or Path(checkpoint.path).exists() or not trial.path:
+            continue
+        newest = max(Path(trial.path).glob("checkpoint_*"), default=None)
+        if newest is not None:
+            shutil.copytree(newest, checkpoint.path)
+            (Path(checkpoint.path) / REPLAY_MARKER).touch()
+            repaired.append(trial.trial_id)
+    return repaired
+
+
+def is_finished(exp_dir: Path) -> bool:
+    """Whether a resume has nothing left to do: Ray saved its state, every trial the sweep
+    will ever have exists, and none is pending, running or errored."""
+    from ray import tune
+
+    if not tune.Tuner.can_restore(str(exp_dir)):
+        return False
+    record, rows = experiment_rows(exp_dir)
+    left = [r for r in rows if r.state in ("PENDING", "RUNNING", "PAUSED", "ERROR")]
+    return not left and len(rows) >= int(record["trial_count"])
+
+
+def discard_experiment(exp_dir: Path) -> None:
+    """--overwrite: delete the experiment folder and its MLflow runs (soft delete: MLflow's
+    `gc` or UI can still bring them back)."""
+    try:
+        record = read_sweep_record(exp_dir)
+        delete_sweep_runs(record["tracking_uri"], record["parent_run_id"])
+    except (OSError, KeyError, ValueError):
+        pass  # no record (a foreign folder): only the folder goes
+    shutil.rmtree(exp_dir)
+
+
+def _loggers() -> list[Any]:
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    return [JsonLoggerCallback(), CSVLoggerCallback()]
+
+
+def sweep_trainable(spec: SweepSpec, options: RunOptions, trainable: Any = None) -> Any:
+    """The trainable Ray runs: the adapter with the sweep's settings, and the trial resources."""
+    from ray import tune
+
+    if trainable is None:
+        settings = trial_settings(spec, local=options.address is None)
+        trainable = tune.with_parameters(train_trial, settings=settings)
+    return tune.with_resources(trainable, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
 
 
 def build_tuner(
     spec: SweepSpec, exp_dir: Path, trainable: Any, callbacks: list[Any], options: RunOptions
 ) -> Any:
     from ray import tune
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-    if trainable is None:
-        settings = trial_settings(spec, local=options.address is None)
-        trainable = tune.with_parameters(train_trial, settings=settings)
     return tune.Tuner(
-        tune.with_resources(trainable, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}),
+        sweep_trainable(spec, options, trainable),
         param_space=param_space(spec),
         tune_config=tune.TuneConfig(
             metric=spec.metric.name,
@@ -325,7 +471,7 @@ def build_tuner(
         run_config=tune.RunConfig(
             name=spec.name,
             storage_path=str(exp_dir.parent),
-            callbacks=[JsonLoggerCallback(), CSVLoggerCallback(), *callbacks],
+            callbacks=_loggers() + callbacks,
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             # The best epoch's checkpoint and (always kept by Ray) the latest one, for resume.
             checkpoint_config=tune.CheckpointConfig(

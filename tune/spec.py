@@ -561,3 +561,30 @@ def local_gpu_count() -> int:
 def with_overrides(spec: SweepSpec, **changes: Any) -> SweepSpec:
     """The spec with command-line overrides (name, num_samples, ...) that are not None."""
     return replace(spec, **{k: v for k, v in changes.items() if v is not None})
+
+
+def spec_from_record(data: dict[str, Any]) -> SweepSpec:
+    """The SweepSpec a sweep ran with, from the `spec` it recorded (hpo_sweep.json): a resume
+    uses exactly this, never the YAML file, which may have changed since."""
+    search: dict[str, Scalar | Distribution] = {
+        key: Distribution(value["kind"], tuple(value["values"]))
+        if isinstance(value, dict)
+        else value
+        for key, value in data["search"].items()
+    }
+    scheduler = data.get("scheduler")
+    return SweepSpec(
+        name=data["name"],
+        source=data["source"],
+        search=search,
+        dataset=DatasetSpec(**data["dataset"]),
+        metric=MetricSpec(**data["metric"]),
+        search_algorithm=data["search_algorithm"],
+        scheduler=AshaSpec(**scheduler) if scheduler else None,
+        num_samples=data["num_samples"],
+        resources=ResourcesSpec(**data["resources"]),
+        max_concurrent_trials=data["max_concurrent_trials"],
+        time_budget_s=data["time_budget_s"],
+        max_failures=data["max_failures"],
+        seed=data["seed"],
+    )

@@ -4,6 +4,7 @@ the end-of-sweep summary and `hpo status`."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ class TrialRow:
     max_epochs: int  # epochs this trial would run if nobody stopped it
     best: float | None  # best value of the sweep's metric over its epochs
     config: dict[str, Any]
+    error: str | None = None  # for a failed trial: the traceback's last line and its file
 
 
 def state_of(status: str, epochs: int, max_epochs: int) -> str:
@@ -60,9 +62,24 @@ def rows_from_trials(trials: Iterable[Any], metric: str, mode: str) -> list[Tria
                 max_epochs=max_epochs,
                 best=best_of(summary, mode),
                 config=dict(t.config),
+                error=_error_of(t) if t.status == "ERROR" else None,
             )
         )
     return rows
+
+
+def _error_of(trial: Any) -> str:
+    """'RuntimeError: boom (traceback in .../error.txt)' from Ray's error file of a trial."""
+    # trial.error_file would need a running Ray; the storage path does not.
+    name = trial.run_metadata.error_filename
+    if not name or not trial.path:
+        return "failed (no error file)"
+    path = Path(trial.path, name)
+    try:
+        lines = [line for line in Path(path).read_text().splitlines() if line.strip()]
+    except OSError:
+        return f"failed (cannot read {path})"
+    return f"{lines[-1].strip() if lines else 'unknown error'} (traceback in {path})"
 
 
 def sort_rows(rows: Sequence[TrialRow], mode: str) -> list[TrialRow]:
@@ -146,6 +163,8 @@ def experiment_rows(experiment_dir: Path) -> tuple[dict[str, Any], list[TrialRow
     """Rows of a finished or interrupted experiment, read from Ray's saved state."""
     from ray.tune import ExperimentAnalysis
 
+    # Trials that never reported have no result files yet; Ray warns about each. Expected here.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     record = read_sweep_record(experiment_dir)
     analysis = ExperimentAnalysis(str(experiment_dir))
     rows = rows_from_trials(analysis.trials, record["metric"], record["mode"])

@@ -71,6 +71,22 @@ def start_parent_run(cfg: TrackingConfig, params: dict[str, Any], tags: dict[str
     return str(run.info.run_id)
 
 
+def delete_sweep_runs(tracking_uri: str, parent_run_id: str) -> None:
+    """Soft-delete a sweep's parent run and every trial run under it."""
+    client = MlflowClient(tracking_uri)
+    parent = client.get_run(parent_run_id)
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}'"
+    )
+    for run in [*children, parent]:
+        client.delete_run(run.info.run_id)
+
+
+def reopen_run(tracking_uri: str, run_id: str) -> None:
+    """A resumed sweep's parent run is running again."""
+    MlflowClient(tracking_uri).update_run(run_id, status="RUNNING")
+
+
 def end_run(tracking_uri: str, run_id: str, status: str) -> None:
     MlflowClient(tracking_uri).set_terminated(run_id, status)
 
@@ -85,6 +101,10 @@ class _Writer:
         self.experiment_id = self.client.get_run(parent_run_id).info.experiment_id
         self.run_ids: dict[str, str] = {}
         self.open: set[str] = set()  # trials started and not yet finished
+        # Per trial, the last epoch MLflow already holds. A resumed trial replays at most the
+        # epoch after its last saved checkpoint, with the same numbers (seeded, RNG restored):
+        # it is not logged twice.
+        self.logged_epoch: dict[str, int] = {}
         self.boards: dict[str, Any] = {}
         # Jobs are (bound method, args): each is tied to this writer when queued.
         self.jobs: queue.Queue[tuple[Callable[..., None], tuple[Any, ...]] | None] = queue.Queue()
@@ -150,6 +170,8 @@ class _Writer:
 
     def start(self, trial_id: str, config: dict[str, Any], tags: dict[str, str]) -> None:
         run_id = self.run_id(trial_id)
+        history = self.client.get_metric_history(run_id, "val_loss")
+        self.logged_epoch[trial_id] = max((m.step for m in history), default=0)
         logged = self.client.get_run(run_id).data.params
         params = [Param(k, str(v)) for k, v in config.items() if k not in logged]
         self.client.log_batch(run_id, params=params, tags=[RunTag(k, v) for k, v in tags.items()])
@@ -159,6 +181,9 @@ class _Writer:
     def result(self, trial_id: str, result: dict[str, Any]) -> None:
         run_id = self.run_id(trial_id)
         step = int(result.get("epoch", 0))
+        if step <= self.logged_epoch.get(trial_id, 0):
+            return
+        self.logged_epoch[trial_id] = step
         now = int(time.time() * 1000)
         metrics = [
             Metric(k, float(result[k]), now, step)

@@ -9,16 +9,22 @@ from __future__ import annotations
 import os
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ray import tune
 
 from models.data import DataConfig, Datasets, load_datasets
 from models.device import describe
-from models.trainer import Trainer
+from models.trainer import EpochMetrics, Trainer
 from tune.hyperparams import model_config, train_config
 
 CHECKPOINT_FILE = "trainer.pt"
+REPLAY_MARKER = "replay"  # in a checkpoint put back by resume: report its epoch again
+# Test-only fault injection: "EPOCH:FOLDER" makes each trial raise once, just before it trains
+# EPOCH, leaving a marker file named after the trial in FOLDER so that its retry goes through.
+# The tests use it to check that a failed trial resumes from its last checkpoint.
+FAULT_ENV = "HPO_TEST_FAIL_AT_EPOCH"
 
 
 @dataclass(frozen=True)
@@ -61,13 +67,38 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
         ),
         datasets(settings.data),
     )
+    replay = False
     restored = tune.get_checkpoint()
     if restored is not None:
         with restored.as_directory() as folder:
             trainer.load(os.path.join(folder, CHECKPOINT_FILE))
+            replay = os.path.exists(os.path.join(folder, REPLAY_MARKER))
     device = describe(trainer.device)
-    for metrics in trainer.fit():
-        result: dict[str, Any] = {**metrics.as_dict(), "device": device}
-        with tempfile.TemporaryDirectory() as folder:
-            trainer.save(os.path.join(folder, CHECKPOINT_FILE))
-            tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
+    if replay and trainer.last_metrics is not None:
+        # A checkpoint that resume put in place of one Ray had lost (runner.repair_checkpoints):
+        # Ray never saw its epoch, so report it now, before going on.
+        _report(trainer, trainer.last_metrics, device)
+    while trainer.epoch < trainer.cfg.epochs:
+        _injected_fault(trainer.epoch + 1)
+        _report(trainer, trainer.run_epoch(), device)
+
+
+def _report(trainer: Trainer, metrics: EpochMetrics, device: str) -> None:
+    """The epoch's metrics and a complete checkpoint, to Tune; Ray copies the folder into the
+    trial's storage before this returns."""
+    result: dict[str, Any] = {**metrics.as_dict(), "device": device}
+    with tempfile.TemporaryDirectory() as folder:
+        trainer.save(os.path.join(folder, CHECKPOINT_FILE))
+        tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def _injected_fault(epoch: int) -> None:
+    """Raise once per trial at the epoch FAULT_ENV names (tests only; unset in real use)."""
+    setting = os.environ.get(FAULT_ENV)
+    if not setting:
+        return
+    at, _, folder = setting.partition(":")
+    marker = Path(folder) / tune.get_context().get_trial_id()
+    if epoch == int(at) and not marker.exists():
+        marker.touch()
+        raise RuntimeError(f"{FAULT_ENV}: injected failure before epoch {epoch}")
