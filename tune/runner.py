@@ -32,10 +32,12 @@ from tune.status import (
     read_sweep_record,
 )
 from tune.tracking import (
+    DIR_TAG,
     TrackingCallback,
     TrackingConfig,
     delete_sweep_runs,
     end_run,
+    find_parent_run,
     reopen_run,
     start_parent_run,
     versions,
@@ -238,7 +240,9 @@ def check_cluster(spec: SweepSpec) -> None:
 # -- the sweep ---------------------------------------------------------------------------------
 
 
-def write_record(exp_dir: Path, spec: SweepSpec, options: RunOptions, parent_run_id: str) -> None:
+def write_record(
+    exp_dir: Path, spec: SweepSpec, options: RunOptions, parent_run_id: str | None
+) -> None:
     """Beside Ray's own state: what resume, status and report need to find everything again."""
     exp_dir.mkdir(parents=True, exist_ok=True)
     record = {
@@ -250,13 +254,24 @@ def write_record(exp_dir: Path, spec: SweepSpec, options: RunOptions, parent_run
         "trial_count": spec.trial_count(),
         "tracking_uri": options.tracking_uri,
         "parent_run_id": parent_run_id,
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "started": _started(exp_dir) or time.strftime("%Y-%m-%dT%H:%M:%S"),
         "spec": asdict(spec),
     }
-    (exp_dir / SWEEP_FILE).write_text(json.dumps(record, indent=2, default=str))
+    # Written whole then renamed: a kill mid-write never leaves half a record.
+    partial = exp_dir / f".{SWEEP_FILE}.partial"
+    partial.write_text(json.dumps(record, indent=2, default=str))
+    os.replace(partial, exp_dir / SWEEP_FILE)
     source = Path(spec.source)
     if source.is_file():
         (exp_dir / SPEC_COPY).write_text(source.read_text())
+
+
+def _started(exp_dir: Path) -> str | None:
+    """When the sweep first started, if it recorded that already (a resume keeps it)."""
+    try:
+        return str(read_sweep_record(exp_dir)["started"])
+    except (OSError, KeyError, ValueError):
+        return None
 
 
 def run_sweep(spec: SweepSpec, options: RunOptions, trainable: Any = None) -> SweepResult:
@@ -267,21 +282,15 @@ def run_sweep(spec: SweepSpec, options: RunOptions, trainable: Any = None) -> Sw
     start_ray(options)
     # Also locally: Ray may see fewer CPUs than os.cpu_count() (a container's limit).
     check_cluster(spec)
-    # From here on things are written: the MLflow parent run first, so that whatever happens
-    # next, it ends with a status saying so.
+    # From here on things are written: first the record (what a resume needs), then the
+    # MLflow parent run, then the record again with its id. A kill at any point between leaves
+    # either nothing (sweep again) or a folder that `hpo resume` completes.
+    write_record(exp_dir, spec, options, parent_run_id=None)
     tracking = TrackingConfig(options.tracking_uri, spec.name, str(exp_dir / "tensorboard"))
-    parent_run_id = start_parent_run(
-        tracking,
-        params=_sweep_params(spec),
-        tags={**versions(), "hpo.experiment_dir": str(exp_dir), "hpo.source": spec.source},
-    )
+    parent_run_id = start_parent_run(tracking, _sweep_params(spec), _sweep_tags(spec, exp_dir))
+    write_record(exp_dir, spec, options, parent_run_id)
     sweep = _Sweep(spec, exp_dir, options, tracking, parent_run_id)
-
-    def tuner() -> Any:
-        write_record(exp_dir, spec, options, parent_run_id)
-        return build_tuner(spec, exp_dir, trainable, sweep.callbacks, options)
-
-    return sweep.fit(tuner)
+    return sweep.fit(lambda: build_tuner(spec, exp_dir, trainable, sweep.callbacks, options))
 
 
 def resume_sweep(
@@ -299,7 +308,12 @@ def resume_sweep(
     start_ray(options)
     check_cluster(spec)
     tracking = TrackingConfig(options.tracking_uri, spec.name, str(exp_dir / "tensorboard"))
-    parent_run_id = record["parent_run_id"]
+    parent_run_id = record["parent_run_id"] or find_parent_run(
+        options.tracking_uri, spec.name, str(exp_dir)
+    )
+    if parent_run_id is None:  # killed before the parent run existed
+        parent_run_id = start_parent_run(tracking, _sweep_params(spec), _sweep_tags(spec, exp_dir))
+    write_record(exp_dir, spec, options, parent_run_id)
     reopen_run(options.tracking_uri, parent_run_id)
     sweep = _Sweep(spec, exp_dir, options, tracking, parent_run_id)
 
@@ -482,6 +496,10 @@ def build_tuner(
             verbose=1 if options.verbose else 0,  # Ray's own status table only with --verbose
         ),
     )
+
+
+def _sweep_tags(spec: SweepSpec, exp_dir: Path) -> dict[str, str]:
+    return {**versions(), DIR_TAG: str(exp_dir), "hpo.source": spec.source}
 
 
 def _sweep_params(spec: SweepSpec) -> dict[str, Any]:

@@ -13,6 +13,7 @@ retries.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -37,6 +38,7 @@ METRICS = (
 TRIAL_TAG = "hpo.trial_id"
 SWEEP_TAG = "hpo.sweep"
 PARENT_TAG = "mlflow.parentRunId"
+DIR_TAG = "hpo.experiment_dir"
 
 
 @dataclass(frozen=True)
@@ -53,8 +55,38 @@ def versions() -> dict[str, str]:
     return {"torch_version": torch.__version__, "ray_version": ray.__version__}
 
 
+def ensure_store(tracking_uri: str) -> None:
+    """Create a new SQLite store under a temporary name and move it into place: MLflow builds
+    its tables in several steps, and a store killed half-way would be unusable for good."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return
+    path = Path(tracking_uri.removeprefix("sqlite:///"))
+    if path.exists():
+        return
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    MlflowClient(f"sqlite:///{partial}").search_experiments(max_results=1)
+    os.replace(partial, path)
+
+
+def find_parent_run(tracking_uri: str, experiment: str, experiment_dir: str) -> str | None:
+    """The parent run of the sweep in `experiment_dir`, if one was created (a driver killed
+    right after creating it had no time to record its id)."""
+    client = MlflowClient(tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return None
+    runs = client.search_runs(
+        [exp.experiment_id],
+        filter_string=f"tags.`{DIR_TAG}` = '{experiment_dir}'",
+        max_results=10,
+    )
+    parents = [r for r in runs if PARENT_TAG not in r.data.tags]
+    return str(parents[0].info.run_id) if parents else None
+
+
 def start_parent_run(cfg: TrackingConfig, params: dict[str, Any], tags: dict[str, str]) -> str:
     """Create the sweep's experiment (if new) and its parent run; returns the run id."""
+    ensure_store(cfg.tracking_uri)
     client = MlflowClient(cfg.tracking_uri)
     experiment = client.get_experiment_by_name(cfg.experiment)
     if experiment is None:
