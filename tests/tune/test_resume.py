@@ -1,0 +1,198 @@
+"""Interrupted sweeps resume with nothing lost or counted twice: real `hpo` processes, killed
+for real (SIGKILL, SIGINT), a real local Ray and a real MLflow store."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tune.trainable import FAULT_ENV
+
+pytestmark = pytest.mark.integration
+
+EPOCHS = 4
+# Small and quick, but an epoch takes long enough (~0.5 s) to be caught mid-trial. Random
+# search with a continuous entry, so that a resume must continue the searcher's own state.
+SPACE = f"""\
+name: {{name}}
+dataset: {{{{train_steps: 40, eval_steps: 4}}}}
+search:
+  dropout: {{{{uniform: [0.0, 0.5]}}}}
+  filters: 8
+  units: 32
+  epochs: {EPOCHS}
+search_algorithm: random
+num_samples: 5
+max_concurrent_trials: 2
+scheduler: none
+max_failures: {{failures}}
+"""
+
+
+class Sweep:
+    """An experiment folder, its MLflow store and `hpo` run as a user would run it."""
+
+    def __init__(self, tmp_path: Path, name: str, failures: int = 2) -> None:
+        self.cwd, self.name = tmp_path, name
+        self.space = tmp_path / f"{name}.yaml"
+        self.space.write_text(SPACE.format(name=name, failures=failures))
+        self.exp_dir = tmp_path / "runs" / name
+        self.uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+        self.env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "HPO_STORAGE")}
+        self.env["MLFLOW_TRACKING_URI"] = self.uri
+
+    def command(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "tune.cli", *args]
+
+    def start(self) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            self.command("sweep", str(self.space)),
+            cwd=self.cwd,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.command(*args),
+            cwd=self.cwd,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    def epochs(self) -> dict[str, list[int]]:
+        """Per trial folder, the epochs Ray's result.json holds, in order."""
+        out = {}
+        for path in self.exp_dir.glob("*/result.json"):
+            lines = [line for line in path.read_text().splitlines() if line.strip()]
+            out[path.parent.name] = [json.loads(line)["epoch"] for line in lines]
+        return out
+
+    def wait_for(
+        self, condition: Callable[[dict[str, list[int]]], bool], timeout: float = 120
+    ) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if condition(self.epochs()):
+                    return
+            except (OSError, ValueError):
+                pass  # a result.json being written
+            time.sleep(0.2)
+        raise AssertionError(f"timed out waiting; epochs so far: {self.epochs()}")
+
+    def mlflow_runs(self) -> tuple[list[object], dict[str, list[int]]]:
+        """All runs of the experiment, and per trial run the steps its val_loss was logged at."""
+        client = MlflowClient(self.uri)
+        exp = client.get_experiment_by_name(self.name)
+        assert exp is not None
+        runs = client.search_runs([exp.experiment_id])
+        steps = {
+            r.data.tags["hpo.trial_id"]: sorted(
+                m.step for m in client.get_metric_history(r.info.run_id, "val_loss")
+            )
+            for r in runs
+            if "hpo.trial_id" in r.data.tags
+        }
+        return runs, steps
+
+
+def two_done_one_midway(epochs: dict[str, list[int]]) -> bool:
+    done = sum(len(e) == EPOCHS for e in epochs.values())
+    midway = sum(0 < len(e) < EPOCHS for e in epochs.values())
+    return done >= 2 and midway >= 1
+
+
+def assert_complete(sweep: Sweep, before: dict[str, list[int]] | None = None) -> None:
+    """Every one of the 5 trials ran epochs 1..4 once, in Ray's results and in MLflow, with one
+    MLflow run per trial plus the parent; trials finished before the kill kept their results."""
+    epochs = sweep.epochs()
+    assert len(epochs) == 5, epochs  # the searcher continued: num_samples trials in all
+    assert all(e == list(range(1, EPOCHS + 1)) for e in epochs.values()), epochs
+    runs, steps = sweep.mlflow_runs()
+    assert len(runs) == 5 + 1, [r.info.run_name for r in runs]  # type: ignore[attr-defined]
+    assert all(s == list(range(1, EPOCHS + 1)) for s in steps.values()), steps
+    assert all(r.info.status == "FINISHED" for r in runs)  # type: ignore[attr-defined]
+    if before is not None:
+        for folder, finished in before.items():
+            if len(finished) == EPOCHS:
+                lines = (sweep.exp_dir / folder / "result.json").read_text()
+                assert [json.loads(line)["epoch"] for line in lines.splitlines()] == finished
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+def test_killed_sweep_resumes_to_a_complete_experiment(tmp_path: Path, sig: signal.Signals) -> None:
+    sweep = Sweep(tmp_path, f"killed_{sig.name.lower()}")
+    proc = sweep.start()
+    sweep.wait_for(two_done_one_midway)
+    before = sweep.epochs()
+    proc.send_signal(sig)
+    output, _ = proc.communicate(timeout=120)
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130, output
+        assert f"hpo resume {sweep.exp_dir}" in output  # the exact command to go on
+    status = sweep.run("status", sweep.name)
+    assert status.returncode == 0, status.stderr
+
+    resumed = sweep.run("resume", sweep.name)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert_complete(sweep, before)
+
+    again = sweep.run("resume", sweep.name)
+    assert again.returncode == 0 and "already finished" in again.stdout
+
+
+def test_failed_trials_retry_from_their_checkpoint(tmp_path: Path) -> None:
+    """Every trial raises once before epoch 2 (test-only fault injection); with retries it
+    goes on from its epoch-1 checkpoint, never from epoch 1 again."""
+    sweep = Sweep(tmp_path, "flaky")
+    sweep.env[FAULT_ENV] = f"2:{tmp_path}"
+    result = sweep.run("sweep", str(sweep.space))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(list(tmp_path.glob("*_0000*"))) == 5  # every trial did fail once
+    assert_complete(sweep)
+
+
+def test_errored_trials_resume_from_their_checkpoint(tmp_path: Path) -> None:
+    """Without retries the injected failure ends each trial as ERROR, shown by `hpo status`;
+    `hpo resume` then continues them from their last checkpoint."""
+    sweep = Sweep(tmp_path, "fragile", failures=0)
+    sweep.env[FAULT_ENV] = f"2:{tmp_path}"
+    result = sweep.run("sweep", str(sweep.space))
+    assert result.returncode == 1, result.stdout + result.stderr
+    status = sweep.run("status", sweep.name)
+    assert (
+        "failed: RuntimeError: HPO_TEST_FAIL_AT_EPOCH: injected failure before epoch 2"
+        in status.stdout
+    )
+    assert list(sweep.exp_dir.glob("*/error.txt"))
+
+    resumed = sweep.run("resume", sweep.name)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert_complete(sweep)
+
+
+def test_sweep_onto_an_existing_experiment(tmp_path: Path) -> None:
+    sweep = Sweep(tmp_path, "twice")
+    assert sweep.run("sweep", str(sweep.space), "--num-samples", "2").returncode == 0
+    refused = sweep.run("sweep", str(sweep.space))
+    assert refused.returncode == 2
+    assert "hpo resume twice" in refused.stderr and "--overwrite" in refused.stderr
+
+    again = sweep.run("sweep", str(sweep.space), "--num-samples", "2", "--overwrite")
+    assert again.returncode == 0, again.stdout + again.stderr
+    runs, steps = sweep.mlflow_runs()  # the first sweep's runs were deleted with it
+    assert len(runs) == 2 + 1 and len(steps) == 2
