@@ -22,6 +22,7 @@ from tune.distributions import Distribution
 from tune.errors import Problem, SpecError
 from tune.hyperparams import grid_values
 from tune.progress import ProgressCallback
+from tune.scheduling import SchedulerState, scheduler
 from tune.spec import SweepSpec, spec_from_record
 from tune.status import (
     SWEEP_FILE,
@@ -135,19 +136,6 @@ def searcher(spec: SweepSpec) -> Any:
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     return BasicVariantGenerator(random_state=spec.seed)
-
-
-def scheduler(spec: SweepSpec) -> Any:
-    if spec.scheduler is None:
-        return None
-    from ray.tune.schedulers import ASHAScheduler
-
-    return ASHAScheduler(
-        time_attr="epoch",
-        max_t=spec.max_epochs,
-        grace_period=spec.scheduler.grace_period,
-        reduction_factor=spec.scheduler.reduction_factor,
-    )
 
 
 def trial_settings(spec: SweepSpec, local: bool = True) -> TrialSettings:
@@ -335,7 +323,8 @@ def resume_sweep(
         internal = restored._local_tuner
         if internal is None:
             raise RuntimeError("Tuner.restore gave no local tuner (Ray changed?)")
-        internal.get_run_config().callbacks = _loggers() + sweep.callbacks
+        asha = internal._tune_config.scheduler  # the restored ASHA; its rungs come back
+        internal.get_run_config().callbacks = _callbacks(sweep.callbacks, asha)
         return restored
 
     return sweep.fit(tuner)
@@ -446,10 +435,12 @@ def discard_experiment(exp_dir: Path) -> None:
     shutil.rmtree(exp_dir)
 
 
-def _loggers() -> list[Any]:
+def _callbacks(ours: list[Any], asha: Any) -> list[Any]:
+    """Ray's JSON and CSV loggers, ours, and ASHA's memory: always in this order, because Ray
+    restores callback states by position."""
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-    return [JsonLoggerCallback(), CSVLoggerCallback()]
+    return [JsonLoggerCallback(), CSVLoggerCallback(), *ours, SchedulerState(asha)]
 
 
 def sweep_trainable(spec: SweepSpec, options: RunOptions, trainable: Any = None) -> Any:
@@ -467,6 +458,7 @@ def build_tuner(
 ) -> Any:
     from ray import tune
 
+    asha = scheduler(spec)
     return tune.Tuner(
         sweep_trainable(spec, options, trainable),
         param_space=param_space(spec),
@@ -474,7 +466,7 @@ def build_tuner(
             metric=spec.metric.name,
             mode=spec.metric.mode,
             search_alg=searcher(spec),
-            scheduler=scheduler(spec),
+            scheduler=asha,
             num_samples=spec.num_samples,
             max_concurrent_trials=spec.max_concurrent_trials,
             time_budget_s=spec.time_budget_s,
@@ -485,7 +477,7 @@ def build_tuner(
         run_config=tune.RunConfig(
             name=spec.name,
             storage_path=str(exp_dir.parent),
-            callbacks=_loggers() + callbacks,
+            callbacks=_callbacks(callbacks, asha),
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             # The best epoch's checkpoint and (always kept by Ray) the latest one, for resume.
             checkpoint_config=tune.CheckpointConfig(

@@ -8,7 +8,8 @@ from ray import tune
 
 from tests.conftest import SEARCH_SPACES
 from tune.distributions import Distribution
-from tune.runner import param_space, scheduler, searcher, smoke_variant, trial_settings
+from tune.runner import param_space, searcher, smoke_variant, trial_settings
+from tune.scheduling import scheduler
 from tune.spec import SweepSpec, load_spec
 
 
