@@ -174,6 +174,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     tracking_uri = args.tracking_uri or tracking_default()
     if (problem := check_tracking_uri(tracking_uri)) is not None:
         raise UsageError(problem)
+    tracking_uri = absolute_tracking_uri(tracking_uri)
     exp_dir = runner.experiment_dir(storage, spec.name)
     if exp_dir.parent.exists() and not exp_dir.parent.is_dir():
         raise UsageError(f"--storage {storage} is a file, not a folder")
@@ -244,6 +245,14 @@ def check_tracking_uri(uri: str) -> str | None:
             return f"--tracking-uri {uri}: folder {folder} does not exist"
         return None
     return f"--tracking-uri: {uri!r} is not an MLflow tracking URI ({allowed})"
+
+
+def absolute_tracking_uri(uri: str) -> str:
+    """sqlite:///mlflow.db names a file relative to where `hpo` runs; the sweep records it as
+    an absolute path, so that `hpo resume` from another folder finds the same store."""
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return f"sqlite:///{Path(uri.removeprefix('sqlite:///')).expanduser().absolute()}"
+    return uri
 
 
 def print_summary(result: SweepResult, metric: str, tracking_uri: str) -> None:

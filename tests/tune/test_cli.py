@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SEARCH_SPACES
-from tune.cli import main
+from tune.cli import absolute_tracking_uri, main
 
 HPO = [sys.executable, "-m", "tune.cli"]
 
@@ -110,3 +110,12 @@ def test_existing_experiment_is_not_overwritten(tmp_path: Path) -> None:
     result = run_hpo(["sweep", str(SEARCH_SPACES / "smoke.yaml")], cwd=tmp_path)
     assert result.returncode == 2
     assert "already exists" in result.stderr and "--name" in result.stderr
+
+
+def test_a_relative_sqlite_store_is_recorded_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert absolute_tracking_uri("sqlite:///mlflow.db") == f"sqlite:///{tmp_path}/mlflow.db"
+    assert absolute_tracking_uri("sqlite:////abs/m.db") == "sqlite:////abs/m.db"
+    assert absolute_tracking_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
