@@ -198,15 +198,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from tune import runner
-    from tune.status import experiment_rows, format_table, read_sweep_record, summary_line
+    from tune.status import experiment_rows, experiment_table, read_sweep_record
 
     exp_dir = _experiment(args)
     record = read_sweep_record(exp_dir)
     if runner.is_finished(exp_dir):
         _, rows = experiment_rows(exp_dir)
         print(f"hpo: '{record['name']}' already finished; nothing to resume.")
-        print(f"{summary_line(rows, record['metric'], record['trial_count'])}")
-        print(format_table(rows, record["metric"]))
+        print(experiment_table(record, rows))
         return EXIT_OK
     address = os.environ.get("RAY_ADDRESS") or None
     options = runner.RunOptions(
@@ -302,11 +301,10 @@ def _experiment(args: argparse.Namespace) -> Path:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from tune.status import experiment_rows, format_table, summary_line
+    from tune.status import experiment_rows, experiment_table
 
     record, rows = experiment_rows(_experiment(args))
-    print(f"{record['name']}: {summary_line(rows, record['metric'], record['trial_count'])}")
-    print(format_table(rows, record["metric"]))
+    print(experiment_table(record, rows))
     for row in rows:
         if row.error:
             print(f"{row.trial_id} failed: {row.error}")

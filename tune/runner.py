@@ -25,6 +25,7 @@ from tune.progress import ProgressCallback
 from tune.scheduling import SchedulerState, scheduler
 from tune.spec import SweepSpec, spec_from_record
 from tune.status import (
+    RESUMABLE,
     SWEEP_FILE,
     UNFINISHED,
     TrialRow,
@@ -420,7 +421,7 @@ def is_finished(exp_dir: Path) -> bool:
     if not tune.Tuner.can_restore(str(exp_dir)):
         return False
     record, rows = experiment_rows(exp_dir)
-    left = [r for r in rows if r.state in ("PENDING", "RUNNING", "PAUSED", "ERROR")]
+    left = [r for r in rows if r.state in (*RESUMABLE, "ERROR")]
     return not left and len(rows) >= int(record["trial_count"])
 
 

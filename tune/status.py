@@ -15,7 +15,8 @@ from typing import Any
 # last epoch, and one the time budget ended before its first.
 STOPPED_EARLY = "STOPPED"
 NOT_STARTED = "NOT_STARTED"
-UNFINISHED = ("PENDING", "RUNNING", "PAUSED", NOT_STARTED)
+RESUMABLE = ("PENDING", "RUNNING", "PAUSED")  # what a resume runs on (errored ones too)
+UNFINISHED = (*RESUMABLE, NOT_STARTED)
 SWEEP_FILE = "hpo_sweep.json"  # what `hpo sweep` records beside Ray's experiment state
 
 
@@ -143,6 +144,12 @@ def summary_line(rows: Sequence[TrialRow], metric: str, total: int | None = None
     best_text = f"best {metric} {best.best:.4f} ({best.trial_id})" if best else "no result yet"
     of = f"/{total}" if total is not None else ""
     return f"{len(rows)}{of} trials: {states} | {best_text}"
+
+
+def experiment_table(record: dict[str, Any], rows: Sequence[TrialRow]) -> str:
+    """`hpo status`'s view: the summary line, then one row a trial."""
+    summary = summary_line(rows, record["metric"], record["trial_count"])
+    return f"{record['name']}: {summary}\n{format_table(rows, record['metric'])}"
 
 
 def read_sweep_record(experiment_dir: Path) -> dict[str, Any]:
