@@ -139,6 +139,11 @@ class Trainer:
             seen += len(y)
         return total_loss.item() / seen, correct.item() / seen, time.perf_counter() - start
 
+    def test(self, split: Split) -> tuple[float, float]:
+        """Loss and accuracy on a split the trainer never saw (the held-out test set)."""
+        loss, accuracy, _ = self.evaluate(split.to(self.device))
+        return loss, accuracy
+
     def run_epoch(self) -> EpochMetrics:
         train_loss, samples, train_s = self.train_epoch()
         val_loss, val_acc, eval_s = self.evaluate(self.val_data, self.cfg.eval_steps)

@@ -13,12 +13,12 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tune.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, Problem, SpecError
 
 if TYPE_CHECKING:
-    from tune.runner import SweepResult
+    from tune.runner import RunOptions, SweepResult
 
 DEFAULT_STORAGE = "./runs"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -108,6 +108,25 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="one row a trial: id, state, epochs, best metric, config")
     st.add_argument("experiment", metavar="NAME|PATH")
     st.add_argument("--storage", default=None)
+
+    rp = sub.add_parser(
+        "report", help="write the report (HTML, Markdown, best_config.yaml, trials.csv, plots)"
+    )
+    rp.add_argument("experiment", metavar="NAME|PATH")
+    rp.add_argument("--storage", default=None, help="folder the experiment is in (default: ./runs)")
+    rp.add_argument("--out", default=None, help="report folder (default: EXPERIMENT/report)")
+    rp.add_argument("--verbose", action="store_true", help="tracebacks")
+
+    c = sub.add_parser(
+        "confirm",
+        help="retrain the top K configurations with S fresh seeds each, test them once, report",
+    )
+    c.add_argument("experiment", metavar="NAME|PATH")
+    c.add_argument("--top", type=_positive("top"), default=3, help="configurations (default 3)")
+    c.add_argument("--seeds", type=_positive("seeds"), default=3, help="seeds each (default 3)")
+    c.add_argument("--storage", default=None, help="folder the experiment is in (default: ./runs)")
+    c.add_argument("--overwrite", action="store_true", help="discard an earlier confirm run first")
+    c.add_argument("--verbose", action="store_true", help="Ray's and MLflow's own logs, tracebacks")
     return p
 
 
@@ -118,6 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "sweep": cmd_sweep,
         "resume": cmd_resume,
         "status": cmd_status,
+        "report": cmd_report,
+        "confirm": cmd_confirm,
     }[args.command]
     try:
         return handler(args)
@@ -207,16 +228,26 @@ def cmd_resume(args: argparse.Namespace) -> int:
         print(f"hpo: '{record['name']}' already finished; nothing to resume.")
         print(experiment_table(record, rows))
         return EXIT_OK
-    address = os.environ.get("RAY_ADDRESS") or None
-    options = runner.RunOptions(
-        storage=str(exp_dir.parent),
-        tracking_uri=record["tracking_uri"],
-        address=address,
-        verbose=args.verbose,
-    )
+    options = _run_options(exp_dir, record, args.verbose)
     print(f"hpo: resuming '{record['name']}' in {exp_dir}, MLflow at {record['tracking_uri']}")
+    from tune import confirm
+
+    if confirm.is_confirm_record(record):
+        result = confirm.resume_confirm(exp_dir, options)
+        return _after_confirm(exp_dir.parent, result, record)
     result = runner.resume_sweep(exp_dir, options, restart_errored=args.restart_errored)
     return finish(result, record["metric"], record["tracking_uri"])
+
+
+def _run_options(exp_dir: Path, record: dict[str, Any], verbose: bool) -> RunOptions:
+    from tune.runner import RunOptions
+
+    return RunOptions(
+        storage=str(exp_dir.parent),
+        tracking_uri=record["tracking_uri"],
+        address=os.environ.get("RAY_ADDRESS") or None,
+        verbose=verbose,
+    )
 
 
 def finish(result: SweepResult, metric: str, tracking_uri: str) -> int:
@@ -286,6 +317,7 @@ def print_summary(result: SweepResult, metric: str, tracking_uri: str) -> None:
         f"  TensorBoard:  tensorboard --logdir {result.experiment_dir / 'tensorboard'} --host 127.0.0.1"
     )
     print(f"  Trials:       hpo status {result.experiment_dir}")
+    print(f"  Report:       hpo report {result.experiment_dir}")
 
 
 def _experiment(args: argparse.Namespace) -> Path:
@@ -309,6 +341,86 @@ def cmd_status(args: argparse.Namespace) -> int:
         if row.error:
             print(f"{row.trial_id} failed: {row.error}")
     return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from tune import confirm
+    from tune.status import read_sweep_record
+
+    exp_dir = _experiment(args)
+    record = read_sweep_record(exp_dir)
+    if confirm.is_confirm_record(record):
+        exp_dir, record = exp_dir.parent, read_sweep_record(exp_dir.parent)
+    out = Path(args.out) if args.out else None
+    if out is not None and out.exists() and not out.is_dir():
+        raise UsageError(f"--out {args.out} is a file, not a folder")
+    return _write_report(exp_dir, record, out)
+
+
+def _write_report(exp_dir: Path, record: dict[str, Any], out: Path | None = None) -> int:
+    from tune import confirm, report
+
+    result = report.write_report(exp_dir, out, confirm.load_confirmation(exp_dir))
+    for line in result.summary:
+        print(f"hpo: {line}")
+    print(
+        f"Report: {result.folder / 'report.html'} (also report.md, best_config.yaml, trials.csv, plots/)"
+    )
+    error = report.log_report(record, result.folder)
+    if error is not None:
+        print(
+            f"hpo report: files written, but logging them to MLflow failed: {error}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    print(f"  logged to MLflow run {record['parent_run_id']} (artifacts: {report.REPORT_DIR}/)")
+    return EXIT_OK
+
+
+def cmd_confirm(args: argparse.Namespace) -> int:
+    from tune import confirm, runner
+    from tune.status import read_sweep_record
+
+    exp_dir = _experiment(args)
+    record = read_sweep_record(exp_dir)
+    if confirm.is_confirm_record(record):
+        raise UsageError(f"{exp_dir} is a confirm run; name its sweep ({exp_dir.parent})")
+    options = _run_options(exp_dir, record, args.verbose)
+    earlier = confirm.existing(exp_dir)
+    folder = confirm.confirm_dir(exp_dir)
+    if earlier is not None and args.overwrite:
+        runner.discard_experiment(folder)
+        earlier = None
+    if earlier is not None:
+        if (earlier["top"], len(earlier["seeds"])) != (args.top, args.seeds):
+            raise UsageError(
+                f"{folder} already holds a confirm run with --top {earlier['top']} --seeds "
+                f"{len(earlier['seeds'])}: run that again to continue it, or add --overwrite"
+            )
+        if runner.is_finished(folder):
+            print(f"hpo: '{record['name']}' is confirmed already; writing the report again.")
+            return _write_report(exp_dir, record)
+        print(f"hpo: continuing the confirm run in {folder}")
+        result = confirm.resume_confirm(folder, options)
+    else:
+        print(
+            f"hpo: confirm '{record['name']}': the top {args.top} configurations x {args.seeds} "
+            f"fresh seeds, full epochs, then one test-set evaluation each; results in {folder}",
+            flush=True,
+        )
+        result = confirm.run_confirm(exp_dir, args.top, args.seeds, options)
+    return _after_confirm(exp_dir, result, record)
+
+
+def _after_confirm(exp_dir: Path, result: SweepResult, record: dict[str, Any]) -> int:
+    """The confirm run's trial table, then the report with its confirmation section."""
+    status = finish(result, record["metric"], record["tracking_uri"])
+    if result.interrupted:
+        return status
+    from tune.status import read_sweep_record
+
+    report_status = _write_report(exp_dir, read_sweep_record(exp_dir))
+    return status or report_status
 
 
 if __name__ == "__main__":

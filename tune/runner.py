@@ -7,7 +7,6 @@ space, searcher, scheduler, resources) is built here and nowhere else.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -26,12 +25,12 @@ from tune.scheduling import SchedulerState, scheduler
 from tune.spec import SweepSpec, spec_from_record
 from tune.status import (
     RESUMABLE,
-    SWEEP_FILE,
     UNFINISHED,
     TrialRow,
     count_states,
     experiment_rows,
     read_sweep_record,
+    save_sweep_record,
 )
 from tune.tracking import (
     DIR_TAG,
@@ -246,10 +245,7 @@ def write_record(
         "started": _started(exp_dir) or time.strftime("%Y-%m-%dT%H:%M:%S"),
         "spec": asdict(spec),
     }
-    # Written whole then renamed: a kill mid-write never leaves half a record.
-    partial = exp_dir / f".{SWEEP_FILE}.partial"
-    partial.write_text(json.dumps(record, indent=2, default=str))
-    os.replace(partial, exp_dir / SWEEP_FILE)
+    save_sweep_record(exp_dir, record)
     source = Path(spec.source)
     if source.is_file():
         (exp_dir / SPEC_COPY).write_text(source.read_text())
@@ -310,25 +306,37 @@ def resume_sweep(
         if not tune.Tuner.can_restore(str(exp_dir)):
             # Killed before Ray saved anything: nothing ran yet, so start the trials afresh.
             return build_tuner(spec, exp_dir, trainable, sweep.callbacks, options)
-        repair_checkpoints(exp_dir)
-        restored = tune.Tuner.restore(
-            str(exp_dir),
-            trainable=sweep_trainable(spec, options, trainable),
-            resume_unfinished=True,
-            resume_errored=not restart_errored,
-            restart_errored=restart_errored,
+        return restore_tuner(
+            exp_dir, sweep_trainable(spec, options, trainable), sweep.callbacks, restart_errored
         )
-        # The restored run config holds unpickled copies of the first run's callbacks; ours
-        # must be the ones Ray calls, so that closing them drains their MLflow queue.
-        # (Tuner has no public setter; Ray is pinned to 2.60.)
-        internal = restored._local_tuner
-        if internal is None:
-            raise RuntimeError("Tuner.restore gave no local tuner (Ray changed?)")
-        asha = internal._tune_config.scheduler  # the restored ASHA; its rungs come back
-        internal.get_run_config().callbacks = _callbacks(sweep.callbacks, asha)
-        return restored
 
     return sweep.fit(tuner)
+
+
+def restore_tuner(
+    exp_dir: Path, trainable: Any, callbacks: list[Any], restart_errored: bool = False
+) -> Any:
+    """Ray's Tuner for an experiment folder it saved, with our callbacks in place of the
+    pickled copies: finished trials stay, unfinished and errored ones continue."""
+    from ray import tune
+
+    repair_checkpoints(exp_dir)
+    restored = tune.Tuner.restore(
+        str(exp_dir),
+        trainable=trainable,
+        resume_unfinished=True,
+        resume_errored=not restart_errored,
+        restart_errored=restart_errored,
+    )
+    # The restored run config holds unpickled copies of the first run's callbacks; ours
+    # must be the ones Ray calls, so that closing them drains their MLflow queue.
+    # (Tuner has no public setter; Ray is pinned to 2.60.)
+    internal = restored._local_tuner
+    if internal is None:
+        raise RuntimeError("Tuner.restore gave no local tuner (Ray changed?)")
+    asha = internal._tune_config.scheduler  # the restored ASHA; its rungs come back
+    internal.get_run_config().callbacks = _callbacks(callbacks, asha)
+    return restored
 
 
 class _Sweep:
@@ -342,13 +350,15 @@ class _Sweep:
         options: RunOptions,
         tracking: TrackingConfig,
         parent_run_id: str,
+        trial_count: int | None = None,  # when not the spec's (a confirm run's K x S trials)
     ) -> None:
         self.spec, self.exp_dir, self.options = spec, exp_dir, options
         self.parent_run_id = parent_run_id
         self.tracker = TrackingCallback(tracking, parent_run_id)
         metric = spec.metric
+        total = trial_count if trial_count is not None else spec.trial_count()
         progress = ProgressCallback(
-            spec.name, metric.name, metric.mode, spec.trial_count(), options.progress_interval
+            spec.name, metric.name, metric.mode, total, options.progress_interval
         )
         self.callbacks: list[Any] = [self.tracker, progress]
 
@@ -444,12 +454,17 @@ def _callbacks(ours: list[Any], asha: Any) -> list[Any]:
     return [JsonLoggerCallback(), CSVLoggerCallback(), *ours, SchedulerState(asha)]
 
 
-def sweep_trainable(spec: SweepSpec, options: RunOptions, trainable: Any = None) -> Any:
-    """The trainable Ray runs: the adapter with the sweep's settings, and the trial resources."""
+def sweep_trainable(
+    spec: SweepSpec, options: RunOptions, trainable: Any = None, test_at_end: bool = False
+) -> Any:
+    """The trainable Ray runs: the adapter with the sweep's settings, and the trial resources.
+    `test_at_end`: a confirm run, whose trials end with one evaluation on the test set."""
     from ray import tune
 
     if trainable is None:
-        settings = trial_settings(spec, local=options.address is None)
+        settings = replace(
+            trial_settings(spec, local=options.address is None), test_at_end=test_at_end
+        )
         trainable = tune.with_parameters(train_trial, settings=settings)
     return tune.with_resources(trainable, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,6 +157,13 @@ def read_sweep_record(experiment_dir: Path) -> dict[str, Any]:
     """What `hpo sweep` wrote beside Ray's state: the spec's metric, tracking URI, run ids."""
     data: dict[str, Any] = json.loads((experiment_dir / SWEEP_FILE).read_text())
     return data
+
+
+def save_sweep_record(experiment_dir: Path, record: dict[str, Any]) -> None:
+    """Written whole then renamed: a kill mid-write never leaves half a record."""
+    partial = experiment_dir / f".{SWEEP_FILE}.partial"
+    partial.write_text(json.dumps(record, indent=2, default=str))
+    os.replace(partial, experiment_dir / SWEEP_FILE)
 
 
 def locate_experiment(name_or_path: str, storage: str) -> Path | None:

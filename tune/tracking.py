@@ -68,6 +68,20 @@ def ensure_store(tracking_uri: str) -> None:
     os.replace(partial, path)
 
 
+def artifact_location(tracking_uri: str, experiment: str) -> str | None:
+    """Artifacts (reports) of a SQLite store go beside the database file, in mlartifacts/:
+    MLflow's default, ./mlruns of whatever folder the experiment was first created from,
+    would scatter them. Other stores keep their server's own default."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    db = Path(tracking_uri.removeprefix("sqlite:///"))
+    return (db.parent / "mlartifacts" / experiment).absolute().as_uri()
+
+
+def log_artifacts(tracking_uri: str, run_id: str, folder: Path, artifact_path: str) -> None:
+    MlflowClient(tracking_uri).log_artifacts(run_id, str(folder), artifact_path=artifact_path)
+
+
 def find_parent_run(tracking_uri: str, experiment: str, experiment_dir: str) -> str | None:
     """The parent run of the sweep in `experiment_dir`, if one was created (a driver killed
     right after creating it had no time to record its id)."""
@@ -84,20 +98,24 @@ def find_parent_run(tracking_uri: str, experiment: str, experiment_dir: str) -> 
     return str(parents[0].info.run_id) if parents else None
 
 
-def start_parent_run(cfg: TrackingConfig, params: dict[str, Any], tags: dict[str, str]) -> str:
+def start_parent_run(
+    cfg: TrackingConfig, params: dict[str, Any], tags: dict[str, str], run_name: str | None = None
+) -> str:
     """Create the sweep's experiment (if new) and its parent run; returns the run id."""
     ensure_store(cfg.tracking_uri)
     client = MlflowClient(cfg.tracking_uri)
     experiment = client.get_experiment_by_name(cfg.experiment)
     if experiment is None:
-        experiment_id = client.create_experiment(cfg.experiment)
+        experiment_id = client.create_experiment(
+            cfg.experiment, artifact_location=artifact_location(cfg.tracking_uri, cfg.experiment)
+        )
     else:
         experiment_id = experiment.experiment_id
         if experiment.lifecycle_stage == "deleted":
             # Deleted in the UI but still in the store: a new run there would fail.
             client.restore_experiment(experiment_id)
     run = client.create_run(
-        experiment_id, run_name=cfg.experiment, tags={SWEEP_TAG: cfg.experiment, **tags}
+        experiment_id, run_name=run_name or cfg.experiment, tags={SWEEP_TAG: cfg.experiment, **tags}
     )
     client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
     return str(run.info.run_id)

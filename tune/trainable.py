@@ -14,12 +14,13 @@ from typing import Any
 
 from ray import tune
 
-from models.data import DataConfig, Datasets, load_datasets
+from models.data import DataConfig, Datasets, Split, load_datasets, load_split
 from models.device import describe
 from models.trainer import EpochMetrics, Trainer
 from tune.hyperparams import model_config, train_config
 
 CHECKPOINT_FILE = "trainer.pt"
+SEED_KEY = "seed"  # in a confirm trial's config: the trainer's seed for this repeat
 REPLAY_MARKER = "replay"  # in a checkpoint put back by resume: report its epoch again
 # Test-only fault injection: "EPOCH:FOLDER" makes each trial raise once, just before it trains
 # EPOCH, leaving a marker file named after the trial in FOLDER so that its retry goes through.
@@ -37,11 +38,14 @@ class TrialSettings:
     seed: int
     threads: int  # the CPUs a trial owns, as torch threads
     device: str  # "cpu" for CPU-only trials; "auto" = the GPU Ray gave the trial
+    # `hpo confirm`: after the last epoch, evaluate once on the held-out test set.
+    test_at_end: bool = False
 
 
 # One copy of the data per worker process: with actor reuse, later trials on the same worker
 # skip the ~1 s of parsing and the memory of a second copy.
 _DATA: dict[DataConfig, Datasets] = {}
+_TEST: dict[DataConfig, Split] = {}
 
 
 def datasets(cfg: DataConfig) -> Datasets:
@@ -51,17 +55,27 @@ def datasets(cfg: DataConfig) -> Datasets:
     return _DATA[cfg]
 
 
+def test_split(cfg: DataConfig) -> Split:
+    """The held-out test set, read only by `hpo confirm` trials (and once per worker)."""
+    if cfg not in _TEST:
+        _TEST.clear()
+        _TEST[cfg] = load_split(cfg.name, cfg.root, "test")
+    return _TEST[cfg]
+
+
 def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     """Run one trial epoch by epoch, reporting metrics and a complete checkpoint after each.
     When ASHA stops the trial, Ray ends this function at its next `tune.report`; a restarted or
-    resumed trial continues from its last checkpoint."""
+    resumed trial continues from its last checkpoint. A config with a `seed` (set by `hpo
+    confirm`, which retrains one configuration with several seeds) overrides the sweep's."""
+    seed = int(config.get(SEED_KEY, settings.seed))
     trainer = Trainer(
         model_config(config),
         train_config(
             config,
             train_steps=settings.train_steps,
             eval_steps=settings.eval_steps,
-            seed=settings.seed,
+            seed=seed,
             threads=settings.threads,
             device=settings.device,
         ),
@@ -77,16 +91,25 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     if replay and trainer.last_metrics is not None:
         # A checkpoint that resume put in place of one Ray had lost (runner.repair_checkpoints):
         # Ray never saw its epoch, so report it now, before going on.
-        _report(trainer, trainer.last_metrics, device)
+        _report(trainer, trainer.last_metrics, device, _test(trainer, settings))
     while trainer.epoch < trainer.cfg.epochs:
         _injected_fault(trainer.epoch + 1)
-        _report(trainer, trainer.run_epoch(), device)
+        metrics = trainer.run_epoch()
+        _report(trainer, metrics, device, _test(trainer, settings))
 
 
-def _report(trainer: Trainer, metrics: EpochMetrics, device: str) -> None:
+def _test(trainer: Trainer, settings: TrialSettings) -> dict[str, float]:
+    """Test loss and accuracy of the final model, once, when the trial is a confirm run."""
+    if not settings.test_at_end or trainer.epoch < trainer.cfg.epochs:
+        return {}
+    loss, accuracy = trainer.test(test_split(settings.data))
+    return {"test_loss": loss, "test_accuracy": accuracy}
+
+
+def _report(trainer: Trainer, metrics: EpochMetrics, device: str, extra: dict[str, float]) -> None:
     """The epoch's metrics and a complete checkpoint, to Tune; Ray copies the folder into the
     trial's storage before this returns."""
-    result: dict[str, Any] = {**metrics.as_dict(), "device": device}
+    result: dict[str, Any] = {**metrics.as_dict(), **extra, "device": device}
     with tempfile.TemporaryDirectory() as folder:
         trainer.save(os.path.join(folder, CHECKPOINT_FILE))
         tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))

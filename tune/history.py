@@ -1,0 +1,79 @@
+"""Read a sweep's trials back from its experiment folder: state and config from Ray's saved
+experiment state, every epoch's metrics from each trial's result.json.
+
+Works on a finished, an interrupted and a running sweep (Ray saves its state every few seconds
+and appends to result.json after every epoch), so a report can be made at any time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from tune.analysis import Trial
+from tune.status import read_sweep_record, rows_from_trials
+
+RESULT_FILE = "result.json"
+# Per-epoch values worth keeping: the metrics (design §3.3) and when the epoch ended.
+KEEP = (
+    "epoch", "train_loss", "val_loss", "val_accuracy", "loss_gap", "samples_per_s",
+    "train_seconds", "eval_seconds", "test_loss", "test_accuracy", "timestamp",
+    "time_this_iter_s",
+)  # fmt: skip
+
+
+class NoTrialsError(RuntimeError):
+    """The experiment folder holds no saved trial state yet."""
+
+
+def read_history(trial_dir: Path | None) -> tuple[dict[str, float], ...]:
+    """One entry an epoch, in epoch order. A trial resumed right after its last epoch may have
+    that epoch twice in result.json (Ray echoes it); the first copy is kept."""
+    if trial_dir is None:
+        return ()
+    path = trial_dir / RESULT_FILE
+    if not path.is_file():
+        return ()
+    epochs: dict[int, dict[str, float]] = {}
+    for line in path.read_text().splitlines():
+        try:
+            result = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by a kill mid-write
+        epoch = result.get("epoch")
+        if not isinstance(epoch, int) or epoch < 1 or epoch in epochs:
+            continue
+        epochs[epoch] = {k: result[k] for k in KEEP if isinstance(result.get(k), int | float)}
+    return tuple(epochs[e] for e in sorted(epochs))
+
+
+def load_trials(experiment_dir: Path) -> tuple[dict[str, Any], list[Trial]]:
+    """The sweep record (hpo_sweep.json) and every trial Ray knows of, in trial id order."""
+    from ray.tune import ExperimentAnalysis
+
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    record = read_sweep_record(experiment_dir)
+    try:
+        analysis = ExperimentAnalysis(str(experiment_dir))
+    except (ValueError, FileNotFoundError) as e:
+        raise NoTrialsError(f"{experiment_dir}: no trial state saved yet ({e})") from None
+    rows = {
+        r.trial_id: r for r in rows_from_trials(analysis.trials, record["metric"], record["mode"])
+    }
+    trials = []
+    for t in sorted(analysis.trials, key=lambda t: t.trial_id):
+        row = rows[t.trial_id]
+        history = read_history(Path(t.path) if t.path else None)
+        trials.append(
+            Trial(
+                trial_id=t.trial_id,
+                state=row.state,
+                config=dict(t.config),
+                max_epochs=row.max_epochs,
+                history=history,
+                error=row.error,
+            )
+        )
+    return record, trials

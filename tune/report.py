@@ -1,0 +1,598 @@
+"""`hpo report`: what a sweep found and why its winner won, as files a person can open.
+
+Writes into the report folder (default `<experiment>/report/`): report.html (one self-contained
+file, images inline), report.md, best_config.yaml (a search space of just the recommended
+configuration), trials.csv and plots/*.png, then logs the folder as artifacts of the sweep's
+MLflow parent run. Works on finished, interrupted and running sweeps (a snapshot).
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tune import analysis, plots
+from tune.analysis import (
+    Accounting,
+    Confirmation,
+    Diagnosis,
+    Trial,
+    diagnose,
+    summarize,
+)
+from tune.document import Block, Heading, Image, Para, Table, to_html, to_markdown
+from tune.history import load_trials
+from tune.hyperparams import RULES
+from tune.status import fmt_value
+
+REPORT_DIR = "report"
+LEADERBOARD_SIZE = 10
+LOSS_PANELS = 12  # trials shown in the training-vs-validation loss figure
+
+
+@dataclass(frozen=True)
+class Report:
+    folder: Path
+    files: list[Path]  # everything written, plots included
+    best: Trial | None  # the sweep's best trial
+    recommended: dict[str, Any] | None  # the configuration best_config.yaml holds
+    confirmed: bool  # whether `recommended` is the winner of a confirm run
+    artifact_error: str | None = None  # why logging to MLflow failed, if it did
+    summary: list[str] = field(default_factory=list)  # a few lines for the console
+
+
+def default_folder(experiment_dir: Path) -> Path:
+    return experiment_dir / REPORT_DIR
+
+
+def scales(
+    record: dict[str, Any], trials: Sequence[Trial], params: Sequence[str]
+) -> dict[str, str]:
+    """How each varying hyperparameter is shown, from its distribution in the search space."""
+    search = record.get("spec", {}).get("search", {})
+    out = {}
+    for p in params:
+        entry = search.get(p)
+        kind = entry.get("kind") if isinstance(entry, dict) else None
+        if kind == "randint":
+            kind = None  # few integers: groups; many: a number line (decided by the values)
+        out[p] = analysis.scale_of([t.config[p] for t in trials if p in t.config], kind)
+    return out
+
+
+# -- the files besides the report ---------------------------------------------------------------
+
+
+def best_config(record: dict[str, Any], config: dict[str, Any], note: str) -> str:
+    """A valid search-space YAML whose search holds just `config`, as constants: `hpo sweep`
+    on it retrains exactly that configuration (same data split, steps and seed)."""
+    spec = record["spec"]
+    data = {
+        "name": f"{record['name']}_best",
+        "dataset": dict(spec["dataset"]),
+        "metric": dict(spec["metric"]),
+        "search": {k: v for k, v in config.items() if k in RULES},
+        "search_algorithm": "random",
+        "scheduler": "none",
+        "num_samples": 1,
+        "resources": dict(spec["resources"]),
+        "max_failures": spec["max_failures"],
+        "seed": spec["seed"],
+    }
+    header = f"# {note}\n# Retrain it: hpo sweep THIS_FILE\n"
+    return header + yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
+
+
+def write_trials_csv(path: Path, trials: Sequence[Trial], metric: str, mode: str) -> Path:
+    keys: list[str] = []
+    for t in trials:
+        keys += [k for k in t.config if k not in keys]
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(
+            ["trial_id", "state", "epochs", "max_epochs", f"best_{metric}", f"last_{metric}",
+             "last_train_loss", "last_val_loss", "last_loss_gap", "diagnosis", *keys]
+        )  # fmt: skip
+        for t in trials:
+            w.writerow(
+                [t.trial_id, t.state, t.epochs, t.max_epochs, _num(t.best(metric, mode)),
+                 _num(t.last(metric)), _num(t.last("train_loss")), _num(t.last("val_loss")),
+                 _num(t.last("loss_gap")), diagnose(t).label,
+                 *(fmt_value(t.config.get(k, "")) for k in keys)]
+            )  # fmt: skip
+    return path
+
+
+def _num(value: float | None, digits: int = 4) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    m, s = divmod(round(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h} h {m:02d} min" if h else f"{m} min {s:02d} s"
+
+
+# -- sections -----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Context:
+    record: dict[str, Any]
+    trials: list[Trial]
+    board: list[Trial]
+    params: list[str]
+    scales: dict[str, str]
+    plots_dir: Path
+    confirmation: Confirmation | None
+    images: list[Path] = field(default_factory=list)
+
+    @property
+    def metric(self) -> str:
+        return str(self.record["metric"])
+
+    @property
+    def mode(self) -> str:
+        return str(self.record["mode"])
+
+    def image(self, path: Path, caption: str) -> Image:
+        self.images.append(path)
+        return Image(path, caption)
+
+
+def _state_text(trials: Sequence[Trial], trial_count: int) -> str:
+    counts: dict[str, int] = {}
+    for t in trials:
+        counts[t.state] = counts.get(t.state, 0) + 1
+    open_ = sum(counts.get(s, 0) for s in ("PENDING", "RUNNING", "PAUSED"))
+    missing = max(0, trial_count - len(trials))
+    if open_ or missing:
+        return (
+            f"**Snapshot of an unfinished sweep**: {open_} trial(s) pending or running, {missing} "
+            f"not created yet. Numbers below cover what has been reported so far; `hpo resume` "
+            f"continues an interrupted sweep, and `hpo report` again updates this report."
+        )
+    return "The sweep is finished: every trial completed, stopped early or failed."
+
+
+def _config_table(config: dict[str, Any]) -> Table:
+    return Table(["hyperparameter", "value"], [[k, fmt_value(v)] for k, v in config.items()])
+
+
+def _overview(ctx: _Context) -> list[Block]:
+    r = ctx.record
+    return [
+        Heading(f"hpo report: {r['name']}", 1),
+        Para(
+            f"Experiment folder `{ctx.plots_dir.parent.parent}`; generated "
+            f"{time.strftime('%Y-%m-%d %H:%M:%S')}. Metric: `{ctx.metric}` ({ctx.mode}). "
+            f"MLflow: experiment `{r['name']}` at `{r['tracking_uri']}`, sweep run "
+            f"`{r.get('parent_run_id')}` (each trial a child run tagged `hpo.trial_id`)."
+        ),
+        Para(_state_text(ctx.trials, int(r["trial_count"]))),
+    ]
+
+
+def _recommendation(ctx: _Context) -> list[Block]:
+    blocks: list[Block] = [Heading("Recommendation")]
+    c = ctx.confirmation
+    if c is not None and c.winner is not None:
+        w = c.winner
+        s, test = summarize(w.metric), summarize(w.test_accuracy)
+        verdict = (
+            "It is distinguishable from the runner-up"
+            if c.distinguishable
+            else "It is **not** distinguishable from the runner-up"
+            if c.distinguishable is False
+            else "With one configuration or one seed there is no runner-up test"
+        )
+        p = f" (Welch's t-test p = {c.p_value:.3g})" if c.p_value is not None else ""
+        blocks.append(
+            Para(
+                f"After confirmation, use configuration **#{w.rank}** (sweep trial `{w.trial_id}`): "
+                f"mean {ctx.metric} {s.mean:.4f} over {s.n} seeds, mean test accuracy "
+                f"{test.mean:.4f}. {verdict}{p}; see Confirmation below. `best_config.yaml` holds it."
+            )
+        )
+        blocks.append(_config_table(w.config))
+        return blocks
+    best = ctx.board[0] if ctx.board else None
+    if best is None:
+        return [*blocks, Para("No trial has reported the metric yet.")]
+    blocks.append(
+        Para(
+            f"The sweep's best trial is `{best.trial_id}` with {ctx.metric} "
+            f"{best.best(ctx.metric, ctx.mode):.4f}. It is one run with one seed: run "
+            f"`hpo confirm {ctx.record['name']} --top 3 --seeds 3` to retrain the top "
+            f"configurations with fresh seeds and test them once on the held-out test set before "
+            f"trusting the ranking. `best_config.yaml` holds this configuration."
+        )
+    )
+    return blocks
+
+
+def _best(ctx: _Context) -> list[Block]:
+    if not ctx.board:
+        return []
+    t = ctx.board[0]
+    values = t.values(ctx.metric)
+    best_value = t.best(ctx.metric, ctx.mode)
+    at = values.index(best_value) + 1 if best_value in values else t.epochs
+    d = diagnose(t)
+    return [
+        Heading("Best configuration of the sweep"),
+        _config_table(t.config),
+        Table(
+            [
+                "trial",
+                "state",
+                "epochs",
+                f"best {ctx.metric}",
+                "at epoch",
+                "last train loss",
+                "last val loss",
+                "loss gap",
+                "diagnosis",
+            ],
+            [
+                [
+                    t.trial_id,
+                    t.state.lower(),
+                    f"{t.epochs}/{t.max_epochs}",
+                    _num(best_value),
+                    str(at),
+                    _num(t.last("train_loss")),
+                    _num(t.last("val_loss")),
+                    _num(t.last("loss_gap")),
+                    f"{d.label} ({d.reason})",
+                ]
+            ],
+        ),
+    ]
+
+
+def _leaderboard(ctx: _Context) -> list[Block]:
+    rows = []
+    for i, t in enumerate(ctx.board[:LEADERBOARD_SIZE], start=1):
+        rows.append(
+            [str(i), t.trial_id, t.state.lower(), f"{t.epochs}/{t.max_epochs}",
+             _num(t.best(ctx.metric, ctx.mode)), _num(t.last("val_loss")), diagnose(t).label,
+             *(fmt_value(t.config.get(p)) for p in ctx.params)]
+        )  # fmt: skip
+    return [
+        Heading("Leaderboard"),
+        Para(
+            f"The top {len(rows)} of {len(ctx.board)} trials that reported {ctx.metric}, by their "
+            f"best epoch ({ctx.mode}). `trials.csv` has every trial."
+        ),
+        Table(
+            [
+                "#",
+                "trial",
+                "state",
+                "epochs",
+                f"best {ctx.metric}",
+                "last val loss",
+                "diagnosis",
+                *ctx.params,
+            ],
+            rows,
+        ),
+    ]
+
+
+def _curves(ctx: _Context) -> list[Block]:
+    best_id = ctx.board[0].trial_id if ctx.board else None
+    path = plots.learning_curves(
+        ctx.trials, ctx.metric, best_id, ctx.plots_dir / "learning_curves.png"
+    )
+    return [
+        Heading("Learning curves"),
+        ctx.image(
+            path,
+            f"{ctx.metric} after every epoch. Grey dashed lines with a cross: trials stopped early "
+            f"(by ASHA or the time budget); coloured: trials that ran all their epochs; black: the best.",
+        ),
+    ]
+
+
+def _effects(ctx: _Context) -> list[Block]:
+    if not ctx.params:
+        return [Heading("Effect of each hyperparameter"), Para("No hyperparameter varied.")]
+    epoch = analysis.common_epoch(ctx.trials)
+    blocks: list[Block] = [
+        Heading("Effect of each hyperparameter"),
+        Para(
+            f"Each trial's best {ctx.metric} by the value it used. Trials stopped early ran fewer "
+            f"epochs, so their best is lower partly for that reason; the red diamonds compare every "
+            f"value at epoch {epoch}, which all trials reached (the same budget for all)."
+        ),
+    ]
+    for p in ctx.params:
+        points = [
+            (t.config[p], t.best(ctx.metric, ctx.mode) or 0.0, t.state)
+            for t in ctx.board
+            if p in t.config
+        ]
+        path = ctx.plots_dir / f"effect_{p}.png"
+        if ctx.scales[p] == "discrete":
+            rows = analysis.effects(ctx.trials, p, ctx.metric, ctx.mode)
+            plots.effect_discrete(p, rows, points, ctx.metric, epoch, path)
+            blocks.append(Heading(p, 3))
+            blocks.append(ctx.image(path, f"Effect of {p} on {ctx.metric}"))
+            blocks.append(
+                Table(
+                    [
+                        "value",
+                        "trials",
+                        f"mean best {ctx.metric}",
+                        "best",
+                        f"mean at epoch {epoch}",
+                    ],
+                    [
+                        [
+                            fmt_value(r.value),
+                            str(r.trials),
+                            _num(r.mean_best),
+                            _num(r.best),
+                            _num(r.mean_at_common),
+                        ]
+                        for r in rows
+                    ],
+                )
+            )
+        else:
+            xs = [float(x) for x, _, _ in points]
+            line = analysis.trend(xs, [y for _, y, _ in points], log=ctx.scales[p] == "log")
+            plots.effect_continuous(
+                p, [(float(x), y, s) for x, y, s in points], line, ctx.metric, path
+            )
+            blocks.append(Heading(p, 3))
+            blocks.append(
+                ctx.image(path, f"Effect of {p} on {ctx.metric}, with a least-squares trend")
+            )
+            if line is not None:
+                per = "for every 10x increase of" if line.log else "per unit of"
+                blocks.append(
+                    Para(
+                        f"Trend: {ctx.metric} changes by {line.slope:+.4g} {per} {p} (over {line.points} trials)."
+                    )
+                )
+    return blocks
+
+
+def _interactions(ctx: _Context) -> list[Block]:
+    pairs = analysis.interaction_pairs(ctx.params, ctx.scales)
+    if not pairs:
+        return []
+    blocks: list[Block] = [
+        Heading("Interactions"),
+        Para(
+            f"Mean best {ctx.metric} of the trials with each pair of values. A pattern that changes "
+            f"from one row to the next means the two hyperparameters interact (for example, dropout "
+            f"that helps only without normalization)."
+        ),
+    ]
+    for a, b in pairs:
+        data = analysis.interaction(ctx.trials, a, b, ctx.metric, ctx.mode)
+        path = plots.heatmap(data, ctx.metric, ctx.plots_dir / f"interaction_{a}_x_{b}.png")
+        blocks.append(ctx.image(path, f"{a} x {b}"))
+    return blocks
+
+
+def _importance(ctx: _Context) -> list[Block]:
+    data = analysis.importance_input(ctx.trials, ctx.params, ctx.scales, ctx.metric, ctx.mode)
+    values = analysis.importance(data, ctx.mode)
+    head: list[Block] = [Heading("Hyperparameter importance")]
+    if not values:
+        return [
+            *head,
+            Para(
+                f"Not computed: it needs at least {analysis.MIN_IMPORTANCE_TRIALS} finished trials and "
+                f"a hyperparameter that varies among them ({len(data.values)} finished, "
+                f"{len(data.params)} varying)."
+            ),
+        ]
+    path = plots.importance_bars(values, ctx.plots_dir / "importance.png")
+    return [
+        *head,
+        Para(
+            f"Optuna's fANOVA evaluator on the {len(data.values)} finished trials (completed or "
+            f"stopped early, each with its best {ctx.metric}): the share of the metric's variance "
+            f"a random forest attributes to each hyperparameter. With few trials treat it as a hint."
+        ),
+        ctx.image(path, "Hyperparameter importance (fANOVA)"),
+        Table(["hyperparameter", "importance"], [[k, f"{v:.3f}"] for k, v in values.items()]),
+    ]
+
+
+def _fitting(ctx: _Context) -> list[Block]:
+    judged: list[tuple[Trial, Diagnosis]] = [(t, diagnose(t)) for t in ctx.board]
+    counts: dict[str, int] = {}
+    for _, d in judged:
+        counts[d.label] = counts.get(d.label, 0) + 1
+    blocks: list[Block] = [
+        Heading("Over- and underfitting"),
+        Para(f"Rule: {analysis.DIAGNOSIS_RULE}"),
+        Para("Counts: " + ", ".join(f"{n} {label}" for label, n in sorted(counts.items())) + "."),
+    ]
+    shown = [(t, d) for t, d in judged if d.label != "too short to judge"][:LOSS_PANELS]
+    if shown:
+        path = plots.loss_curves(shown, ctx.plots_dir / "loss_curves.png")
+        blocks.append(
+            ctx.image(path, "Training and validation loss of the best trials long enough to judge")
+        )
+    blocks.append(
+        Table(
+            ["trial", "epochs", "diagnosis", "numbers"],
+            [[t.trial_id, f"{t.epochs}/{t.max_epochs}", d.label, d.reason] for t, d in judged],
+        )
+    )
+    return blocks
+
+
+def _compute(ctx: _Context, acc: Accounting) -> list[Block]:
+    path = plots.compute_bars(ctx.trials, acc, ctx.plots_dir / "compute.png")
+    slots = acc.compute_seconds / acc.wall_seconds if acc.wall_seconds else None
+    rows = [
+        ["trials (all the sweep will have)", str(acc.trial_count)],
+        ["trials by state", ", ".join(f"{n} {s.lower()}" for s, n in acc.states.items())],
+        ["trial-epochs run", str(acc.epochs_run)],
+        ["trial-epochs if every trial ran to max_t", str(acc.epochs_full)],
+        [
+            "saved by early stopping",
+            f"{acc.saved:.0%} ({acc.epochs_full - acc.epochs_run} trial-epochs)",
+        ],
+        ["wall time (first epoch start to last epoch end)", _duration(acc.wall_seconds)],
+        ["trials' own training + evaluation time", _duration(acc.compute_seconds)],
+        ["mean trials running at once", "-" if slots is None else f"{slots:.2f}"],
+    ]
+    return [
+        Heading("Compute"),
+        Table(["", ""], rows),
+        ctx.image(
+            path, "Epochs each trial ran (filled) against the epochs it could have run (outline)"
+        ),
+    ]
+
+
+def _confirmation(ctx: _Context) -> list[Block]:
+    c = ctx.confirmation
+    if c is None:
+        return []
+    blocks: list[Block] = [Heading("Confirmation"), Para(f"Rule: {analysis.CONFIRM_RULE}")]
+    if not c.candidates:
+        return [*blocks, Para("No confirm trial has completed yet.")]
+    rows = []
+    for i, cand in enumerate(c.candidates, start=1):
+        m, ta, tl = summarize(cand.metric), summarize(cand.test_accuracy), summarize(cand.test_loss)
+        rows.append(
+            [str(i), f"#{cand.rank} {cand.trial_id}", _num(cand.sweep_value), str(m.n),
+             f"{m.mean:.4f} ± {m.std:.4f}", _ci(m), f"{ta.mean:.4f} ± {ta.std:.4f}", _ci(ta),
+             f"{tl.mean:.4f}"]
+        )  # fmt: skip
+    if c.p_value is None:
+        verdict = "Only one configuration (or one seed) completed: nothing to compare."
+    else:
+        a, b = c.candidates[0], c.candidates[1]
+        word = "is" if c.distinguishable else "is **not**"
+        verdict = (
+            f"The winner #{a.rank} {word} distinguishable from the runner-up #{b.rank}: Welch's "
+            f"t-test on {ctx.metric} gives p = {c.p_value:.3g} (threshold {c.alpha})."
+        )
+        if not c.distinguishable:
+            verdict += " Either is a sound choice; more seeds would separate them if anything does."
+    path = plots.confirmation(c, ctx.metric, ctx.plots_dir / "confirmation.png")
+    return [
+        *blocks,
+        Table(
+            [
+                "place",
+                "configuration (sweep rank, trial)",
+                f"sweep best {ctx.metric}",
+                "seeds",
+                f"{ctx.metric} mean ± std",
+                "95% CI",
+                "test accuracy mean ± std",
+                "95% CI",
+                "test loss mean",
+            ],
+            rows,
+        ),
+        Para(verdict),
+        ctx.image(path, "Confirmation: per-seed values and means with 95% confidence intervals"),
+    ]
+
+
+def _ci(s: analysis.Summary) -> str:
+    return "-" if s.ci_low is None or s.ci_high is None else f"[{s.ci_low:.4f}, {s.ci_high:.4f}]"
+
+
+# -- the whole report ---------------------------------------------------------------------------
+
+
+def write_report(
+    experiment_dir: Path, folder: Path | None = None, confirmation: Confirmation | None = None
+) -> Report:
+    """Every report file for the experiment; returns what was written. MLflow logging is
+    separate (log_report) so that a failing tracking store never costs the files."""
+    record, trials = load_trials(experiment_dir)
+    folder = (folder or default_folder(experiment_dir)).absolute()
+    plots_dir = folder / "plots"
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    for old in plots_dir.glob("*.png"):
+        old.unlink()  # a parameter that no longer varies must not keep its old plot
+    metric, mode = str(record["metric"]), str(record["mode"])
+    board = analysis.leaderboard(trials, metric, mode)
+    params = analysis.varying_params(trials)
+    ctx = _Context(
+        record, trials, board, params, scales(record, trials, params), plots_dir, confirmation
+    )
+    acc = analysis.accounting(trials, int(record["trial_count"]), int(record["max_epochs"]))
+    blocks: list[Block] = [
+        *_overview(ctx), *_recommendation(ctx), *_confirmation(ctx), *_best(ctx),
+        *_leaderboard(ctx), *_curves(ctx), *_effects(ctx), *_interactions(ctx),
+        *_importance(ctx), *_fitting(ctx), *_compute(ctx, acc),
+    ]  # fmt: skip
+    files = [
+        _write(folder / "report.md", to_markdown(blocks, folder)),
+        _write(folder / "report.html", to_html(blocks, f"hpo report: {record['name']}")),
+        write_trials_csv(folder / "trials.csv", trials, metric, mode),
+    ]
+    recommended, confirmed, note = None, False, ""
+    if confirmation is not None and confirmation.winner is not None:
+        w = confirmation.winner
+        recommended, confirmed = w.config, True
+        note = (
+            f"Recommended configuration of sweep {record['name']} after `hpo confirm`: #{w.rank} "
+            f"(trial {w.trial_id}), mean {metric} {summarize(w.metric).mean:.4f} over {len(w.metric)} seeds."
+        )
+    elif board:
+        recommended = board[0].config
+        note = (
+            f"Best configuration of sweep {record['name']}: trial {board[0].trial_id}, {metric} "
+            f"{board[0].best(metric, mode):.4f} (one seed; `hpo confirm` checks it)."
+        )
+    if recommended is not None:
+        files.append(_write(folder / "best_config.yaml", best_config(record, recommended, note)))
+    summary = [
+        f"{len(trials)} trials; {acc.epochs_run} of {acc.epochs_full} trial-epochs run "
+        f"({acc.saved:.0%} saved by early stopping)",
+        note,
+    ]
+    return Report(
+        folder=folder,
+        files=files + ctx.images,
+        best=board[0] if board else None,
+        recommended=recommended,
+        confirmed=confirmed,
+        summary=[line for line in summary if line],
+    )
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def log_report(record: dict[str, Any], folder: Path) -> str | None:
+    """Log the report folder as artifacts (under report/) of the sweep's MLflow parent run;
+    returns the error, if any."""
+    from tune.tracking import log_artifacts
+
+    run_id = record.get("parent_run_id")
+    if not run_id:
+        return "the sweep has no MLflow parent run recorded"
+    try:
+        log_artifacts(record["tracking_uri"], run_id, folder, REPORT_DIR)
+    except Exception as e:  # the files are written; a store that is down must not hide them
+        return f"{type(e).__name__}: {e}"
+    return None
