@@ -96,7 +96,7 @@ def write_trials_csv(path: Path, trials: Sequence[Trial], metric: str, mode: str
     with path.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(
-            ["trial_id", "state", "epochs", "max_epochs", f"best_{metric}", f"last_{metric}",
+            ["trial_id", "state", "epochs_run", "max_epochs", f"best_{metric}", f"last_{metric}",
              "last_train_loss", "last_val_loss", "last_loss_gap", "diagnosis", *keys]
         )  # fmt: skip
         for t in trials:
@@ -457,7 +457,7 @@ def _compute(ctx: _Context, acc: Accounting) -> list[Block]:
     ]
     return [
         Heading("Compute"),
-        Table(["", ""], rows),
+        Table(["", "value"], rows),
         ctx.image(
             path, "Epochs each trial ran (filled) against the epochs it could have run (outline)"
         ),
