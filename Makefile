@@ -16,7 +16,7 @@ DEMO_NAME ?= fashion_seed-$(shell date +%Y%m%d-%H%M%S)
 .PHONY: help setup data demo smoke test unit check format constraints clean
 
 help:
-	@echo "make demo   set up, then run the study's ASHA sweep on Fashion-MNIST (search_spaces/fashion_seed.yaml)"
+	@echo "make demo   set up, then run the study's ASHA sweep on Fashion-MNIST (search_spaces/fashion_seed.yaml) and its report"
 	@echo "make test   set up, then lint, type-check and run every test"
 	@echo "make smoke  set up, then a 4-trial sweep in under a minute"
 	@echo "make check  ruff + mypy only;  make unit  fast tests only"
@@ -34,8 +34,11 @@ setup: $(STAMP) data
 data: $(STAMP)
 	$(BIN)/python scripts/ensure_data.py fashion_mnist
 
+# The sweep, then its report (also after an interrupted or partly failed sweep; the exit status
+# stays the sweep's).
 demo: setup
-	$(BIN)/hpo sweep search_spaces/fashion_seed.yaml --name $(DEMO_NAME)
+	status=0; $(BIN)/hpo sweep search_spaces/fashion_seed.yaml --name $(DEMO_NAME) || status=$$?; \
+	$(BIN)/hpo report $(DEMO_NAME) && exit $$status
 
 smoke: setup
 	$(BIN)/hpo sweep search_spaces/smoke.yaml --name smoke-$(shell date +%Y%m%d-%H%M%S)

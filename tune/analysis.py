@@ -318,7 +318,7 @@ MIN_EPOCHS_TO_JUDGE = 3
 OVERFIT_RISE = 0.10  # validation loss this far (relative) above its own minimum at the end
 OVERFIT_GAP = 0.15  # or validation loss this far (absolute) above training loss
 UNDERFIT_GAP = -0.05  # training loss above validation loss by more than this
-IMPROVING = 0.02  # validation loss fell this much (relative) over the last two epochs
+IMPROVING = 0.02  # validation loss fell this much (relative), epoch after epoch, over the last two
 
 DIAGNOSIS_RULE = (
     f"Each trial is judged from its last epoch's training and validation loss (the loss gap is "
@@ -328,8 +328,8 @@ DIAGNOSIS_RULE = (
     f"(it turned up) or the loss gap is at least {OVERFIT_GAP}; "
     f"**underfitting** if the loss gap is below {UNDERFIT_GAP} (training loss above validation "
     f"loss: the model does not fit even what it trains on, typically too much dropout); "
-    f"**still improving** if validation loss fell at least {IMPROVING:.0%} over the last two "
-    f"epochs (more epochs would likely help); otherwise **good fit**. Training loss is the mean "
+    f"**still improving** if validation loss fell in each of the last two epochs, by at least "
+    f"{IMPROVING:.0%} in all (more epochs would likely help); otherwise **good fit**. Training loss is the mean "
     f"over the epoch with dropout active, validation loss is measured after it."
 )
 
@@ -359,7 +359,7 @@ def diagnose(trial: Trial) -> Diagnosis:
             "underfitting", f"train loss {train[-1]:.3f} > val loss {val[-1]:.3f} (gap {gap:+.3f})"
         )
     fall = (val[-3] - val[-1]) / val[-3] if val[-3] > 0 else 0.0
-    if fall >= IMPROVING:
+    if val[-3] > val[-2] > val[-1] and fall >= IMPROVING:
         return Diagnosis(
             "still improving", f"val loss fell {fall:.1%} over the last two epochs (gap {gap:+.3f})"
         )

@@ -19,6 +19,7 @@ matplotlib.use("Agg")  # before pyplot: files only, never a window
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from tune.analysis import (
     COMPLETED,
@@ -77,6 +78,7 @@ def learning_curves(trials: Sequence[Trial], metric: str, best_id: str | None, p
         xs = [int(h["epoch"]) for h in best.history if metric in h]
         ax.plot(xs, best.values(metric), color="black", linewidth=2.8, marker="o",
                 label=f"best: {best.trial_id}")  # fmt: skip
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(f"Learning curves: {metric} per epoch, {len(trials)} trials")
     ax.set_xlabel("epoch")
     ax.set_ylabel(label(metric))
@@ -95,6 +97,7 @@ def loss_curves(items: Sequence[tuple[Trial, Diagnosis]], path: Path) -> Path:
         epochs = [int(h["epoch"]) for h in t.history if "val_loss" in h]
         ax.plot(epochs, t.values("train_loss"), label="training", color="tab:blue")
         ax.plot(epochs, t.values("val_loss"), label="validation", color="tab:red")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(f"{t.trial_id}: {d.label}", fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
         ax.set_ylabel("loss (nats)", fontsize=8)

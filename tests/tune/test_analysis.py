@@ -162,6 +162,7 @@ def test_importance_finds_the_parameter_that_decides() -> None:
         ([0.9, 0.8, 0.7, 0.6], [0.6, 0.5, 0.5, 0.5], "underfitting"),  # train above val
         ([0.6, 0.5, 0.45, 0.40], [0.6, 0.5, 0.45, 0.42], "still improving"),  # -7% in 2 epochs
         ([0.6, 0.5, 0.45, 0.44], [0.46, 0.45, 0.445, 0.445], "good fit"),
+        ([0.6, 0.5, 0.45, 0.44], [0.6, 0.45, 0.44, 0.445], "good fit"),  # fell, then flat
     ],
 )
 def test_diagnosis_rule(train: list[float], val: list[float], label: str) -> None:
