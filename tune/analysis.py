@@ -18,6 +18,11 @@ from tune.status import STOPPED_EARLY, fmt_value
 
 COMPLETED = "TERMINATED"  # Ray's state of a trial that ran all its epochs
 DONE_STATES = (COMPLETED, STOPPED_EARLY)  # finished: will report nothing more
+# How the report names Ray's states (and ours) for people.
+STATE_LABELS = {
+    COMPLETED: "completed", STOPPED_EARLY: "stopped early", "NOT_STARTED": "not started",
+    "NOT_CREATED": "not created yet",
+}  # fmt: skip
 DISCRETE_MAX_VALUES = 8  # a randint with more values than this is plotted as a number line
 
 
@@ -54,6 +59,10 @@ class Trial:
             if int(h.get("epoch", 0)) == epoch and _is_number(h.get(key)):
                 return float(h[key])
         return None
+
+
+def state_label(state: str) -> str:
+    return STATE_LABELS.get(state, state.lower())
 
 
 def _is_number(value: Any) -> bool:

@@ -35,11 +35,10 @@ from tune.runner import (
     sweep_trainable,
 )
 from tune.spec import SweepSpec, spec_from_record
-from tune.status import SWEEP_FILE, fmt_value, read_sweep_record, save_sweep_record
+from tune.status import CONFIRM_DIR, SWEEP_FILE, fmt_value, read_sweep_record, save_sweep_record
 from tune.tracking import (
     DIR_TAG,
     TrackingConfig,
-    end_run,
     find_parent_run,
     reopen_run,
     start_parent_run,
@@ -47,7 +46,6 @@ from tune.tracking import (
 )
 from tune.trainable import SEED_KEY
 
-CONFIRM_DIR = "confirm"
 KIND = "confirm"
 CANDIDATE_KEY = "candidate"  # in a confirm trial's config: the sweep rank it retrains
 CONFIRM_OF_TAG = "hpo.confirm_of"  # on the confirm parent run: the sweep's parent run id
@@ -295,8 +293,3 @@ def load_confirmation(experiment_dir: Path) -> Confirmation | None:
             )
         )
     return confirm(candidates, record["mode"])
-
-
-def end_confirm_run(record: dict[str, Any], status: str) -> None:
-    if record.get("parent_run_id"):
-        end_run(record["tracking_uri"], record["parent_run_id"], status)

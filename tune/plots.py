@@ -30,6 +30,7 @@ from tune.analysis import (
     Trend,
     Trial,
     ValueEffect,
+    state_label,
     summarize,
 )
 from tune.status import fmt_value
@@ -71,7 +72,7 @@ def learning_curves(trials: Sequence[Trial], metric: str, best_id: str | None, p
             completed_drawn = True
         else:
             ax.plot(xs, ys, marker="x", markersize=5, **STOPPED_STYLE,
-                    label=None if stopped_drawn else f"stopped early / {t.state.lower()}")  # fmt: skip
+                    label=None if stopped_drawn else "stopped early (or unfinished)")  # fmt: skip
             stopped_drawn = True
     best = next((t for t in trials if t.trial_id == best_id), None)
     if best is not None:
@@ -124,7 +125,7 @@ def effect_discrete(
         xs = [index[fmt_value(v)] for v, _, s in points if s == state and fmt_value(v) in index]
         ys = [y for v, y, s in points if s == state and fmt_value(v) in index]
         ax.scatter(xs, ys, s=22, color=STATE_COLORS.get(state, "tab:purple"), zorder=3,
-                   label=f"trial ({state.lower()})")  # fmt: skip
+                   label=f"trial ({state_label(state)})")  # fmt: skip
     commons = [(i, r.mean_at_common) for i, r in enumerate(rows) if r.mean_at_common is not None]
     if commons:
         ax.scatter([i for i, _ in commons], [m for _, m in commons], marker="D", color="tab:red",
@@ -155,7 +156,7 @@ def effect_continuous(
         xs = [x for x, _, s in points if s == state]
         ys = [y for _, y, s in points if s == state]
         ax.scatter(xs, ys, s=22, color=STATE_COLORS.get(state, "tab:purple"),
-                   label=f"trial ({state.lower()})")  # fmt: skip
+                   label=f"trial ({state_label(state)})")  # fmt: skip
     if line is not None:
         xs = sorted(x for x, _, _ in points)
         if line.log:

@@ -211,7 +211,7 @@ def _recommendation(ctx: _Context) -> list[Block]:
         Para(
             f"The sweep's best trial is `{best.trial_id}` with {ctx.metric} "
             f"{best.best(ctx.metric, ctx.mode):.4f}. It is one run with one seed: run "
-            f"`hpo confirm {ctx.record['name']} --top 3 --seeds 3` to retrain the top "
+            f"`hpo confirm {ctx.record['name']} --top {min(3, len(ctx.board))} --seeds 3` to retrain the top "
             f"configurations with fresh seeds and test them once on the held-out test set before "
             f"trusting the ranking. `best_config.yaml` holds this configuration."
         )
@@ -245,7 +245,7 @@ def _best(ctx: _Context) -> list[Block]:
             [
                 [
                     t.trial_id,
-                    t.state.lower(),
+                    analysis.state_label(t.state),
                     f"{t.epochs}/{t.max_epochs}",
                     _num(best_value),
                     str(at),
@@ -263,7 +263,7 @@ def _leaderboard(ctx: _Context) -> list[Block]:
     rows = []
     for i, t in enumerate(ctx.board[:LEADERBOARD_SIZE], start=1):
         rows.append(
-            [str(i), t.trial_id, t.state.lower(), f"{t.epochs}/{t.max_epochs}",
+            [str(i), t.trial_id, analysis.state_label(t.state), f"{t.epochs}/{t.max_epochs}",
              _num(t.best(ctx.metric, ctx.mode)), _num(t.last("val_loss")), diagnose(t).label,
              *(fmt_value(t.config.get(p)) for p in ctx.params)]
         )  # fmt: skip
@@ -444,7 +444,10 @@ def _compute(ctx: _Context, acc: Accounting) -> list[Block]:
     slots = acc.compute_seconds / acc.wall_seconds if acc.wall_seconds else None
     rows = [
         ["trials (all the sweep will have)", str(acc.trial_count)],
-        ["trials by state", ", ".join(f"{n} {s.lower()}" for s, n in acc.states.items())],
+        [
+            "trials by state",
+            ", ".join(f"{n} {analysis.state_label(s)}" for s, n in acc.states.items()),
+        ],
         ["trial-epochs run", str(acc.epochs_run)],
         ["trial-epochs if every trial ran to max_t", str(acc.epochs_full)],
         [

@@ -24,6 +24,7 @@ from tune.progress import ProgressCallback
 from tune.scheduling import SchedulerState, scheduler
 from tune.spec import SweepSpec, spec_from_record
 from tune.status import (
+    CONFIRM_DIR,
     RESUMABLE,
     UNFINISHED,
     TrialRow,
@@ -438,11 +439,14 @@ def is_finished(exp_dir: Path) -> bool:
 def discard_experiment(exp_dir: Path) -> None:
     """--overwrite: delete the experiment folder and its MLflow runs (soft delete: MLflow's
     `gc` or UI can still bring them back)."""
-    try:
-        record = read_sweep_record(exp_dir)
-        delete_sweep_runs(record["tracking_uri"], record["parent_run_id"])
-    except (OSError, KeyError, ValueError):
-        pass  # no record (a foreign folder): only the folder goes
+    # A sweep's folder may hold its confirm run (confirm/), whose MLflow runs go too.
+    for folder in (exp_dir / CONFIRM_DIR, exp_dir):
+        try:
+            record = read_sweep_record(folder)
+            if record["parent_run_id"]:
+                delete_sweep_runs(record["tracking_uri"], record["parent_run_id"])
+        except (OSError, KeyError, ValueError):
+            pass  # no record (a foreign folder): only the folder goes
     shutil.rmtree(exp_dir)
 
 

@@ -19,6 +19,7 @@ NOT_STARTED = "NOT_STARTED"
 RESUMABLE = ("PENDING", "RUNNING", "PAUSED")  # what a resume runs on (errored ones too)
 UNFINISHED = (*RESUMABLE, NOT_STARTED)
 SWEEP_FILE = "hpo_sweep.json"  # what `hpo sweep` records beside Ray's experiment state
+CONFIRM_DIR = "confirm"  # in an experiment folder: its `hpo confirm` run, a Ray experiment too
 
 
 @dataclass(frozen=True)

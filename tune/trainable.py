@@ -55,7 +55,7 @@ def datasets(cfg: DataConfig) -> Datasets:
     return _DATA[cfg]
 
 
-def test_split(cfg: DataConfig) -> Split:
+def held_out_test_set(cfg: DataConfig) -> Split:
     """The held-out test set, read only by `hpo confirm` trials (and once per worker)."""
     if cfg not in _TEST:
         _TEST.clear()
@@ -102,7 +102,7 @@ def _test(trainer: Trainer, settings: TrialSettings) -> dict[str, float]:
     """Test loss and accuracy of the final model, once, when the trial is a confirm run."""
     if not settings.test_at_end or trainer.epoch < trainer.cfg.epochs:
         return {}
-    loss, accuracy = trainer.test(test_split(settings.data))
+    loss, accuracy = trainer.test(held_out_test_set(settings.data))
     return {"test_loss": loss, "test_accuracy": accuracy}
 
 

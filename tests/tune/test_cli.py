@@ -94,6 +94,10 @@ def test_bad_sweep_exits_2_and_leaves_no_trace(tmp_path: Path) -> None:
             "does not exist",
         ),
         (["status", "nothing-here"], "no experiment 'nothing-here'"),
+        (["report", "nothing-here"], "no experiment 'nothing-here'"),
+        (["confirm", "nothing-here"], "no experiment 'nothing-here'"),
+        (["confirm", "x", "--top", "0"], "--top: 0 is too small"),
+        (["confirm", "x", "--seeds", "two"], "is not an integer"),
         (["frobnicate"], "invalid choice"),
     ],
 )

@@ -18,6 +18,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from tests.tune.test_integration import hpo, runs_of
+from tune.cli import main
 from tune.hyperparams import RULES
 
 pytestmark = pytest.mark.integration
@@ -63,9 +64,15 @@ class Sweep:
         self.experiment = self.storage / NAME
 
     def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """`hpo ARGS` in its own process (what starts Ray)."""
         result = hpo([*args, "--storage", str(self.storage)], cwd=self.root, timeout=timeout)
         assert result.returncode == 0, result.stdout + result.stderr
         return result
+
+    def main(self, *args: str) -> int:
+        """`hpo ARGS` in this process: for commands that never start Ray (report, refusals),
+        without paying the imports of a new interpreter each time."""
+        return main([*args, "--storage", str(self.storage)])
 
     def histories(self) -> dict[str, list[dict[str, Any]]]:
         """Each trial's results straight from Ray's result.json files."""
@@ -94,10 +101,12 @@ def best_trial(histories: dict[str, list[dict[str, Any]]]) -> tuple[str, float]:
     return best, max(r["val_accuracy"] for r in histories[best])
 
 
-def test_report_files_plots_and_mlflow_artifacts(sweep: Sweep) -> None:
-    result = sweep.run("report", NAME)
+def test_report_files_plots_and_mlflow_artifacts(
+    sweep: Sweep, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert sweep.main("report", NAME) == 0
     folder = sweep.experiment / "report"
-    assert "report.html" in result.stdout
+    assert "report.html" in capsys.readouterr().out
     for name in ("report.html", "report.md", "best_config.yaml", "trials.csv"):
         assert (folder / name).is_file(), name
     assert {p.name for p in (folder / "plots").glob("*.png")} == PLOTS
@@ -127,10 +136,10 @@ def test_report_files_plots_and_mlflow_artifacts(sweep: Sweep) -> None:
 
 
 def test_best_config_is_the_best_trial_and_retrains_exactly(sweep: Sweep) -> None:
-    sweep.run("report", NAME)
+    assert sweep.main("report", NAME) == 0
     best_id, best_value = best_trial(sweep.histories())
     path = sweep.experiment / "report" / "best_config.yaml"
-    assert hpo(["validate", str(path)], cwd=sweep.root).returncode == 0
+    assert main(["validate", str(path)]) == 0
     data = yaml.safe_load(path.read_text())
     config = sweep.histories()[best_id][0]["config"]
     assert data["search"] == {k: v for k, v in config.items() if k in RULES}
@@ -149,7 +158,7 @@ def test_best_config_is_the_best_trial_and_retrains_exactly(sweep: Sweep) -> Non
 
 
 def test_leaderboard_and_accounting_match_the_trials(sweep: Sweep) -> None:
-    sweep.run("report", NAME, "--out", str(sweep.root / "elsewhere"))
+    assert sweep.main("report", NAME, "--out", str(sweep.root / "elsewhere")) == 0
     folder = sweep.root / "elsewhere"
     histories = sweep.histories()
     with (folder / "trials.csv").open() as f:
@@ -162,7 +171,7 @@ def test_leaderboard_and_accounting_match_the_trials(sweep: Sweep) -> None:
     board = markdown.split("## Leaderboard")[1].split("## ")[0]
     values = [
         float(v)
-        for v in re.findall(r"^\| \d+ \| \w+ \| \w+ \| \d+/\d+ \| ([0-9.]+) \|", board, re.M)
+        for v in re.findall(r"^\| \d+ \| \w+ \| [\w ]+ \| \d+/\d+ \| ([0-9.]+) \|", board, re.M)
     ]
     assert len(values) == len(histories)
     assert values == sorted(values, reverse=True)
@@ -181,7 +190,12 @@ def test_leaderboard_and_accounting_match_the_trials(sweep: Sweep) -> None:
     assert full == 8 * 3 and run < full
 
 
-def test_confirm_retrains_top_two_with_two_seeds_and_tests_once(sweep: Sweep) -> None:
+def test_confirm_retrains_top_two_with_two_seeds_and_tests_once(
+    sweep: Sweep, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert sweep.main("confirm", NAME, "--top", "9") == 2
+    assert "--top: 9 configurations asked for, but only 8 trial(s)" in capsys.readouterr().err
+    assert not (sweep.experiment / "confirm").exists()
     result = sweep.run("confirm", NAME, "--top", "2", "--seeds", "2")
     assert "Report:" in result.stdout
     client = MlflowClient(sweep.uri)
@@ -253,14 +267,13 @@ def test_report_on_a_running_then_interrupted_sweep(tmp_path: Path) -> None:
         while not any(p.stat().st_size for p in storage.glob("slow/train_trial_*/result.json")):
             assert time.monotonic() < deadline and proc.poll() is None, "no epoch reported"
             time.sleep(0.5)
-        running = hpo(["report", "slow", "--storage", str(storage)], cwd=tmp_path)
-        assert running.returncode == 0, running.stdout + running.stderr
+        assert main(["report", "slow", "--storage", str(storage)]) == 0
         snapshot = (storage / "slow" / "report" / "report.md").read_text()
         assert "Snapshot of an unfinished sweep" in snapshot
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=120)
-    interrupted = hpo(["report", "slow", "--storage", str(storage)], cwd=tmp_path)
-    assert interrupted.returncode == 0, interrupted.stdout + interrupted.stderr
+    assert proc.returncode == 130
+    assert main(["report", "slow", "--storage", str(storage)]) == 0
     text = (storage / "slow" / "report" / "report.md").read_text()
     assert "Snapshot of an unfinished sweep" in text and "## Learning curves" in text
