@@ -43,7 +43,6 @@ class Report:
     best: Trial | None  # the sweep's best trial
     recommended: dict[str, Any] | None  # the configuration best_config.yaml holds
     confirmed: bool  # whether `recommended` is the winner of a confirm run
-    artifact_error: str | None = None  # why logging to MLflow failed, if it did
     summary: list[str] = field(default_factory=list)  # a few lines for the console
 
 
@@ -74,7 +73,7 @@ def best_config(record: dict[str, Any], config: dict[str, Any], note: str) -> st
     on it retrains exactly that configuration (same data split, steps and seed)."""
     spec = record["spec"]
     data = {
-        "name": f"{record['name']}_best",
+        "name": f"{record['name'][:95]}_best",  # sweep names have at most 100 characters
         "dataset": dict(spec["dataset"]),
         "metric": dict(spec["metric"]),
         "search": {k: v for k, v in config.items() if k in RULES},
