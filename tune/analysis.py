@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tune.status import STOPPED_EARLY, fmt_value
+from tune.status import STOPPED_EARLY, fmt_value, varying_keys
 
 COMPLETED = "TERMINATED"  # Ray's state of a trial that ran all its epochs
 DONE_STATES = (COMPLETED, STOPPED_EARLY)  # finished: will report nothing more
@@ -87,12 +87,7 @@ def leaderboard(trials: Sequence[Trial], metric: str, mode: str) -> list[Trial]:
 
 def varying_params(trials: Sequence[Trial]) -> list[str]:
     """Config keys whose value differs between trials, in config order."""
-    keys: list[str] = []
-    for t in trials:
-        for k in t.config:
-            if k not in keys and len({fmt_value(x.config.get(k)) for x in trials}) > 1:
-                keys.append(k)
-    return keys
+    return varying_keys(trials)
 
 
 def scale_of(values: Sequence[Any], kind: str | None = None) -> str:

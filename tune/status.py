@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 # Ray's trial states, plus two we derive: a trial ASHA (or the time budget) ended before its
 # last epoch, and one the time budget ended before its first.
@@ -99,8 +99,14 @@ def fmt_value(value: Any) -> str:
     return str(value)
 
 
-def varying_keys(rows: Sequence[TrialRow]) -> list[str]:
-    """Config keys whose value differs between trials: the ones worth a column."""
+class HasConfig(Protocol):
+    @property
+    def config(self) -> dict[str, Any]: ...
+
+
+def varying_keys(rows: Sequence[HasConfig]) -> list[str]:
+    """Config keys whose value differs between trials (rows of any kind with a config), in
+    config order: the ones worth a column, a plot or an importance score."""
     keys: list[str] = []
     for row in rows:
         for k in row.config:
