@@ -177,6 +177,11 @@ def _overview(ctx: _Context) -> list[Block]:
             f"`{r.get('parent_run_id')}` (each trial a child run tagged `hpo.trial_id`)."
         ),
         Para(_state_text(ctx.trials, int(r["trial_count"]))),
+        *[
+            Para(f"Trial `{t.trial_id}` failed after {t.epochs} epoch(s): {t.error}")
+            for t in ctx.trials
+            if t.error
+        ],
     ]
 
 
