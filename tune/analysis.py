@@ -477,6 +477,7 @@ class Confirmation:
     candidates: list[Candidate]  # by confirmed mean metric, best first
     p_value: float | None  # winner vs runner-up, Welch's t-test on the metric
     alpha: float = 0.05
+    run_id: str | None = None  # the confirm run's MLflow parent run, to check the numbers there
 
     @property
     def winner(self) -> Candidate | None:

@@ -292,4 +292,4 @@ def load_confirmation(experiment_dir: Path) -> Confirmation | None:
                 test_loss=[t.last("test_loss") or 0.0 for t in done],
             )
         )
-    return confirm(candidates, record["mode"])
+    return replace(confirm(candidates, record["mode"]), run_id=record.get("parent_run_id"))

@@ -475,7 +475,15 @@ def _confirmation(ctx: _Context) -> list[Block]:
     c = ctx.confirmation
     if c is None:
         return []
-    blocks: list[Block] = [Heading("Confirmation"), Para(f"Rule: {analysis.CONFIRM_RULE}")]
+    blocks: list[Block] = [
+        Heading("Confirmation"),
+        Para(f"Rule: {analysis.CONFIRM_RULE}"),
+        Para(
+            f"In MLflow: run `{ctx.record['name']}-confirm` (`{c.run_id}`) in the same experiment; "
+            f"its child runs have params `candidate` (the sweep rank) and `seed`, and the metrics "
+            f"`test_loss` and `test_accuracy` at their last epoch."
+        ),
+    ]
     if not c.candidates:
         return [*blocks, Para("No confirm trial has completed yet.")]
     rows = []
