@@ -28,7 +28,6 @@ from tune.runner import (
     _callbacks,
     _Sweep,
     check_cluster,
-    is_finished,
     quiet_logs,
     restore_tuner,
     start_ray,
@@ -256,10 +255,6 @@ def existing(experiment_dir: Path) -> dict[str, Any] | None:
     """The record of the experiment's confirm run, if it has one."""
     path = confirm_dir(experiment_dir) / SWEEP_FILE
     return read_sweep_record(path.parent) if path.is_file() else None
-
-
-def is_done(experiment_dir: Path) -> bool:
-    return is_finished(confirm_dir(experiment_dir))
 
 
 def load_confirmation(experiment_dir: Path) -> Confirmation | None:

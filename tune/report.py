@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +38,8 @@ LOSS_PANELS = 12  # trials shown in the training-vs-validation loss figure
 
 @dataclass(frozen=True)
 class Report:
-    folder: Path
-    files: list[Path]  # everything written, plots included
-    best: Trial | None  # the sweep's best trial
-    recommended: dict[str, Any] | None  # the configuration best_config.yaml holds
-    confirmed: bool  # whether `recommended` is the winner of a confirm run
-    summary: list[str] = field(default_factory=list)  # a few lines for the console
+    folder: Path  # where the files are
+    summary: list[str]  # a few lines for the console
 
 
 def default_folder(experiment_dir: Path) -> Path:
@@ -132,7 +128,6 @@ class _Context:
     scales: dict[str, str]
     plots_dir: Path
     confirmation: Confirmation | None
-    images: list[Path] = field(default_factory=list)
 
     @property
     def metric(self) -> str:
@@ -141,10 +136,6 @@ class _Context:
     @property
     def mode(self) -> str:
         return str(self.record["mode"])
-
-    def image(self, path: Path, caption: str) -> Image:
-        self.images.append(path)
-        return Image(path, caption)
 
 
 def _state_text(trials: Sequence[Trial], trial_count: int) -> str:
@@ -300,7 +291,7 @@ def _curves(ctx: _Context) -> list[Block]:
     )
     return [
         Heading("Learning curves"),
-        ctx.image(
+        Image(
             path,
             f"{ctx.metric} after every epoch. Grey dashed lines with a cross: trials stopped early "
             f"(by ASHA or the time budget); coloured: trials that ran all their epochs; black: the best.",
@@ -331,7 +322,7 @@ def _effects(ctx: _Context) -> list[Block]:
             rows = analysis.effects(ctx.trials, p, ctx.metric, ctx.mode)
             plots.effect_discrete(p, rows, points, ctx.metric, epoch, path)
             blocks.append(Heading(p, 3))
-            blocks.append(ctx.image(path, f"Effect of {p} on {ctx.metric}"))
+            blocks.append(Image(path, f"Effect of {p} on {ctx.metric}"))
             blocks.append(
                 Table(
                     [
@@ -360,9 +351,7 @@ def _effects(ctx: _Context) -> list[Block]:
                 p, [(float(x), y, s) for x, y, s in points], line, ctx.metric, path
             )
             blocks.append(Heading(p, 3))
-            blocks.append(
-                ctx.image(path, f"Effect of {p} on {ctx.metric}, with a least-squares trend")
-            )
+            blocks.append(Image(path, f"Effect of {p} on {ctx.metric}, with a least-squares trend"))
             if line is not None:
                 per = "for every 10x increase of" if line.log else "per unit of"
                 blocks.append(
@@ -388,7 +377,7 @@ def _interactions(ctx: _Context) -> list[Block]:
     for a, b in pairs:
         data = analysis.interaction(ctx.trials, a, b, ctx.metric, ctx.mode)
         path = plots.heatmap(data, ctx.metric, ctx.plots_dir / f"interaction_{a}_x_{b}.png")
-        blocks.append(ctx.image(path, f"{a} x {b}"))
+        blocks.append(Image(path, f"{a} x {b}"))
     return blocks
 
 
@@ -413,7 +402,7 @@ def _importance(ctx: _Context) -> list[Block]:
             f"stopped early, each with its best {ctx.metric}): the share of the metric's variance "
             f"a random forest attributes to each hyperparameter. With few trials treat it as a hint."
         ),
-        ctx.image(path, "Hyperparameter importance (fANOVA)"),
+        Image(path, "Hyperparameter importance (fANOVA)"),
         Table(["hyperparameter", "importance"], [[k, f"{v:.3f}"] for k, v in values.items()]),
     ]
 
@@ -432,7 +421,7 @@ def _fitting(ctx: _Context) -> list[Block]:
     if shown:
         path = plots.loss_curves(shown, ctx.plots_dir / "loss_curves.png")
         blocks.append(
-            ctx.image(path, "Training and validation loss of the best trials long enough to judge")
+            Image(path, "Training and validation loss of the best trials long enough to judge")
         )
     blocks.append(
         Table(
@@ -465,7 +454,7 @@ def _compute(ctx: _Context, acc: Accounting) -> list[Block]:
     return [
         Heading("Compute"),
         Table(["", "value"], rows),
-        ctx.image(
+        Image(
             path, "Epochs each trial ran (filled) against the epochs it could have run (outline)"
         ),
     ]
@@ -523,7 +512,7 @@ def _confirmation(ctx: _Context) -> list[Block]:
             rows,
         ),
         Para(verdict),
-        ctx.image(path, "Confirmation: per-seed values and means with 95% confidence intervals"),
+        Image(path, "Confirmation: per-seed values and means with 95% confidence intervals"),
     ]
 
 
@@ -557,15 +546,13 @@ def write_report(
         *_leaderboard(ctx), *_curves(ctx), *_effects(ctx), *_interactions(ctx),
         *_importance(ctx), *_fitting(ctx), *_compute(ctx, acc),
     ]  # fmt: skip
-    files = [
-        _write(folder / "report.md", to_markdown(blocks, folder)),
-        _write(folder / "report.html", to_html(blocks, f"hpo report: {record['name']}")),
-        write_trials_csv(folder / "trials.csv", trials, metric, mode),
-    ]
-    recommended, confirmed, note = None, False, ""
+    (folder / "report.md").write_text(to_markdown(blocks, folder))
+    (folder / "report.html").write_text(to_html(blocks, f"hpo report: {record['name']}"))
+    write_trials_csv(folder / "trials.csv", trials, metric, mode)
+    recommended, note = None, ""
     if confirmation is not None and confirmation.winner is not None:
         w = confirmation.winner
-        recommended, confirmed = w.config, True
+        recommended = w.config
         note = (
             f"Recommended configuration of sweep {record['name']} after `hpo confirm`: #{w.rank} "
             f"(trial {w.trial_id}), mean {metric} {summarize(w.metric).mean:.4f} over {len(w.metric)} seeds."
@@ -577,25 +564,13 @@ def write_report(
             f"{board[0].best(metric, mode):.4f} (one seed; `hpo confirm` checks it)."
         )
     if recommended is not None:
-        files.append(_write(folder / "best_config.yaml", best_config(record, recommended, note)))
+        (folder / "best_config.yaml").write_text(best_config(record, recommended, note))
     summary = [
         f"{len(trials)} trials; {acc.epochs_run} of {acc.epochs_full} trial-epochs run "
         f"({acc.saved:.0%} saved by early stopping)",
         note,
     ]
-    return Report(
-        folder=folder,
-        files=files + ctx.images,
-        best=board[0] if board else None,
-        recommended=recommended,
-        confirmed=confirmed,
-        summary=[line for line in summary if line],
-    )
-
-
-def _write(path: Path, text: str) -> Path:
-    path.write_text(text)
-    return path
+    return Report(folder=folder, summary=[line for line in summary if line])
 
 
 def log_report(record: dict[str, Any], folder: Path) -> str | None:
