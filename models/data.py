@@ -8,7 +8,6 @@ when asked for; a sweep never touches it.
 from __future__ import annotations
 
 import gzip
-import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ import numpy as np
 import torch
 
 # Where each dataset's four IDX .gz files may already be, in the order they are tried after an
-# explicit root and HPO_DATA_DIR. Debian's `dataset-fashion-mnist` installs the first one.
+# explicit root and the user's data folder ($HPO_DATA_DIR, read by the CLI). Debian's `dataset-fashion-mnist` installs the first one.
 SYSTEM_DIRS: dict[str, tuple[Path, ...]] = {
     "fashion_mnist": (Path("/usr/share/datasets/fashion-mnist"),),
     "mnist": (Path("/usr/share/datasets/mnist"),),
@@ -35,8 +34,6 @@ FILES = {
 # Per-dataset pixel mean and std over the training images (after scaling to [0, 1]).
 STATS = {"fashion_mnist": (0.2860, 0.3530), "mnist": (0.1307, 0.3081)}
 DATASETS = tuple(STATS)
-IMAGE_SHAPE = (1, 28, 28)
-NUM_CLASSES = 10
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -47,6 +44,7 @@ class DataNotFoundError(FileNotFoundError):
 class DataConfig:
     name: str = "fashion_mnist"  # one of DATASETS
     root: str | None = None  # folder holding the four IDX .gz files; None = search
+    data_dir: str | None = None  # with no root: a folder searched before the system's folders
     validation_fraction: float = 0.1  # share of the training set held out, split with `seed`
     seed: int = 0  # fixes the train/validation split, so every trial sees the same split
 
@@ -71,9 +69,11 @@ class Datasets:
     validation: Split
 
 
-def candidate_dirs(name: str, root: str | None = None) -> list[Path]:
+def candidate_dirs(name: str, root: str | None = None, data_dir: str | None = None) -> list[Path]:
     """Every folder that may hold `name`'s files, most specific first. An explicit root is the
-    only place looked at: a user who names a folder means that folder."""
+    only place looked at: a user who names a folder means that folder. `data_dir` is the user's
+    own data folder ($HPO_DATA_DIR, read once by the CLI, never here: a trial on another node
+    must look where the driver was told to, not where its own environment says)."""
 
     def under(base: str) -> list[Path]:
         # A user may point at the files themselves or at a folder of datasets.
@@ -82,18 +82,17 @@ def candidate_dirs(name: str, root: str | None = None) -> list[Path]:
 
     if root:
         return under(root)
-    env = os.environ.get("HPO_DATA_DIR")
-    dirs = under(env) if env else []
+    dirs = under(data_dir) if data_dir else []
     dirs += list(SYSTEM_DIRS[name])
     dirs.append(DEFAULT_DOWNLOAD_ROOT / TORCHVISION_CLASS[name] / "raw")
     return dirs
 
 
-def find_data_dir(name: str, root: str | None = None) -> Path:
+def find_data_dir(name: str, root: str | None = None, data_dir: str | None = None) -> Path:
     """The first folder holding all four files, or DataNotFoundError saying where we looked."""
     if name not in STATS:
         raise ValueError(f"unknown dataset {name!r} (known: {', '.join(DATASETS)})")
-    tried = candidate_dirs(name, root)
+    tried = candidate_dirs(name, root, data_dir)
     for d in tried:
         if all((d / f).is_file() for f in FILES.values()):
             return d
@@ -139,11 +138,11 @@ def _to_split(images: np.ndarray, labels: np.ndarray, name: str) -> Split:
     return Split(x.unsqueeze(1), torch.from_numpy(labels.astype(np.int64)))
 
 
-def load_split(name: str, root: str | None, which: str) -> Split:
+def load_split(cfg: DataConfig, which: str) -> Split:
     """The whole 'train' or 'test' split of a dataset."""
-    d = find_data_dir(name, root)
+    d = find_data_dir(cfg.name, cfg.root, cfg.data_dir)
     return _to_split(
-        read_idx(d / FILES[f"{which}_images"]), read_idx(d / FILES[f"{which}_labels"]), name
+        read_idx(d / FILES[f"{which}_images"]), read_idx(d / FILES[f"{which}_labels"]), cfg.name
     )
 
 
@@ -162,5 +161,5 @@ def split_train_validation(data: Split, fraction: float, seed: int) -> Datasets:
 
 def load_datasets(cfg: DataConfig) -> Datasets:
     """Train and validation splits of the training set; the test set stays on disk."""
-    full = load_split(cfg.name, cfg.root, "train")
+    full = load_split(cfg, "train")
     return split_train_validation(full, cfg.validation_fraction, cfg.seed)

@@ -45,7 +45,8 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class EpochMetrics:
-    """What one epoch reports (design §3.3), plus its own compute time."""
+    """What one epoch reports, plus its own compute time. tune/metrics.py takes the names
+    from these fields."""
 
     epoch: int
     train_loss: float
@@ -89,7 +90,6 @@ class Trainer:
         # Batch order has its own generator so that resuming from a checkpoint replays it.
         self.batch_order = torch.Generator().manual_seed(cfg.seed)
         self.epoch = 0
-        self.best_val_accuracy = 0.0
         self.last_metrics: EpochMetrics | None = None  # of the epoch that ended last
 
     # -- one epoch -------------------------------------------------------------------------
@@ -148,7 +148,6 @@ class Trainer:
         train_loss, samples, train_s = self.train_epoch()
         val_loss, val_acc, eval_s = self.evaluate(self.val_data, self.cfg.eval_steps)
         self.epoch += 1
-        self.best_val_accuracy = max(self.best_val_accuracy, val_acc)
         self.last_metrics = EpochMetrics(
             epoch=self.epoch,
             train_loss=train_loss,
@@ -175,7 +174,6 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "epoch": self.epoch,
-            "best_val_accuracy": self.best_val_accuracy,
             "last_metrics": self.last_metrics.as_dict() if self.last_metrics else None,
             "batch_order": self.batch_order.get_state(),
             "torch_rng": torch.get_rng_state(),
@@ -189,7 +187,6 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch = int(state["epoch"])
-        self.best_val_accuracy = float(state["best_val_accuracy"])
         last = state.get("last_metrics")
         self.last_metrics = EpochMetrics(**last) if last else None
         self.batch_order.set_state(state["batch_order"])

@@ -19,7 +19,7 @@ DEBIAN_PACKAGE = {"fashion_mnist": "dataset-fashion-mnist"}
 
 def found(name: str) -> bool:
     try:
-        print(f"{name}: {find_data_dir(name)}")
+        print(f"{name}: {find_data_dir(name, data_dir=os.environ.get('HPO_DATA_DIR'))}")
         return True
     except DataNotFoundError:
         return False

@@ -4,7 +4,9 @@ Everything here takes `Trial`s (config + per-epoch history) and returns plain da
 leaderboard, the effect of each hyperparameter, pairwise interactions, the input to a
 parameter-importance model, an over/underfitting diagnosis per trial, the compute accounting and
 the statistics of a confirmation run. No Ray, no MLflow, no files: tests build the tables by
-hand, and tune/report.py turns the results into plots and text.
+hand, and tune/report.py turns the results into plots and text. Two functions lean on a library:
+`importance` fits Optuna's fANOVA (leaving Optuna's log level as it found it), and the
+confidence intervals and Welch's test use scipy.
 """
 
 from __future__ import annotations
@@ -14,15 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tune.status import STOPPED_EARLY, fmt_value, varying_keys
+from tune import states
+from tune.metrics import EPOCH
+from tune.record import Candidate
+from tune.status import fmt_value
 
-COMPLETED = "TERMINATED"  # Ray's state of a trial that ran all its epochs
-DONE_STATES = (COMPLETED, STOPPED_EARLY)  # finished: will report nothing more
-# How the report names Ray's states (and ours) for people.
-STATE_LABELS = {
-    COMPLETED: "completed", STOPPED_EARLY: "stopped early", "NOT_STARTED": "not started",
-    "NOT_CREATED": "not created yet",
-}  # fmt: skip
 DISCRETE_MAX_VALUES = 8  # a randint with more values than this is plotted as a number line
 
 
@@ -31,7 +29,7 @@ class Trial:
     """One trial: its config, its state, and what it reported after each epoch."""
 
     trial_id: str
-    state: str  # status.TrialRow states: TERMINATED, STOPPED, RUNNING, PENDING, ERROR, ...
+    state: str  # one of tune/states.py
     config: dict[str, Any]
     max_epochs: int  # the epochs it would run if nobody stopped it
     history: tuple[dict[str, float], ...] = ()  # one entry an epoch, epoch 1 first
@@ -41,8 +39,22 @@ class Trial:
     def epochs(self) -> int:
         return len(self.history)
 
+    def series(self, key: str) -> tuple[list[int], list[float]]:
+        """The epochs at which `key` was a finite number, and its values there: x and y of a
+        curve, always of the same length (a diverged epoch's NaN is left out of both)."""
+        pairs = [(int(h[EPOCH]), float(h[key])) for h in self.history if _is_number(h.get(key))]
+        return [e for e, _ in pairs], [v for _, v in pairs]
+
     def values(self, key: str) -> list[float]:
-        return [float(h[key]) for h in self.history if _is_number(h.get(key))]
+        return self.series(key)[1]
+
+    @property
+    def diverged_at(self) -> int | None:
+        """The first epoch whose training or validation loss was not a finite number."""
+        for h in self.history:
+            if any(_is_nonfinite(h.get(k)) for k in ("train_loss", "val_loss")):
+                return int(h[EPOCH])
+        return None
 
     def last(self, key: str) -> float | None:
         values = self.values(key)
@@ -55,22 +67,16 @@ class Trial:
         return max(values) if mode == "max" else min(values)
 
     def at_epoch(self, key: str, epoch: int) -> float | None:
-        for h in self.history:
-            if int(h.get("epoch", 0)) == epoch and _is_number(h.get(key)):
-                return float(h[key])
-        return None
-
-
-def state_label(state: str) -> str:
-    return STATE_LABELS.get(state, state.lower())
+        epochs, values = self.series(key)
+        return values[epochs.index(epoch)] if epoch in epochs else None
 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def better(a: float, b: float, mode: str) -> bool:
-    return a > b if mode == "max" else a < b
+def _is_nonfinite(value: Any) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
 
 
 # -- leaderboard -------------------------------------------------------------------------------
@@ -83,11 +89,6 @@ def leaderboard(trials: Sequence[Trial], metric: str, mode: str) -> list[Trial]:
     return sorted(
         scored, key=lambda t: (sign * (t.best(metric, mode) or 0.0), -t.epochs, t.trial_id)
     )
-
-
-def varying_params(trials: Sequence[Trial]) -> list[str]:
-    """Config keys whose value differs between trials, in config order."""
-    return varying_keys(trials)
 
 
 def scale_of(values: Sequence[Any], kind: str | None = None) -> str:
@@ -256,7 +257,7 @@ def importance_input(
 ) -> ImportanceInput:
     """Finished trials (completed or stopped early) with their best metric; every varying
     parameter with the domain its values span."""
-    done = [t for t in trials if t.state in DONE_STATES and t.best(metric, mode) is not None]
+    done = [t for t in trials if t.state in states.DONE and t.best(metric, mode) is not None]
     domains: dict[str, tuple[str, list[Any]]] = {}
     for p in params:
         values = [t.config[p] for t in done if p in t.config]
@@ -287,8 +288,6 @@ def importance(data: ImportanceInput, mode: str, seed: int = 0) -> dict[str, flo
     if len(data.values) < MIN_IMPORTANCE_TRIALS or not data.params:
         return {}
     import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created": noise here
     from optuna.distributions import (
         BaseDistribution,
         CategoricalDistribution,
@@ -304,7 +303,12 @@ def importance(data: ImportanceInput, mode: str, seed: int = 0) -> dict[str, flo
         return FloatDistribution(float(spec[0]), float(spec[1]), log=kind == "log")
 
     dists = {p: distribution(*data.domains[p]) for p in data.params}
-    study = optuna.create_study(direction="maximize" if mode == "max" else "minimize")
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created": noise here
+    try:
+        study = optuna.create_study(direction="maximize" if mode == "max" else "minimize")
+    finally:
+        optuna.logging.set_verbosity(verbosity)
     study.add_trials(
         [
             optuna.trial.create_trial(params=point, distributions=dists, value=value)
@@ -327,6 +331,8 @@ IMPROVING = 0.02  # validation loss fell this much (relative), epoch after epoch
 DIAGNOSIS_RULE = (
     f"Each trial is judged from its last epoch's training and validation loss (the loss gap is "
     f"validation minus training loss), in this order: "
+    f"**diverged** if either loss became NaN or infinite (the learning rate is too high, most "
+    f"likely; its curves stop at the last finite epoch); "
     f"**too short to judge** if it ran fewer than {MIN_EPOCHS_TO_JUDGE} epochs; "
     f"**overfitting** if validation loss ended at least {OVERFIT_RISE:.0%} above its own minimum "
     f"(it turned up) or the loss gap is at least {OVERFIT_GAP}; "
@@ -340,12 +346,14 @@ DIAGNOSIS_RULE = (
 
 @dataclass(frozen=True)
 class Diagnosis:
-    label: str  # too short to judge | overfitting | underfitting | still improving | good fit
+    label: str  # diverged | too short to judge | overfitting | underfitting | still improving | good fit
     reason: str  # the numbers behind it
 
 
 def diagnose(trial: Trial) -> Diagnosis:
     """DIAGNOSIS_RULE applied to one trial."""
+    if (epoch := trial.diverged_at) is not None:
+        return Diagnosis("diverged", f"loss not finite from epoch {epoch}")
     val, train = trial.values("val_loss"), trial.values("train_loss")
     n = min(len(val), len(train))
     if n < MIN_EPOCHS_TO_JUDGE:
@@ -379,7 +387,7 @@ class Accounting:
     trials_seen: int  # trials that exist so far (a running sweep creates them as it goes)
     epochs_run: int  # trial-epochs actually trained
     epochs_full: int  # trial-epochs had every trial run to its max epochs (ASHA's max_t)
-    states: dict[str, int] = field(default_factory=dict)
+    states: dict[str, int] = field(default_factory=dict)  # trials per state
     wall_seconds: float | None = None  # first epoch's start to last epoch's end
     compute_seconds: float = 0.0  # the trials' own training + evaluation seconds
 
@@ -392,12 +400,8 @@ class Accounting:
 def accounting(trials: Sequence[Trial], trial_count: int, max_epochs: int) -> Accounting:
     """Trial-epochs run against running every trial to max_t; trials not created yet (a
     running sweep) count at max_epochs in the full budget and as NOT_CREATED."""
-    states: dict[str, int] = {}
-    for t in trials:
-        states[t.state] = states.get(t.state, 0) + 1
     missing = max(0, trial_count - len(trials))
-    if missing:
-        states["NOT_CREATED"] = missing
+    counts = states.count([t.state for t in trials] + [states.NOT_CREATED] * missing)
     starts, ends = [], []
     for t in trials:
         stamps = [h for h in t.history if _is_number(h.get("timestamp"))]
@@ -411,7 +415,7 @@ def accounting(trials: Sequence[Trial], trial_count: int, max_epochs: int) -> Ac
         trials_seen=len(trials),
         epochs_run=sum(t.epochs for t in trials),
         epochs_full=sum(t.max_epochs for t in trials) + missing * max_epochs,
-        states=dict(sorted(states.items())),
+        states=counts,
         wall_seconds=max(ends) - min(starts) if starts else None,
         compute_seconds=compute,
     )
@@ -460,13 +464,9 @@ def welch_p(a: Sequence[float], b: Sequence[float]) -> float | None:
 
 
 @dataclass(frozen=True)
-class Candidate:
-    """One configuration retrained with several seeds by `hpo confirm`."""
+class Confirmed(Candidate):
+    """One configuration retrained with several seeds by `hpo confirm`, and what each seed got."""
 
-    rank: int  # its place in the sweep's leaderboard, from 1
-    trial_id: str  # the sweep trial it came from
-    config: dict[str, Any]
-    sweep_value: float  # its best metric in the sweep
     metric: list[float]  # the sweep's metric at the last epoch, one value a seed
     test_accuracy: list[float]
     test_loss: list[float]
@@ -474,13 +474,13 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Confirmation:
-    candidates: list[Candidate]  # by confirmed mean metric, best first
+    candidates: list[Confirmed]  # by confirmed mean metric, best first
     p_value: float | None  # winner vs runner-up, Welch's t-test on the metric
     alpha: float = 0.05
     run_id: str | None = None  # the confirm run's MLflow parent run, to check the numbers there
 
     @property
-    def winner(self) -> Candidate | None:
+    def winner(self) -> Confirmed | None:
         return self.candidates[0] if self.candidates else None
 
     @property
@@ -498,7 +498,7 @@ CONFIRM_RULE = (
 )
 
 
-def confirm(candidates: Sequence[Candidate], mode: str, alpha: float = 0.05) -> Confirmation:
+def confirm(candidates: Sequence[Confirmed], mode: str, alpha: float = 0.05) -> Confirmation:
     """Rank the retrained configurations by their mean metric and test the top two."""
     ranked = sorted(
         [c for c in candidates if c.metric],

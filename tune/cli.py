@@ -1,8 +1,9 @@
-"""`hpo`: one handler per subcommand (design §3.1).
+"""`hpo`: one handler per subcommand (docs/architecture.md, "The command line").
 
 Exit codes: 0 done, 1 failure at run time, 2 bad input (file, flag, name), 130 interrupted.
 Bad input prints one line per problem on stderr and starts nothing; a traceback only with
---verbose.
+--verbose. Everything hpo takes from outside (flags, then $HPO_STORAGE, $MLFLOW_TRACKING_URI,
+$RAY_ADDRESS and $HPO_DATA_DIR) is read here, once, and passed on as options.
 """
 
 from __future__ import annotations
@@ -13,27 +14,55 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tune.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, Problem, SpecError
 
 if TYPE_CHECKING:
-    from tune.runner import RunOptions, SweepResult
+    from tune.experiment import RunOptions, RunResult
+    from tune.record import ExperimentRecord
 
 DEFAULT_STORAGE = "./runs"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+VERBOSE_HELP = "Ray's and MLflow's own logs, tracebacks"
 
 
 class UsageError(Exception):
     """A bad flag or name: exit 2, one line."""
 
 
-def storage_default() -> str:
-    return os.environ.get("HPO_STORAGE", DEFAULT_STORAGE)
+# -- outside inputs, read once ------------------------------------------------------------------
 
 
-def tracking_default() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
+def storage_of(args: argparse.Namespace) -> str:
+    return str(args.storage or os.environ.get("HPO_STORAGE") or DEFAULT_STORAGE)
+
+
+def tracking_of(args: argparse.Namespace) -> str:
+    return str(args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI)
+
+
+def address_of(args: argparse.Namespace) -> str | None:
+    """The Ray cluster to join: --address, else $RAY_ADDRESS; None = Ray in this process."""
+    return getattr(args, "address", None) or os.environ.get("RAY_ADDRESS") or None
+
+
+def data_dir() -> str | None:
+    """The user's data folder, searched before the system's: $HPO_DATA_DIR."""
+    return os.environ.get("HPO_DATA_DIR") or None
+
+
+def run_options(args: argparse.Namespace) -> RunOptions:
+    """The options of a command that runs Ray, and this process set up for it: Ray Tune's
+    environment variables and the libraries' log levels."""
+    from tune.experiment import RunOptions, quiet_loggers, ray_environment
+
+    os.environ.update(ray_environment(args.verbose))
+    quiet_loggers(args.verbose)
+    return RunOptions(address=address_of(args), verbose=args.verbose, data_dir=data_dir())
+
+
+# -- the parser ---------------------------------------------------------------------------------
 
 
 def _positive(flag: str) -> Callable[[str], int]:
@@ -52,23 +81,27 @@ def _positive(flag: str) -> Callable[[str], int]:
     return parse
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="hpo", description="Hyperparameter search on Ray Tune, tracked in MLflow."
+def _shared(
+    p: argparse.ArgumentParser, *, experiment: bool = True, verbose: str = VERBOSE_HELP
+) -> None:
+    """NAME|PATH of an experiment (unless `experiment` is False), --storage and --verbose."""
+    if experiment:
+        p.add_argument("experiment", metavar="NAME|PATH")
+    where = "for experiments" if not experiment else "the experiment is in"
+    p.add_argument(
+        "--storage",
+        default=None,
+        help=f"folder {where} (default: $HPO_STORAGE or {DEFAULT_STORAGE})",
     )
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    if verbose:
+        p.add_argument("--verbose", action="store_true", help=verbose)
 
-    v = sub.add_parser("validate", help="check search-space files; exit 0 valid, 2 invalid")
-    v.add_argument("files", nargs="+", metavar="FILE")
 
+def _sweep_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s = sub.add_parser("sweep", help="run a search from a search-space YAML")
     s.add_argument("file", metavar="FILE")
     s.add_argument("--name", help="experiment name (default: the YAML's name, else its file stem)")
-    s.add_argument(
-        "--storage",
-        default=None,
-        help=f"folder for experiments (default: $HPO_STORAGE or {DEFAULT_STORAGE})",
-    )
+    _shared(s, experiment=False)
     s.add_argument(
         "--tracking-uri",
         default=None,
@@ -88,45 +121,43 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="2 tiny epochs, at most 2 samples: check the whole path in seconds",
     )
-    s.add_argument("--verbose", action="store_true", help="Ray's and MLflow's own logs, tracebacks")
     s.add_argument(
         "--overwrite",
         action="store_true",
         help="delete an existing experiment of this name (folder and its MLflow runs) first",
     )
 
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="hpo", description="Hyperparameter search on Ray Tune, tracked in MLflow."
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    v = sub.add_parser("validate", help="check search-space files; exit 0 valid, 2 invalid")
+    v.add_argument("files", nargs="+", metavar="FILE")
+    _sweep_parser(sub)
     r = sub.add_parser("resume", help="continue an interrupted sweep where it stopped")
-    r.add_argument("experiment", metavar="NAME|PATH")
-    r.add_argument("--storage", default=None, help="folder the experiment is in (default: ./runs)")
+    _shared(r)
     r.add_argument(
         "--restart-errored",
         action="store_true",
         help="run failed trials again from epoch 1 (default: from their last checkpoint)",
     )
-    r.add_argument("--verbose", action="store_true", help="Ray's and MLflow's own logs, tracebacks")
-
     st = sub.add_parser("status", help="one row a trial: id, state, epochs, best metric, config")
-    st.add_argument("experiment", metavar="NAME|PATH")
-    st.add_argument("--storage", default=None)
-
+    _shared(st, verbose="")
     rp = sub.add_parser(
         "report", help="write the report (HTML, Markdown, best_config.yaml, trials.csv, plots)"
     )
-    rp.add_argument("experiment", metavar="NAME|PATH")
-    rp.add_argument("--storage", default=None, help="folder the experiment is in (default: ./runs)")
+    _shared(rp, verbose="tracebacks")
     rp.add_argument("--out", default=None, help="report folder (default: EXPERIMENT/report)")
-    rp.add_argument("--verbose", action="store_true", help="tracebacks")
-
     c = sub.add_parser(
         "confirm",
         help="retrain the top K configurations with S fresh seeds each, test them once, report",
     )
-    c.add_argument("experiment", metavar="NAME|PATH")
+    _shared(c)
     c.add_argument("--top", type=_positive("top"), default=3, help="configurations (default 3)")
     c.add_argument("--seeds", type=_positive("seeds"), default=3, help="seeds each (default 3)")
-    c.add_argument("--storage", default=None, help="folder the experiment is in (default: ./runs)")
     c.add_argument("--overwrite", action="store_true", help="discard an earlier confirm run first")
-    c.add_argument("--verbose", action="store_true", help="Ray's and MLflow's own logs, tracebacks")
     return p
 
 
@@ -165,7 +196,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     status = EXIT_OK
     for file in args.files:
         try:
-            spec = load_spec(file, local=not os.environ.get("RAY_ADDRESS"))
+            spec = load_spec(file, local=address_of(args) is None, data_dir=data_dir())
         except SpecError as e:
             for line in e.lines():
                 print(line, file=sys.stderr)
@@ -176,27 +207,28 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from tune import record as records
     from tune.spec import check_name, load_spec, sample_checks, with_overrides
 
-    address = args.address or os.environ.get("RAY_ADDRESS") or None
+    address = address_of(args)
     if args.name is not None and (bad := check_name(args.name)) is not None:
         raise SpecError("--name", [Problem("", bad.message, bad.allowed)])
-    spec = load_spec(args.file, local=address is None, name=args.name)
+    spec = load_spec(args.file, local=address is None, name=args.name, data_dir=data_dir())
     spec = with_overrides(
         spec, num_samples=args.num_samples, max_concurrent_trials=args.max_concurrent
     )
     if args.num_samples is not None and (problems := sample_checks(spec)):
         raise SpecError(f"{args.file} with --num-samples {args.num_samples}", problems)
-    from tune import runner
+    from tune import experiment, sweep
 
     if args.smoke:
-        spec = runner.smoke_variant(spec)
-    storage = args.storage or storage_default()
-    tracking_uri = args.tracking_uri or tracking_default()
+        spec = sweep.smoke_variant(spec)
+    storage = storage_of(args)
+    tracking_uri = tracking_of(args)
     if (problem := check_tracking_uri(tracking_uri)) is not None:
         raise UsageError(problem)
     tracking_uri = absolute_tracking_uri(tracking_uri)
-    exp_dir = runner.experiment_dir(storage, spec.name)
+    exp_dir = records.experiment_dir(storage, spec.name)
     if exp_dir.parent.exists() and not exp_dir.parent.is_dir():
         raise UsageError(f"--storage {storage} is a file, not a folder")
     if exp_dir.exists() and not args.overwrite:
@@ -205,52 +237,39 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             f"`hpo resume {spec.name}`, or start it again with --overwrite (or use --name NEW)"
         )
     if exp_dir.exists():
-        runner.discard_experiment(exp_dir)
-    options = runner.RunOptions(
-        storage=storage, tracking_uri=tracking_uri, address=address, verbose=args.verbose
-    )
+        experiment.discard_experiment(exp_dir)
+    options = run_options(args)
     print(
         f"hpo: sweep '{spec.name}': {spec.describe()}; results in {exp_dir}, MLflow at {tracking_uri}",
         flush=True,
     )
-    result = runner.run_sweep(spec, options)
+    result = sweep.run_sweep(spec, exp_dir, tracking_uri, options)
     return finish(result, spec.metric.name, tracking_uri)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from tune import runner
-    from tune.status import experiment_rows, experiment_table, read_sweep_record
+    from tune import record as records
 
     exp_dir = _experiment(args)
-    record = read_sweep_record(exp_dir)
-    if runner.is_finished(exp_dir):
+    record = records.load(exp_dir)
+    from tune import confirm, experiment, sweep
+    from tune.status import experiment_rows, experiment_table
+
+    if experiment.is_finished(exp_dir):
         _, rows = experiment_rows(exp_dir)
-        print(f"hpo: '{record['name']}' already finished; nothing to resume.")
+        print(f"hpo: '{record.name}' already finished; nothing to resume.")
         print(experiment_table(record, rows))
         return EXIT_OK
-    options = _run_options(exp_dir, record, args.verbose)
-    print(f"hpo: resuming '{record['name']}' in {exp_dir}, MLflow at {record['tracking_uri']}")
-    from tune import confirm
-
-    if confirm.is_confirm_record(record):
-        result = confirm.resume_confirm(exp_dir, options)
+    options = run_options(args)
+    print(f"hpo: resuming '{record.name}' in {exp_dir}, MLflow at {record.tracking_uri}")
+    plan = confirm.plan(record, options) if record.is_confirm else sweep.plan(record.spec, options)
+    result = experiment.run_experiment(record, exp_dir, plan, options, args.restart_errored)
+    if record.is_confirm:
         return _after_confirm(exp_dir.parent, result, record)
-    result = runner.resume_sweep(exp_dir, options, restart_errored=args.restart_errored)
-    return finish(result, record["metric"], record["tracking_uri"])
+    return finish(result, record.metric, record.tracking_uri)
 
 
-def _run_options(exp_dir: Path, record: dict[str, Any], verbose: bool) -> RunOptions:
-    from tune.runner import RunOptions
-
-    return RunOptions(
-        storage=str(exp_dir.parent),
-        tracking_uri=record["tracking_uri"],
-        address=os.environ.get("RAY_ADDRESS") or None,
-        verbose=verbose,
-    )
-
-
-def finish(result: SweepResult, metric: str, tracking_uri: str) -> int:
+def finish(result: RunResult, metric: str, tracking_uri: str) -> int:
     """Print the summary of a sweep or resume and choose the exit code."""
     print_summary(result, metric, tracking_uri)
     if result.interrupted:
@@ -285,7 +304,7 @@ def absolute_tracking_uri(uri: str) -> str:
     return uri
 
 
-def print_summary(result: SweepResult, metric: str, tracking_uri: str) -> None:
+def print_summary(result: RunResult, metric: str, tracking_uri: str) -> None:
     from tune.status import fmt_value, format_table, summary_line
 
     print(f"\n{summary_line(result.rows, metric)}")
@@ -321,10 +340,10 @@ def print_summary(result: SweepResult, metric: str, tracking_uri: str) -> None:
 
 
 def _experiment(args: argparse.Namespace) -> Path:
-    from tune.status import locate_experiment
+    from tune import record as records
 
-    storage = args.storage or storage_default()
-    exp_dir = locate_experiment(args.experiment, storage)
+    storage = storage_of(args)
+    exp_dir = records.locate(args.experiment, storage)
     if exp_dir is None:
         raise UsageError(
             f"no experiment '{args.experiment}' (neither a folder nor a name in {storage})"
@@ -344,21 +363,20 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from tune import confirm
-    from tune.status import read_sweep_record
+    from tune import record as records
 
     exp_dir = _experiment(args)
-    record = read_sweep_record(exp_dir)
-    if confirm.is_confirm_record(record):
-        exp_dir, record = exp_dir.parent, read_sweep_record(exp_dir.parent)
+    if records.load(exp_dir).is_confirm:
+        exp_dir = exp_dir.parent  # a confirm run is reported with its sweep
     out = Path(args.out) if args.out else None
     if out is not None and out.exists() and not out.is_dir():
         raise UsageError(f"--out {args.out} is a file, not a folder")
-    return _write_report(exp_dir, record, out)
+    return _write_report(exp_dir, out)
 
 
-def _write_report(exp_dir: Path, record: dict[str, Any], out: Path | None = None) -> int:
+def _write_report(exp_dir: Path, out: Path | None = None) -> int:
     from tune import confirm, report
+    from tune import record as records
 
     result = report.write_report(exp_dir, out, confirm.load_confirmation(exp_dir))
     for line in result.summary:
@@ -366,6 +384,7 @@ def _write_report(exp_dir: Path, record: dict[str, Any], out: Path | None = None
     print(
         f"Report: {result.folder / 'report.html'} (also report.md, best_config.yaml, trials.csv, plots/)"
     )
+    record = records.load(exp_dir)
     error = report.log_report(record, result.folder)
     if error is not None:
         print(
@@ -373,38 +392,39 @@ def _write_report(exp_dir: Path, record: dict[str, Any], out: Path | None = None
             file=sys.stderr,
         )
         return EXIT_FAILURE
-    print(f"  logged to MLflow run {record['parent_run_id']} (artifacts: {report.REPORT_DIR}/)")
+    print(f"  logged to MLflow run {record.parent_run_id} (artifacts: {report.REPORT_DIR}/)")
     return EXIT_OK
 
 
 def cmd_confirm(args: argparse.Namespace) -> int:
-    from tune import confirm, runner
-    from tune.status import read_sweep_record
+    from tune import confirm, experiment
+    from tune import record as records
 
     exp_dir = _experiment(args)
-    record = read_sweep_record(exp_dir)
-    if confirm.is_confirm_record(record):
+    record = records.load(exp_dir)
+    if record.is_confirm:
         raise UsageError(f"{exp_dir} is a confirm run; name its sweep ({exp_dir.parent})")
-    options = _run_options(exp_dir, record, args.verbose)
     earlier = confirm.existing(exp_dir)
-    folder = confirm.confirm_dir(exp_dir)
+    folder = records.confirm_dir(exp_dir)
     if earlier is not None and args.overwrite:
-        runner.discard_experiment(folder)
+        experiment.discard_experiment(folder)
         earlier = None
     if earlier is not None:
-        if (earlier["top"], len(earlier["seeds"])) != (args.top, args.seeds):
+        if (len(earlier.candidates), len(earlier.seeds)) != (args.top, args.seeds):
             raise UsageError(
-                f"{folder} already holds a confirm run with --top {earlier['top']} --seeds "
-                f"{len(earlier['seeds'])}: run that again to continue it, or add --overwrite"
+                f"{folder} already holds a confirm run with --top {len(earlier.candidates)} "
+                f"--seeds {len(earlier.seeds)}: run that again to continue it, or add --overwrite"
             )
-        if runner.is_finished(folder):
-            print(f"hpo: '{record['name']}' is confirmed already; writing the report again.")
-            return _write_report(exp_dir, record)
+        if experiment.is_finished(folder):
+            print(f"hpo: '{record.name}' is confirmed already; writing the report again.")
+            return _write_report(exp_dir)
+        options = run_options(args)
         print(f"hpo: continuing the confirm run in {folder}")
-        result = confirm.resume_confirm(folder, options)
+        result = experiment.run_experiment(earlier, folder, confirm.plan(earlier, options), options)
     else:
+        options = run_options(args)
         print(
-            f"hpo: confirm '{record['name']}': the top {args.top} configurations x {args.seeds} "
+            f"hpo: confirm '{record.name}': the top {args.top} configurations x {args.seeds} "
             f"fresh seeds, full epochs, then one test-set evaluation each; results in {folder}",
             flush=True,
         )
@@ -412,15 +432,12 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     return _after_confirm(exp_dir, result, record)
 
 
-def _after_confirm(exp_dir: Path, result: SweepResult, record: dict[str, Any]) -> int:
+def _after_confirm(exp_dir: Path, result: RunResult, record: ExperimentRecord) -> int:
     """The confirm run's trial table, then the report with its confirmation section."""
-    status = finish(result, record["metric"], record["tracking_uri"])
+    status = finish(result, record.metric, record.tracking_uri)
     if result.interrupted:
         return status
-    from tune.status import read_sweep_record
-
-    report_status = _write_report(exp_dir, read_sweep_record(exp_dir))
-    return status or report_status
+    return status or _write_report(exp_dir)
 
 
 if __name__ == "__main__":

@@ -10,18 +10,16 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
 
+from tune import record as records
 from tune.analysis import Trial
-from tune.status import read_sweep_record, rows_from_trials
+from tune.metrics import EPOCH, REPORTED
+from tune.record import ExperimentRecord
+from tune.status import rows_from_trials
 
 RESULT_FILE = "result.json"
-# Per-epoch values worth keeping: the metrics (design §3.3) and when the epoch ended.
-KEEP = (
-    "epoch", "train_loss", "val_loss", "val_accuracy", "loss_gap", "samples_per_s",
-    "train_seconds", "eval_seconds", "test_loss", "test_accuracy", "timestamp",
-    "time_this_iter_s",
-)  # fmt: skip
+# Per-epoch values worth keeping: the metrics, and when the epoch ended (Ray's fields).
+KEEP = (EPOCH, *REPORTED, "timestamp", "time_this_iter_s")
 
 
 class NoTrialsError(RuntimeError):
@@ -42,26 +40,24 @@ def read_history(trial_dir: Path | None) -> tuple[dict[str, float], ...]:
             result = json.loads(line)
         except ValueError:
             continue  # a line cut short by a kill mid-write
-        epoch = result.get("epoch")
+        epoch = result.get(EPOCH)
         if not isinstance(epoch, int) or epoch < 1 or epoch in epochs:
             continue
         epochs[epoch] = {k: result[k] for k in KEEP if isinstance(result.get(k), int | float)}
     return tuple(epochs[e] for e in sorted(epochs))
 
 
-def load_trials(experiment_dir: Path) -> tuple[dict[str, Any], list[Trial]]:
-    """The sweep record (hpo_sweep.json) and every trial Ray knows of, in trial id order."""
+def load_trials(experiment_dir: Path) -> tuple[ExperimentRecord, list[Trial]]:
+    """The experiment's record and every trial Ray knows of, in trial id order."""
     from ray.tune import ExperimentAnalysis
 
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
-    record = read_sweep_record(experiment_dir)
+    record = records.load(experiment_dir)
     try:
         analysis = ExperimentAnalysis(str(experiment_dir))
     except (ValueError, FileNotFoundError) as e:
         raise NoTrialsError(f"{experiment_dir}: no trial state saved yet ({e})") from None
-    rows = {
-        r.trial_id: r for r in rows_from_trials(analysis.trials, record["metric"], record["mode"])
-    }
+    rows = {r.trial_id: r for r in rows_from_trials(analysis.trials, record.metric, record.mode)}
     trials = []
     for t in sorted(analysis.trials, key=lambda t: t.trial_id):
         row = rows[t.trial_id]

@@ -21,8 +21,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from tune import states
 from tune.analysis import (
-    COMPLETED,
     Accounting,
     Confirmation,
     Diagnosis,
@@ -30,14 +30,17 @@ from tune.analysis import (
     Trend,
     Trial,
     ValueEffect,
-    state_label,
     summarize,
 )
 from tune.status import fmt_value
 
 DPI = 100
 STOPPED_STYLE: dict[str, Any] = {"color": "0.6", "linestyle": "--", "linewidth": 1.0, "alpha": 0.8}
-STATE_COLORS = {COMPLETED: "tab:blue", "STOPPED": "0.55", "RUNNING": "tab:orange"}
+STATE_COLORS = {
+    states.COMPLETED: "tab:blue",
+    states.STOPPED_EARLY: "0.55",
+    states.RUNNING: "tab:orange",
+}
 
 
 def label(metric: str) -> str:
@@ -63,10 +66,10 @@ def learning_curves(trials: Sequence[Trial], metric: str, best_id: str | None, p
     fig, ax = plt.subplots(figsize=(8, 5))
     completed_drawn = stopped_drawn = False
     for t in trials:
-        xs, ys = [int(h["epoch"]) for h in t.history if metric in h], t.values(metric)
+        xs, ys = t.series(metric)
         if not ys or t.trial_id == best_id:
             continue
-        if t.state == COMPLETED:
+        if t.state == states.COMPLETED:
             ax.plot(xs, ys, marker="o", markersize=3, linewidth=1.2, alpha=0.85,
                     label=None if completed_drawn else "ran all epochs")  # fmt: skip
             completed_drawn = True
@@ -76,8 +79,7 @@ def learning_curves(trials: Sequence[Trial], metric: str, best_id: str | None, p
             stopped_drawn = True
     best = next((t for t in trials if t.trial_id == best_id), None)
     if best is not None:
-        xs = [int(h["epoch"]) for h in best.history if metric in h]
-        ax.plot(xs, best.values(metric), color="black", linewidth=2.8, marker="o",
+        ax.plot(*best.series(metric), color="black", linewidth=2.8, marker="o",
                 label=f"best: {best.trial_id}")  # fmt: skip
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(f"Learning curves: {metric} per epoch, {len(trials)} trials")
@@ -95,9 +97,8 @@ def loss_curves(items: Sequence[tuple[Trial, Diagnosis]], path: Path) -> Path:
     rows = math.ceil(n / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.8 * rows), squeeze=False)
     for ax, (t, d) in zip(axes.flat, items, strict=False):
-        epochs = [int(h["epoch"]) for h in t.history if "val_loss" in h]
-        ax.plot(epochs, t.values("train_loss"), label="training", color="tab:blue")
-        ax.plot(epochs, t.values("val_loss"), label="validation", color="tab:red")
+        ax.plot(*t.series("train_loss"), label="training", color="tab:blue")
+        ax.plot(*t.series("val_loss"), label="validation", color="tab:red")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(f"{t.trial_id}: {d.label}", fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
@@ -125,7 +126,7 @@ def effect_discrete(
         xs = [index[fmt_value(v)] for v, _, s in points if s == state and fmt_value(v) in index]
         ys = [y for v, y, s in points if s == state and fmt_value(v) in index]
         ax.scatter(xs, ys, s=22, color=STATE_COLORS.get(state, "tab:purple"), zorder=3,
-                   label=f"trial ({state_label(state)})")  # fmt: skip
+                   label=f"trial ({states.label(state)})")  # fmt: skip
     commons = [(i, r.mean_at_common) for i, r in enumerate(rows) if r.mean_at_common is not None]
     if commons:
         ax.scatter([i for i, _ in commons], [m for _, m in commons], marker="D", color="tab:red",
@@ -156,7 +157,7 @@ def effect_continuous(
         xs = [x for x, _, s in points if s == state]
         ys = [y for _, y, s in points if s == state]
         ax.scatter(xs, ys, s=22, color=STATE_COLORS.get(state, "tab:purple"),
-                   label=f"trial ({state_label(state)})")  # fmt: skip
+                   label=f"trial ({states.label(state)})")  # fmt: skip
     if line is not None:
         xs = sorted(x for x, _, _ in points)
         if line.log:

@@ -9,20 +9,23 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ray import tune
+from ray import tune as ray_tune
 
-from tune.status import format_table, rows_from_trials, sort_rows, summary_line, varying_keys
+from tune import states
+from tune.metrics import EPOCH
+from tune.status import (
+    duration,
+    format_table,
+    rows_from_trials,
+    sort_rows,
+    summary_line,
+    varying_keys,
+)
 
 SHOW_BEST = 5
 
 
-def _duration(seconds: float) -> str:
-    m, s = divmod(int(seconds), 60)
-    h, m = divmod(m, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
-class ProgressCallback(tune.Callback):
+class ProgressCallback(ray_tune.Callback):
     def __init__(
         self,
         name: str,
@@ -50,7 +53,7 @@ class ProgressCallback(tune.Callback):
         now = time.monotonic()
         if now - self._last_print < self.interval:
             return
-        seen = tuple((t.trial_id, t.status, (t.last_result or {}).get("epoch")) for t in trials)
+        seen = tuple((t.trial_id, t.status, (t.last_result or {}).get(EPOCH)) for t in trials)
         if seen == self._last_seen:
             return
         self._last_print, self._last_seen = now, seen
@@ -58,10 +61,11 @@ class ProgressCallback(tune.Callback):
 
     def print(self, trials: list[Any]) -> None:
         rows = sort_rows(rows_from_trials(trials, self.metric, self.mode), self.mode)
-        running = [r for r in rows if r.state == "RUNNING"]
-        leaders = [r for r in rows if r.state != "RUNNING" and r.best is not None][:SHOW_BEST]
-        elapsed = _duration(time.monotonic() - self._start)
+        running = [r for r in rows if r.state == states.RUNNING]
+        leaders = [r for r in rows if r.state != states.RUNNING and r.best is not None]
+        elapsed = duration(time.monotonic() - self._start)
         lines = [f"[{elapsed}] {self.name}: {summary_line(rows, self.metric, self.total)}"]
         if running or leaders:
-            lines.append(format_table(running + leaders, self.metric, keys=varying_keys(rows)))
+            shown = running + leaders[:SHOW_BEST]
+            lines.append(format_table(shown, self.metric, keys=varying_keys(rows)))
         print("\n".join(lines), flush=True)

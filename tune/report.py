@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import csv
 import time
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tune import analysis, plots
+from tune import analysis, plots, states
 from tune.analysis import (
     Accounting,
     Confirmation,
@@ -26,10 +27,12 @@ from tune.analysis import (
     diagnose,
     summarize,
 )
+from tune.distributions import Distribution
 from tune.document import Block, Heading, Image, Para, Table, to_html, to_markdown
 from tune.history import load_trials
 from tune.hyperparams import RULES
-from tune.status import fmt_value
+from tune.record import ExperimentRecord
+from tune.status import duration, fmt_value, varying_keys
 
 REPORT_DIR = "report"
 LEADERBOARD_SIZE = 10
@@ -47,14 +50,13 @@ def default_folder(experiment_dir: Path) -> Path:
 
 
 def scales(
-    record: dict[str, Any], trials: Sequence[Trial], params: Sequence[str]
+    record: ExperimentRecord, trials: Sequence[Trial], params: Sequence[str]
 ) -> dict[str, str]:
     """How each varying hyperparameter is shown, from its distribution in the search space."""
-    search = record.get("spec", {}).get("search", {})
     out = {}
     for p in params:
-        entry = search.get(p)
-        kind = entry.get("kind") if isinstance(entry, dict) else None
+        entry = record.spec.search.get(p)
+        kind = entry.kind if isinstance(entry, Distribution) else None
         if kind == "randint":
             kind = None  # few integers: groups; many: a number line (decided by the values)
         out[p] = analysis.scale_of([t.config[p] for t in trials if p in t.config], kind)
@@ -64,21 +66,21 @@ def scales(
 # -- the files besides the report ---------------------------------------------------------------
 
 
-def best_config(record: dict[str, Any], config: dict[str, Any], note: str) -> str:
+def best_config(record: ExperimentRecord, config: dict[str, Any], note: str) -> str:
     """A valid search-space YAML whose search holds just `config`, as constants: `hpo sweep`
     on it retrains exactly that configuration (same data split, steps and seed)."""
-    spec = record["spec"]
+    spec = record.spec
     data = {
-        "name": f"{record['name'][:95]}_best",  # sweep names have at most 100 characters
-        "dataset": dict(spec["dataset"]),
-        "metric": dict(spec["metric"]),
+        "name": f"{spec.name[:95]}_best",  # sweep names have at most 100 characters
+        "dataset": asdict(spec.dataset),
+        "metric": asdict(spec.metric),
         "search": {k: v for k, v in config.items() if k in RULES},
         "search_algorithm": "random",
         "scheduler": "none",
         "num_samples": 1,
-        "resources": dict(spec["resources"]),
-        "max_failures": spec["max_failures"],
-        "seed": spec["seed"],
+        "resources": asdict(spec.resources),
+        "max_failures": spec.max_failures,
+        "seed": spec.seed,
     }
     header = f"# {note}\n# Retrain it: hpo sweep THIS_FILE\n"
     return header + yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
@@ -108,20 +110,13 @@ def _num(value: float | None, digits: int = 4) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    m, s = divmod(round(seconds), 60)
-    h, m = divmod(m, 60)
-    return f"{h} h {m:02d} min" if h else f"{m} min {s:02d} s"
-
-
 # -- sections -----------------------------------------------------------------------------------
 
 
 @dataclass
 class _Context:
-    record: dict[str, Any]
+    record: ExperimentRecord
+    experiment_dir: Path
     trials: list[Trial]
     board: list[Trial]
     params: list[str]
@@ -131,18 +126,15 @@ class _Context:
 
     @property
     def metric(self) -> str:
-        return str(self.record["metric"])
+        return self.record.metric
 
     @property
     def mode(self) -> str:
-        return str(self.record["mode"])
+        return self.record.mode
 
 
 def _state_text(trials: Sequence[Trial], trial_count: int) -> str:
-    counts: dict[str, int] = {}
-    for t in trials:
-        counts[t.state] = counts.get(t.state, 0) + 1
-    open_ = sum(counts.get(s, 0) for s in ("PENDING", "RUNNING", "PAUSED"))
+    open_ = sum(t.state in states.RESUMABLE for t in trials)
     missing = max(0, trial_count - len(trials))
     if open_ or missing:
         return (
@@ -160,18 +152,26 @@ def _config_table(config: dict[str, Any]) -> Table:
 def _overview(ctx: _Context) -> list[Block]:
     r = ctx.record
     return [
-        Heading(f"hpo report: {r['name']}", 1),
+        Heading(f"hpo report: {r.name}", 1),
         Para(
-            f"Experiment folder `{ctx.plots_dir.parent.parent}`; generated "
+            f"Experiment folder `{ctx.experiment_dir}`; generated "
             f"{time.strftime('%Y-%m-%d %H:%M:%S')}. Metric: `{ctx.metric}` ({ctx.mode}). "
-            f"MLflow: experiment `{r['name']}` at `{r['tracking_uri']}`, sweep run "
-            f"`{r.get('parent_run_id')}` (each trial a child run tagged `hpo.trial_id`)."
+            f"MLflow: experiment `{r.name}` at `{r.tracking_uri}`, sweep run "
+            f"`{r.parent_run_id}` (each trial a child run tagged `hpo.trial_id`)."
         ),
-        Para(_state_text(ctx.trials, int(r["trial_count"]))),
+        Para(_state_text(ctx.trials, r.trial_count)),
         *[
             Para(f"Trial `{t.trial_id}` failed after {t.epochs} epoch(s): {t.error}")
             for t in ctx.trials
             if t.error
+        ],
+        *[
+            Para(
+                f"Trial `{t.trial_id}` diverged: its loss was not a finite number from epoch "
+                f"{t.diverged_at} on (see Over- and underfitting)."
+            )
+            for t in ctx.trials
+            if t.diverged_at is not None
         ],
     ]
 
@@ -206,7 +206,7 @@ def _recommendation(ctx: _Context) -> list[Block]:
         Para(
             f"The sweep's best trial is `{best.trial_id}` with {ctx.metric} "
             f"{best.best(ctx.metric, ctx.mode):.4f}. It is one run with one seed: run "
-            f"`hpo confirm {ctx.record['name']} --top {min(3, len(ctx.board))} --seeds 3` to retrain the top "
+            f"`hpo confirm {ctx.record.name} --top {min(3, len(ctx.board))} --seeds 3` to retrain the top "
             f"configurations with fresh seeds and test them once on the held-out test set before "
             f"trusting the ranking. `best_config.yaml` holds this configuration."
         )
@@ -218,9 +218,9 @@ def _best(ctx: _Context) -> list[Block]:
     if not ctx.board:
         return []
     t = ctx.board[0]
-    values = t.values(ctx.metric)
+    epochs, values = t.series(ctx.metric)
     best_value = t.best(ctx.metric, ctx.mode)
-    at = values.index(best_value) + 1 if best_value in values else t.epochs
+    at = epochs[values.index(best_value)] if best_value in values else t.epochs
     d = diagnose(t)
     return [
         Heading("Best configuration of the sweep"),
@@ -240,7 +240,7 @@ def _best(ctx: _Context) -> list[Block]:
             [
                 [
                     t.trial_id,
-                    analysis.state_label(t.state),
+                    states.label(t.state),
                     f"{t.epochs}/{t.max_epochs}",
                     _num(best_value),
                     str(at),
@@ -258,7 +258,7 @@ def _leaderboard(ctx: _Context) -> list[Block]:
     rows = []
     for i, t in enumerate(ctx.board[:LEADERBOARD_SIZE], start=1):
         rows.append(
-            [str(i), t.trial_id, analysis.state_label(t.state), f"{t.epochs}/{t.max_epochs}",
+            [str(i), t.trial_id, states.label(t.state), f"{t.epochs}/{t.max_epochs}",
              _num(t.best(ctx.metric, ctx.mode)), _num(t.last("val_loss")), diagnose(t).label,
              *(fmt_value(t.config.get(p)) for p in ctx.params)]
         )  # fmt: skip
@@ -312,53 +312,54 @@ def _effects(ctx: _Context) -> list[Block]:
         ),
     ]
     for p in ctx.params:
-        points = [
-            (t.config[p], t.best(ctx.metric, ctx.mode) or 0.0, t.state)
-            for t in ctx.board
-            if p in t.config
-        ]
-        path = ctx.plots_dir / f"effect_{p}.png"
+        blocks.append(Heading(p, 3))
         if ctx.scales[p] == "discrete":
-            rows = analysis.effects(ctx.trials, p, ctx.metric, ctx.mode)
-            plots.effect_discrete(p, rows, points, ctx.metric, epoch, path)
-            blocks.append(Heading(p, 3))
-            blocks.append(Image(path, f"Effect of {p} on {ctx.metric}"))
-            blocks.append(
-                Table(
-                    [
-                        "value",
-                        "trials",
-                        f"mean best {ctx.metric}",
-                        "best",
-                        f"mean at epoch {epoch}",
-                    ],
-                    [
-                        [
-                            fmt_value(r.value),
-                            str(r.trials),
-                            _num(r.mean_best),
-                            _num(r.best),
-                            _num(r.mean_at_common),
-                        ]
-                        for r in rows
-                    ],
-                )
-            )
+            blocks += _effect_discrete(ctx, p, epoch)
         else:
-            xs = [float(x) for x, _, _ in points]
-            line = analysis.trend(xs, [y for _, y, _ in points], log=ctx.scales[p] == "log")
-            plots.effect_continuous(
-                p, [(float(x), y, s) for x, y, s in points], line, ctx.metric, path
+            blocks += _effect_continuous(ctx, p)
+    return blocks
+
+
+def _points(ctx: _Context, param: str) -> list[tuple[Any, float, str]]:
+    """(value of `param`, best metric, state) of every trial that reported the metric."""
+    return [
+        (t.config[param], t.best(ctx.metric, ctx.mode) or 0.0, t.state)
+        for t in ctx.board
+        if param in t.config
+    ]
+
+
+def _effect_discrete(ctx: _Context, p: str, epoch: int) -> list[Block]:
+    """One group a value: every trial's best, the mean, and the mean at the common epoch."""
+    rows = analysis.effects(ctx.trials, p, ctx.metric, ctx.mode)
+    path = ctx.plots_dir / f"effect_{p}.png"
+    plots.effect_discrete(p, rows, _points(ctx, p), ctx.metric, epoch, path)
+    header = ["value", "trials", f"mean best {ctx.metric}", "best", f"mean at epoch {epoch}"]
+    body = [
+        [fmt_value(r.value), str(r.trials), _num(r.mean_best), _num(r.best), _num(r.mean_at_common)]
+        for r in rows
+    ]
+    return [Image(path, f"Effect of {p} on {ctx.metric}"), Table(header, body)]
+
+
+def _effect_continuous(ctx: _Context, p: str) -> list[Block]:
+    """A number line: every trial's best against its value, with a least-squares trend."""
+    points = [(float(x), y, s) for x, y, s in _points(ctx, p)]
+    line = analysis.trend(
+        [x for x, _, _ in points], [y for _, y, _ in points], log=ctx.scales[p] == "log"
+    )
+    path = ctx.plots_dir / f"effect_{p}.png"
+    plots.effect_continuous(p, points, line, ctx.metric, path)
+    blocks: list[Block] = [
+        Image(path, f"Effect of {p} on {ctx.metric}, with a least-squares trend")
+    ]
+    if line is not None:
+        per = "for every 10x increase of" if line.log else "per unit of"
+        blocks.append(
+            Para(
+                f"Trend: {ctx.metric} changes by {line.slope:+.4g} {per} {p} (over {line.points} trials)."
             )
-            blocks.append(Heading(p, 3))
-            blocks.append(Image(path, f"Effect of {p} on {ctx.metric}, with a least-squares trend"))
-            if line is not None:
-                per = "for every 10x increase of" if line.log else "per unit of"
-                blocks.append(
-                    Para(
-                        f"Trend: {ctx.metric} changes by {line.slope:+.4g} {per} {p} (over {line.points} trials)."
-                    )
-                )
+        )
     return blocks
 
 
@@ -409,9 +410,7 @@ def _importance(ctx: _Context) -> list[Block]:
 
 def _fitting(ctx: _Context) -> list[Block]:
     judged: list[tuple[Trial, Diagnosis]] = [(t, diagnose(t)) for t in ctx.board]
-    counts: dict[str, int] = {}
-    for _, d in judged:
-        counts[d.label] = counts.get(d.label, 0) + 1
+    counts = Counter(d.label for _, d in judged)
     blocks: list[Block] = [
         Heading("Over- and underfitting"),
         Para(f"Rule: {analysis.DIAGNOSIS_RULE}"),
@@ -439,7 +438,7 @@ def _compute(ctx: _Context, acc: Accounting) -> list[Block]:
         ["trials (all the sweep will have)", str(acc.trial_count)],
         [
             "trials by state",
-            ", ".join(f"{n} {analysis.state_label(s)}" for s, n in acc.states.items()),
+            ", ".join(f"{n} {states.label(s)}" for s, n in acc.states.items()),
         ],
         ["trial-epochs run", str(acc.epochs_run)],
         ["trial-epochs if every trial ran to max_t", str(acc.epochs_full)],
@@ -447,8 +446,8 @@ def _compute(ctx: _Context, acc: Accounting) -> list[Block]:
             "saved by early stopping",
             f"{acc.saved:.0%} ({acc.epochs_full - acc.epochs_run} trial-epochs)",
         ],
-        ["wall time (first epoch start to last epoch end)", _duration(acc.wall_seconds)],
-        ["trials' own training + evaluation time", _duration(acc.compute_seconds)],
+        ["wall time (first epoch start to last epoch end)", duration(acc.wall_seconds)],
+        ["trials' own training + evaluation time", duration(acc.compute_seconds)],
         ["mean trials running at once", "-" if slots is None else f"{slots:.2f}"],
     ]
     return [
@@ -468,7 +467,7 @@ def _confirmation(ctx: _Context) -> list[Block]:
         Heading("Confirmation"),
         Para(f"Rule: {analysis.CONFIRM_RULE}"),
         Para(
-            f"In MLflow: run `{ctx.record['name']}-confirm` (`{c.run_id}`) in the same experiment; "
+            f"In MLflow: run `{ctx.record.name}-confirm` (`{c.run_id}`) in the same experiment; "
             f"its child runs have params `candidate` (the sweep rank) and `seed`, and the metrics "
             f"`test_loss` and `test_accuracy` at their last epoch."
         ),
@@ -534,33 +533,34 @@ def write_report(
     plots_dir.mkdir(parents=True, exist_ok=True)
     for old in plots_dir.glob("*.png"):
         old.unlink()  # a parameter that no longer varies must not keep its old plot
-    metric, mode = str(record["metric"]), str(record["mode"])
+    metric, mode = record.metric, record.mode
     board = analysis.leaderboard(trials, metric, mode)
-    params = analysis.varying_params(trials)
+    params = varying_keys(trials)
     ctx = _Context(
-        record, trials, board, params, scales(record, trials, params), plots_dir, confirmation
-    )
-    acc = analysis.accounting(trials, int(record["trial_count"]), int(record["max_epochs"]))
+        record, experiment_dir, trials, board, params, scales(record, trials, params), plots_dir,
+        confirmation,
+    )  # fmt: skip
+    acc = analysis.accounting(trials, record.trial_count, record.max_epochs)
     blocks: list[Block] = [
         *_overview(ctx), *_recommendation(ctx), *_confirmation(ctx), *_best(ctx),
         *_leaderboard(ctx), *_curves(ctx), *_effects(ctx), *_interactions(ctx),
         *_importance(ctx), *_fitting(ctx), *_compute(ctx, acc),
     ]  # fmt: skip
     (folder / "report.md").write_text(to_markdown(blocks, folder))
-    (folder / "report.html").write_text(to_html(blocks, f"hpo report: {record['name']}"))
+    (folder / "report.html").write_text(to_html(blocks, f"hpo report: {record.name}"))
     write_trials_csv(folder / "trials.csv", trials, metric, mode)
     recommended, note = None, ""
     if confirmation is not None and confirmation.winner is not None:
         w = confirmation.winner
         recommended = w.config
         note = (
-            f"Recommended configuration of sweep {record['name']} after `hpo confirm`: #{w.rank} "
+            f"Recommended configuration of sweep {record.name} after `hpo confirm`: #{w.rank} "
             f"(trial {w.trial_id}), mean {metric} {summarize(w.metric).mean:.4f} over {len(w.metric)} seeds."
         )
     elif board:
         recommended = board[0].config
         note = (
-            f"Best configuration of sweep {record['name']}: trial {board[0].trial_id}, {metric} "
+            f"Best configuration of sweep {record.name}: trial {board[0].trial_id}, {metric} "
             f"{board[0].best(metric, mode):.4f} (one seed; `hpo confirm` checks it)."
         )
     if recommended is not None:
@@ -573,16 +573,16 @@ def write_report(
     return Report(folder=folder, summary=[line for line in summary if line])
 
 
-def log_report(record: dict[str, Any], folder: Path) -> str | None:
+def log_report(record: ExperimentRecord, folder: Path) -> str | None:
     """Log the report folder as artifacts (under report/) of the sweep's MLflow parent run;
     returns the error, if any."""
     from tune.tracking import log_artifacts
 
-    run_id = record.get("parent_run_id")
+    run_id = record.parent_run_id
     if not run_id:
         return "the sweep has no MLflow parent run recorded"
     try:
-        log_artifacts(record["tracking_uri"], run_id, folder, REPORT_DIR)
+        log_artifacts(record.tracking_uri, run_id, folder, REPORT_DIR)
     except Exception as e:  # the files are written; a store that is down must not hide them
         return f"{type(e).__name__}: {e}"
     return None

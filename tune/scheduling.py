@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ray import tune
+from ray import tune as ray_tune
 
 from tune.spec import SweepSpec
 
@@ -29,7 +29,7 @@ def scheduler(spec: SweepSpec) -> Any:
     )
 
 
-class SchedulerState(tune.Callback):
+class SchedulerState(ray_tune.Callback):
     def __init__(self, scheduler: Any) -> None:
         self.scheduler = scheduler
 

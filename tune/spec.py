@@ -1,4 +1,4 @@
-"""The search-space YAML (design §3.2) as typed, frozen dataclasses, validated completely.
+"""The search-space YAML (docs/architecture.md, "The search space") as typed, frozen dataclasses, validated completely.
 
 `load_spec(path)` returns a SweepSpec or raises SpecError with every problem it found, one per
 line, before anything has been started or written. Checks go from the shape of each key
@@ -18,13 +18,12 @@ from models.data import DATASETS, DataNotFoundError, find_data_dir
 from tune import hyperparams
 from tune.distributions import Distribution, Scalar, as_number, parse_entry
 from tune.errors import Problem, SpecError, show, unknown_key, unknown_value
+from tune.metrics import MODES as METRIC_MODES
 from tune.yaml_source import read_yaml
 
 T = TypeVar("T")
 
 ALGORITHMS = ("random", "grid", "optuna")
-# Metrics a sweep may optimize, with the only direction that makes sense for each.
-METRIC_MODES = {"val_accuracy": "max", "val_loss": "min", "train_loss": "min", "loss_gap": "min"}
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 NAME_RULE = "letters, digits, '_', '.', '-'; starting with a letter or digit; at most 100"
 
@@ -116,9 +115,12 @@ class SweepSpec:
         return self.num_samples * self.grid_size()
 
 
-def load_spec(path: str | Path, *, local: bool = True, name: str | None = None) -> SweepSpec:
+def load_spec(
+    path: str | Path, *, local: bool = True, name: str | None = None, data_dir: str | None = None
+) -> SweepSpec:
     """Read and validate a search-space file. `local`: the sweep runs on this machine, so its
-    resources and data files can be checked here too. `name` overrides the file's name."""
+    resources and data files (in `dataset.root`, else `data_dir` or the usual places) can be
+    checked here too. `name` overrides the file's name."""
     path = Path(path)
     source = str(path)
     data, problems = read_yaml(path)
@@ -127,7 +129,7 @@ def load_spec(path: str | Path, *, local: bool = True, name: str | None = None) 
     reader = _Reader(name_override=name)
     spec = reader.sweep(data, default_name=path.stem, source=source)
     if spec is not None and not reader.problems:
-        reader.problems += _cross_checks(spec, local=local)
+        reader.problems += _cross_checks(spec, local=local, data_dir=data_dir)
     if reader.problems or spec is None:
         raise SpecError(source, reader.problems)
     return spec
@@ -216,30 +218,10 @@ class _Reader:
     # -- sections ----------------------------------------------------------------------------
 
     def sweep(self, data: Any, *, default_name: str, source: str) -> SweepSpec | None:
-        if data is None:
-            self.problems.append(
-                Problem("", "the file is empty", "a mapping with at least a `search:` section")
-            )
+        top = self.top(data)
+        if top is None:
             return None
-        if not isinstance(data, dict):
-            self.problems.append(
-                Problem(
-                    "",
-                    f"expected a mapping of keys at the top, got {show(data)}",
-                    f"keys: {', '.join(TOP_KEYS)}",
-                )
-            )
-            return None
-        top = self.mapping("", data, TOP_KEYS)
-        name = self.name_override or top.get("name") or default_name
-        if (bad_name := check_name(name)) is not None:
-            if name == default_name and not self.name_override:
-                bad_name = Problem(
-                    "name",
-                    f"{show(name)} (taken from the file name) is not a valid sweep name",
-                    f"{NAME_RULE}; set name: in the file or --name",
-                )
-            self.problems.append(bad_name)
+        name = self.name(top.get("name"), default_name)
         if "search" not in top:
             self.problems.append(
                 Problem(
@@ -252,24 +234,15 @@ class _Reader:
             "search_algorithm", top.get("search_algorithm", "random"), "random", ALGORITHMS
         )
         search = self.search(top.get("search"))
-        # Repeats of a space where nothing is sampled would be identical runs: default to one.
-        sampled = any(_is_sampled(v, algorithm) for v in search.values())
-        default_samples = DEFAULT_RANDOM_SAMPLES if sampled else 1
         return SweepSpec(
-            name=name if isinstance(name, str) else default_name,
+            name=name,
             source=source,
             search=search,
             dataset=self.dataset(top.get("dataset")),
             metric=self.metric(top.get("metric")),
             search_algorithm=algorithm,
             scheduler=self.scheduler(top.get("scheduler", "asha")),
-            num_samples=self.integer(
-                "num_samples",
-                top.get("num_samples", default_samples),
-                default_samples,
-                1,
-                high=MAX_SAMPLES,
-            ),
+            num_samples=self.num_samples(top, search, algorithm),
             resources=self.resources(top.get("resources")),
             max_concurrent_trials=self.integer(
                 "max_concurrent_trials", top.get("max_concurrent_trials"), None, 1, null=True
@@ -284,6 +257,47 @@ class _Reader:
             ),
             max_failures=self.integer("max_failures", top.get("max_failures", 2), 2, 0),
             seed=self.integer("seed", top.get("seed", 0), 0, 0, high=MAX_SEED),
+        )
+
+    def top(self, data: Any) -> dict[str, Any] | None:
+        """The file's top-level mapping, or None when the file holds none."""
+        if data is None:
+            self.problems.append(
+                Problem("", "the file is empty", "a mapping with at least a `search:` section")
+            )
+            return None
+        if not isinstance(data, dict):
+            self.problems.append(
+                Problem(
+                    "",
+                    f"expected a mapping of keys at the top, got {show(data)}",
+                    f"keys: {', '.join(TOP_KEYS)}",
+                )
+            )
+            return None
+        return self.mapping("", data, TOP_KEYS)
+
+    def name(self, raw: Any, default_name: str) -> str:
+        """--name, else the file's `name:`, else the file's stem; each must be a valid name."""
+        name = self.name_override or raw or default_name
+        if (bad_name := check_name(name)) is not None:
+            if name == default_name and not self.name_override:
+                bad_name = Problem(
+                    "name",
+                    f"{show(name)} (taken from the file name) is not a valid sweep name",
+                    f"{NAME_RULE}; set name: in the file or --name",
+                )
+            self.problems.append(bad_name)
+        return name if isinstance(name, str) else default_name
+
+    def num_samples(
+        self, top: dict[str, Any], search: dict[str, Scalar | Distribution], algorithm: str
+    ) -> int:
+        """Repeats of a space where nothing is sampled would be identical runs: default to one."""
+        sampled = any(_is_sampled(v, algorithm) for v in search.values())
+        default = DEFAULT_RANDOM_SAMPLES if sampled else 1
+        return self.integer(
+            "num_samples", top.get("num_samples", default), default, 1, high=MAX_SAMPLES
         )
 
     def search(self, raw: Any) -> dict[str, Scalar | Distribution]:
@@ -414,7 +428,7 @@ def _home_of(key: str) -> str | None:
     return None
 
 
-def _cross_checks(spec: SweepSpec, *, local: bool) -> list[Problem]:
+def _cross_checks(spec: SweepSpec, *, local: bool, data_dir: str | None) -> list[Problem]:
     """Rules between keys, run once every key is well-formed on its own."""
     problems: list[Problem] = []
     if spec.scheduler is not None and spec.scheduler.grace_period > spec.max_epochs:
@@ -429,7 +443,7 @@ def _cross_checks(spec: SweepSpec, *, local: bool) -> list[Problem]:
     problems += sample_checks(spec)
     problems += _normalization_checks(spec)
     if local:
-        problems += _local_checks(spec)
+        problems += _local_checks(spec, data_dir)
     return problems
 
 
@@ -513,7 +527,7 @@ def _normalization_checks(spec: SweepSpec) -> list[Problem]:
     return []
 
 
-def _local_checks(spec: SweepSpec) -> list[Problem]:
+def _local_checks(spec: SweepSpec, data_dir: str | None) -> list[Problem]:
     """What this machine must have: the data files, and one trial's CPUs and GPUs."""
     problems: list[Problem] = []
     cpus = os.cpu_count() or 1
@@ -546,7 +560,7 @@ def _local_checks(spec: SweepSpec) -> list[Problem]:
         )
     else:
         try:
-            find_data_dir(spec.dataset.name, spec.dataset.root)
+            find_data_dir(spec.dataset.name, spec.dataset.root, data_dir)
         except DataNotFoundError as e:
             problems.append(Problem("dataset", str(e)))
     return problems
@@ -561,30 +575,3 @@ def local_gpu_count() -> int:
 def with_overrides(spec: SweepSpec, **changes: Any) -> SweepSpec:
     """The spec with command-line overrides (name, num_samples, ...) that are not None."""
     return replace(spec, **{k: v for k, v in changes.items() if v is not None})
-
-
-def spec_from_record(data: dict[str, Any]) -> SweepSpec:
-    """The SweepSpec a sweep ran with, from the `spec` it recorded (hpo_sweep.json): a resume
-    uses exactly this, never the YAML file, which may have changed since."""
-    search: dict[str, Scalar | Distribution] = {
-        key: Distribution(value["kind"], tuple(value["values"]))
-        if isinstance(value, dict)
-        else value
-        for key, value in data["search"].items()
-    }
-    scheduler = data.get("scheduler")
-    return SweepSpec(
-        name=data["name"],
-        source=data["source"],
-        search=search,
-        dataset=DatasetSpec(**data["dataset"]),
-        metric=MetricSpec(**data["metric"]),
-        search_algorithm=data["search_algorithm"],
-        scheduler=AshaSpec(**scheduler) if scheduler else None,
-        num_samples=data["num_samples"],
-        resources=ResourcesSpec(**data["resources"]),
-        max_concurrent_trials=data["max_concurrent_trials"],
-        time_budget_s=data["time_budget_s"],
-        max_failures=data["max_failures"],
-        seed=data["seed"],
-    )

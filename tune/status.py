@@ -3,42 +3,28 @@ the end-of-sweep summary and `hpo status`."""
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-# Ray's trial states, plus two we derive: a trial ASHA (or the time budget) ended before its
-# last epoch, and one the time budget ended before its first.
-STOPPED_EARLY = "STOPPED"
-NOT_STARTED = "NOT_STARTED"
-RESUMABLE = ("PENDING", "RUNNING", "PAUSED")  # what a resume runs on (errored ones too)
-UNFINISHED = (*RESUMABLE, NOT_STARTED)
-SWEEP_FILE = "hpo_sweep.json"  # what `hpo sweep` records beside Ray's experiment state
-CONFIRM_DIR = "confirm"  # in an experiment folder: its `hpo confirm` run, a Ray experiment too
+from tune import record as records
+from tune import states
+from tune.metrics import EPOCH
+from tune.record import ExperimentRecord
 
 
 @dataclass(frozen=True)
 class TrialRow:
     trial_id: str
-    state: str  # PENDING, RUNNING, PAUSED, TERMINATED, STOPPED (early), NOT_STARTED, ERROR
+    state: str  # one of tune/states.py
     epochs: int  # epochs reported so far
     max_epochs: int  # epochs this trial would run if nobody stopped it
     best: float | None  # best value of the sweep's metric over its epochs
     config: dict[str, Any]
     error: str | None = None  # for a failed trial: the traceback's last line and its file
-
-
-def state_of(status: str, epochs: int, max_epochs: int) -> str:
-    if status == "TERMINATED" and epochs == 0:
-        return NOT_STARTED
-    if status == "TERMINATED" and epochs < max_epochs:
-        return STOPPED_EARLY
-    return status
 
 
 def best_of(values: dict[str, Any] | None, mode: str) -> float | None:
@@ -54,18 +40,18 @@ def rows_from_trials(trials: Iterable[Any], metric: str, mode: str) -> list[Tria
     rows = []
     for t in trials:
         last = t.last_result or {}
-        epochs = int(last.get("epoch", 0) or 0)
+        epochs = int(last.get(EPOCH, 0) or 0)
         max_epochs = int(t.config.get("epochs", epochs) or epochs)
         summary = t.metric_analysis.get(metric)
         rows.append(
             TrialRow(
                 trial_id=t.trial_id,
-                state=state_of(t.status, epochs, max_epochs),
+                state=states.state_of(t.status, epochs, max_epochs),
                 epochs=epochs,
                 max_epochs=max_epochs,
                 best=best_of(summary, mode),
                 config=dict(t.config),
-                error=_error_of(t) if t.status == "ERROR" else None,
+                error=_error_of(t) if t.status == states.ERROR else None,
             )
         )
     return rows
@@ -136,58 +122,38 @@ def format_table(rows: Sequence[TrialRow], metric: str, keys: Sequence[str] | No
     )
 
 
-def count_states(rows: Iterable[TrialRow]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for r in rows:
-        counts[r.state] = counts.get(r.state, 0) + 1
-    return counts
-
-
 def summary_line(rows: Sequence[TrialRow], metric: str, total: int | None = None) -> str:
     """'24/24 trials: 21 stopped, 3 terminated | best val_accuracy 0.9080 (d9eb9_00012)';
     `rows` best first."""
-    counts = count_states(rows)
-    states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
+    counts = ", ".join(f"{n} {s.lower()}" for s, n in states.count(r.state for r in rows).items())
     best = next((r for r in rows if r.best is not None), None)
     best_text = f"best {metric} {best.best:.4f} ({best.trial_id})" if best else "no result yet"
     of = f"/{total}" if total is not None else ""
-    return f"{len(rows)}{of} trials: {states} | {best_text}"
+    return f"{len(rows)}{of} trials: {counts} | {best_text}"
 
 
-def experiment_table(record: dict[str, Any], rows: Sequence[TrialRow]) -> str:
+def experiment_table(record: ExperimentRecord, rows: Sequence[TrialRow]) -> str:
     """`hpo status`'s view: the summary line, then one row a trial."""
-    summary = summary_line(rows, record["metric"], record["trial_count"])
-    return f"{record['name']}: {summary}\n{format_table(rows, record['metric'])}"
+    summary = summary_line(rows, record.metric, record.trial_count)
+    return f"{record.name}: {summary}\n{format_table(rows, record.metric)}"
 
 
-def read_sweep_record(experiment_dir: Path) -> dict[str, Any]:
-    """What `hpo sweep` wrote beside Ray's state: the spec's metric, tracking URI, run ids."""
-    data: dict[str, Any] = json.loads((experiment_dir / SWEEP_FILE).read_text())
-    return data
+def duration(seconds: float | None) -> str:
+    """'4 min 10 s', '1 h 02 min'; '-' when unknown."""
+    if seconds is None:
+        return "-"
+    m, s = divmod(round(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h} h {m:02d} min" if h else f"{m} min {s:02d} s"
 
 
-def save_sweep_record(experiment_dir: Path, record: dict[str, Any]) -> None:
-    """Written whole then renamed: a kill mid-write never leaves half a record."""
-    partial = experiment_dir / f".{SWEEP_FILE}.partial"
-    partial.write_text(json.dumps(record, indent=2, default=str))
-    os.replace(partial, experiment_dir / SWEEP_FILE)
-
-
-def locate_experiment(name_or_path: str, storage: str) -> Path | None:
-    """A folder given directly, or a name under the storage folder."""
-    for candidate in (Path(name_or_path), Path(storage).expanduser() / name_or_path):
-        if (candidate / SWEEP_FILE).is_file():
-            return candidate.resolve()
-    return None
-
-
-def experiment_rows(experiment_dir: Path) -> tuple[dict[str, Any], list[TrialRow]]:
+def experiment_rows(folder: Path) -> tuple[ExperimentRecord, list[TrialRow]]:
     """Rows of a finished or interrupted experiment, read from Ray's saved state."""
     from ray.tune import ExperimentAnalysis
 
     # Trials that never reported have no result files yet; Ray warns about each. Expected here.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
-    record = read_sweep_record(experiment_dir)
-    analysis = ExperimentAnalysis(str(experiment_dir))
-    rows = rows_from_trials(analysis.trials, record["metric"], record["mode"])
-    return record, sort_rows(rows, record["mode"])
+    record = records.load(folder)
+    analysis = ExperimentAnalysis(str(folder))
+    rows = rows_from_trials(analysis.trials, record.metric, record.mode)
+    return record, sort_rows(rows, record.mode)

@@ -24,17 +24,14 @@ from typing import Any
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
-from ray import tune
+from ray import tune as ray_tune
 
 from tune import hyperparams
+from tune.metrics import EPOCH, REPORTED
+from tune.record import versions
 
 log = logging.getLogger(__name__)
 
-# The numeric metrics a trial reports (design §3.3), logged with step = epoch.
-METRICS = (
-    "train_loss", "val_loss", "val_accuracy", "loss_gap", "samples_per_s", "train_seconds",
-    "eval_seconds", "test_loss", "test_accuracy",
-)  # fmt: skip
 TRIAL_TAG = "hpo.trial_id"
 SWEEP_TAG = "hpo.sweep"
 PARENT_TAG = "mlflow.parentRunId"
@@ -48,11 +45,10 @@ class TrackingConfig:
     tensorboard_dir: str  # event files go to <tensorboard_dir>/<trial_id>
 
 
-def versions() -> dict[str, str]:
-    import ray
-    import torch
-
-    return {"torch_version": torch.__version__, "ray_version": ray.__version__}
+def version_tags() -> dict[str, str]:
+    """torch_version and ray_version: on the parent run and on every trial's run."""
+    v = versions()
+    return {"torch_version": v["torch"], "ray_version": v["ray"]}
 
 
 def ensure_store(tracking_uri: str) -> None:
@@ -230,14 +226,14 @@ class _Writer:
 
     def result(self, trial_id: str, result: dict[str, Any]) -> None:
         run_id = self.run_id(trial_id)
-        step = int(result.get("epoch", 0))
+        step = int(result.get(EPOCH, 0))
         if step <= self.logged_epoch.get(trial_id, 0):
             return
         self.logged_epoch[trial_id] = step
         now = int(time.time() * 1000)
         metrics = [
             Metric(k, float(result[k]), now, step)
-            for k in METRICS
+            for k in REPORTED
             if isinstance(result.get(k), int | float)
         ]
         tags = [RunTag("device", str(result["device"]))] if "device" in result else []
@@ -261,14 +257,14 @@ class _Writer:
             self.finish(trial_id, "KILLED", outcome, epochs=-1)
 
 
-class TrackingCallback(tune.Callback):
+class TrackingCallback(ray_tune.Callback):
     """Tune events -> MLflow runs and TensorBoard scalars, via the writer thread."""
 
     def __init__(self, cfg: TrackingConfig, parent_run_id: str) -> None:
         self.cfg = cfg
         self.parent_run_id = parent_run_id
         self._writer: _Writer | None = None
-        self._versions = versions()
+        self._versions = version_tags()
 
     def __getstate__(self) -> dict[str, Any]:
         # Ray pickles callbacks with the experiment; a thread cannot be pickled, nor resumed.
@@ -293,7 +289,7 @@ class TrackingCallback(tune.Callback):
         self.writer.submit(self.writer.result, trial.trial_id, dict(result))
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        epochs = int((trial.last_result or {}).get("epoch", 0) or 0)
+        epochs = int((trial.last_result or {}).get(EPOCH, 0) or 0)
         if epochs >= int(trial.config.get("epochs", 0)):
             status, outcome = "FINISHED", "completed"
         else:
@@ -301,7 +297,7 @@ class TrackingCallback(tune.Callback):
         self.writer.submit(self.writer.finish, trial.trial_id, status, outcome, epochs)
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        epochs = int((trial.last_result or {}).get("epoch", 0) or 0)
+        epochs = int((trial.last_result or {}).get(EPOCH, 0) or 0)
         self.writer.submit(self.writer.finish, trial.trial_id, "FAILED", "error", epochs)
 
     def close(self, open_outcome: str = "interrupted") -> int:

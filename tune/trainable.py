@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ray import tune
+from ray import tune as ray_tune
 
 from models.data import DataConfig, Datasets, Split, load_datasets, load_split
 from models.device import describe
@@ -22,10 +22,17 @@ from tune.hyperparams import model_config, train_config
 CHECKPOINT_FILE = "trainer.pt"
 SEED_KEY = "seed"  # in a confirm trial's config: the trainer's seed for this repeat
 REPLAY_MARKER = "replay"  # in a checkpoint put back by resume: report its epoch again
-# Test-only fault injection: "EPOCH:FOLDER" makes each trial raise once, just before it trains
-# EPOCH, leaving a marker file named after the trial in FOLDER so that its retry goes through.
-# The tests use it to check that a failed trial resumes from its last checkpoint.
-FAULT_ENV = "HPO_TEST_FAIL_AT_EPOCH"
+FAULT_MESSAGE = "injected failure before epoch"
+
+
+@dataclass(frozen=True)
+class Fault:
+    """Tests only: each trial raises once, just before it trains `epoch`, leaving a marker file
+    named after the trial in `marker_dir` so that its retry goes through. The tests use it to
+    check that a failed trial resumes from its last checkpoint."""
+
+    epoch: int
+    marker_dir: str
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,7 @@ class TrialSettings:
     device: str  # "cpu" for CPU-only trials; "auto" = the GPU Ray gave the trial
     # `hpo confirm`: after the last epoch, evaluate once on the held-out test set.
     test_at_end: bool = False
+    fault: Fault | None = None  # tests only; never set by the CLI
 
 
 # One copy of the data per worker process: with actor reuse, later trials on the same worker
@@ -59,7 +67,7 @@ def held_out_test_set(cfg: DataConfig) -> Split:
     """The held-out test set, read only by `hpo confirm` trials (and once per worker)."""
     if cfg not in _TEST:
         _TEST.clear()
-        _TEST[cfg] = load_split(cfg.name, cfg.root, "test")
+        _TEST[cfg] = load_split(cfg, "test")
     return _TEST[cfg]
 
 
@@ -82,18 +90,20 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
         datasets(settings.data),
     )
     replay = False
-    restored = tune.get_checkpoint()
+    restored = ray_tune.get_checkpoint()
     if restored is not None:
         with restored.as_directory() as folder:
             trainer.load(os.path.join(folder, CHECKPOINT_FILE))
             replay = os.path.exists(os.path.join(folder, REPLAY_MARKER))
     device = describe(trainer.device)
     if replay and trainer.last_metrics is not None:
-        # A checkpoint that resume put in place of one Ray had lost (runner.repair_checkpoints):
+        # A checkpoint that resume put in place of one Ray had lost (repair_checkpoints in
+        # tune/experiment.py):
         # Ray never saw its epoch, so report it now, before going on.
         _report(trainer, trainer.last_metrics, device, _test(trainer, settings))
     while trainer.epoch < trainer.cfg.epochs:
-        _injected_fault(trainer.epoch + 1)
+        if settings.fault is not None:
+            _injected_fault(settings.fault, trainer.epoch + 1)
         metrics = trainer.run_epoch()
         _report(trainer, metrics, device, _test(trainer, settings))
 
@@ -112,16 +122,12 @@ def _report(trainer: Trainer, metrics: EpochMetrics, device: str, extra: dict[st
     result: dict[str, Any] = {**metrics.as_dict(), **extra, "device": device}
     with tempfile.TemporaryDirectory() as folder:
         trainer.save(os.path.join(folder, CHECKPOINT_FILE))
-        tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
+        ray_tune.report(result, checkpoint=ray_tune.Checkpoint.from_directory(folder))
 
 
-def _injected_fault(epoch: int) -> None:
-    """Raise once per trial at the epoch FAULT_ENV names (tests only; unset in real use)."""
-    setting = os.environ.get(FAULT_ENV)
-    if not setting:
-        return
-    at, _, folder = setting.partition(":")
-    marker = Path(folder) / tune.get_context().get_trial_id()
-    if epoch == int(at) and not marker.exists():
+def _injected_fault(fault: Fault, epoch: int) -> None:
+    """Raise once per trial before `fault.epoch` (tests only)."""
+    marker = Path(fault.marker_dir) / ray_tune.get_context().get_trial_id()
+    if epoch == fault.epoch and not marker.exists():
         marker.touch()
-        raise RuntimeError(f"{FAULT_ENV}: injected failure before epoch {epoch}")
+        raise RuntimeError(f"{FAULT_MESSAGE} {epoch}")

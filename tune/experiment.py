@@ -1,0 +1,368 @@
+"""One way to run an experiment, new or resumed: sweeps and confirm runs both come through here.
+
+`run_experiment` takes the record, the folder and a Plan (what the experiment searches and how)
+and does the same steps for every kind (docs/architecture.md, "The run path"): start or join
+Ray, check that one trial fits the cluster, write the record, find or create the MLflow parent
+run, build a Tuner (or restore the one Ray saved in the folder), fit, and read back what Ray
+saved. However fit() ends, the parent run gets its status and every tracking write is flushed.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ray import tune as ray_tune
+
+from tune import record as records
+from tune import states
+from tune.errors import Problem, SpecError
+from tune.progress import ProgressCallback
+from tune.record import ExperimentRecord
+from tune.scheduling import SchedulerState
+from tune.spec import ResourcesSpec
+from tune.status import TrialRow, experiment_rows
+from tune.tracking import (
+    DIR_TAG,
+    TrackingCallback,
+    TrackingConfig,
+    delete_sweep_runs,
+    end_run,
+    find_parent_run,
+    reopen_run,
+    start_parent_run,
+)
+from tune.trainable import REPLAY_MARKER
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run, resolved once by the CLI from flags and environment variables."""
+
+    address: str | None = None  # Ray cluster to join; None = start Ray in this process
+    verbose: bool = False  # Ray's and MLflow's own logs and console output
+    progress_interval: float = 10.0  # seconds between progress tables
+    data_dir: str | None = None  # the user's data folder ($HPO_DATA_DIR), searched first
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What differs between kinds of experiment: the search, and the MLflow parent run."""
+
+    trainable: Any  # the function Ray runs a trial with, its settings bound
+    param_space: dict[str, Any]
+    searcher: Any = None  # None: Ray's own (every grid point, num_samples times)
+    scheduler: Any = None  # ASHA, or None: every trial runs all its epochs
+    num_samples: int = 1
+    time_budget_s: float | None = None
+    checkpoint_metric: bool = True  # keep the best epoch's checkpoint besides the latest
+    run_name: str = ""  # the parent run's name in MLflow
+    params: dict[str, Any] = field(default_factory=dict)  # the parent run's params
+    tags: dict[str, str] = field(default_factory=dict)  # the parent run's tags
+
+
+@dataclass(frozen=True)
+class RunResult:
+    experiment_dir: Path
+    parent_run_id: str
+    rows: list[TrialRow]  # best first
+    best: TrialRow | None
+    errors: int
+    unfinished: int  # trials left pending or running
+    interrupted: bool  # unfinished trials and no time budget to explain them: Ctrl+C
+    budget_hit: bool  # time_budget_s ran out
+    tracking_failures: int
+    seconds: float
+
+
+def run_experiment(
+    record: ExperimentRecord,
+    folder: Path,
+    plan: Plan,
+    options: RunOptions,
+    restart_errored: bool = False,
+) -> RunResult:
+    """Run the experiment in `folder`, or continue it where Ray's saved state stopped: finished
+    trials stay, unfinished and errored ones go on from their last checkpoint (errored ones from
+    scratch with `restart_errored`), and the searcher and ASHA continue their state."""
+    start_ray(options)
+    # Also locally: Ray may see fewer CPUs than os.cpu_count() (a container's limit).
+    check_cluster(record.spec.resources, record.spec.source)
+    record = _with_parent_run(record, folder, plan)
+    tracker = TrackingCallback(
+        TrackingConfig(record.tracking_uri, record.spec.name, str(folder / "tensorboard")),
+        str(record.parent_run_id),
+    )
+    progress = ProgressCallback(
+        record.name, record.metric, record.mode, record.trial_count, options.progress_interval
+    )
+    ours = [tracker, progress]
+    trainable = ray_tune.with_resources(plan.trainable, _resources(record.spec.resources))
+
+    def tuner() -> Any:
+        if ray_tune.Tuner.can_restore(str(folder)):
+            return restore_tuner(folder, trainable, ours, restart_errored)
+        # A new experiment, or one killed before Ray saved anything: start the trials afresh.
+        return _new_tuner(record, folder, plan, trainable, ours, options.verbose)
+
+    return _fit(tuner, record, folder, plan, tracker)
+
+
+def _with_parent_run(record: ExperimentRecord, folder: Path, plan: Plan) -> ExperimentRecord:
+    """The record, saved, with its MLflow parent run. The record is written before the run is
+    created and again after: a kill in between leaves a folder that a resume completes, finding
+    the run by its folder tag."""
+    records.save(folder, record)
+    run_id = record.parent_run_id or find_parent_run(
+        record.tracking_uri, record.spec.name, str(folder)
+    )
+    if run_id is None:
+        tracking = TrackingConfig(record.tracking_uri, record.spec.name, "")
+        tags = {**plan.tags, DIR_TAG: str(folder)}
+        run_id = start_parent_run(tracking, plan.params, tags, run_name=plan.run_name)
+    else:
+        reopen_run(record.tracking_uri, run_id)  # a resumed experiment's run is running again
+    if run_id != record.parent_run_id:
+        record = replace(record, parent_run_id=run_id)
+        records.save(folder, record)
+    return record
+
+
+def _fit(
+    make_tuner: Callable[[], Any],
+    record: ExperimentRecord,
+    folder: Path,
+    plan: Plan,
+    tracker: TrackingCallback,
+) -> RunResult:
+    start = time.monotonic()
+    status, open_outcome = "FAILED", "interrupted"
+    try:
+        make_tuner().fit()
+        # Read back what Ray saved, not its in-memory trials: on Ctrl+C (SIGINT) Ray ends fit()
+        # early and marks the trials it stopped TERMINATED in memory, while its saved state
+        # (what a resume continues from) keeps them PENDING or RUNNING.
+        _, rows = experiment_rows(folder)
+        unfinished = sum(r.state in states.UNFINISHED for r in rows)
+        budget = plan.time_budget_s
+        budget_hit = budget is not None and time.monotonic() - start >= budget
+        interrupted = unfinished > 0 and not budget_hit
+        status = "KILLED" if interrupted else "FINISHED"
+        if budget_hit:
+            open_outcome = "stopped_early"  # Ray never reports budget-ended trials complete
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        tracking_failures = tracker.close(open_outcome)
+        end_run(record.tracking_uri, str(record.parent_run_id), status)
+    return RunResult(
+        experiment_dir=folder,
+        parent_run_id=str(record.parent_run_id),
+        rows=rows,
+        best=next((r for r in rows if r.best is not None), None),
+        errors=sum(r.state == states.ERROR for r in rows),
+        unfinished=unfinished,
+        interrupted=interrupted,
+        budget_hit=budget_hit,
+        tracking_failures=tracking_failures,
+        seconds=time.monotonic() - start,
+    )
+
+
+# -- the process and Ray ------------------------------------------------------------------------
+
+
+def ray_environment(verbose: bool) -> dict[str, str]:
+    """Environment variables Ray Tune reads in the driver; the CLI sets them once at start."""
+    env = {
+        # Ray's auto-added TensorBoard logger would write a second set of event files with
+        # other names; its JSON and CSV loggers are added explicitly (_callbacks), and
+        # tune/tracking.py writes the TensorBoard files.
+        "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    }
+    if not verbose:
+        # Ray's own console table and tips; ours replaces them (tune/progress.py).
+        env["RAY_AIR_NEW_OUTPUT"] = "0"
+        # With one checkpoint kept, Ray snapshots its state after each epoch and warns that
+        # this may be slow; for a few small trials it is not, and resume wants the snapshots.
+        env["TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S"] = "0"
+        env["MLFLOW_LOGGING_LEVEL"] = "WARNING"
+    return env
+
+
+def quiet_loggers(verbose: bool) -> None:
+    """Ray, MLflow, alembic and Optuna talk a lot; unless --verbose, the progress table says
+    what matters and only their errors get through. The CLI calls this once at start."""
+    import mlflow  # noqa: F401  (mlflow sets its loggers' levels on import; ours must come after)
+    import optuna
+
+    level = logging.INFO if verbose else logging.ERROR
+    for name in ("ray", "mlflow", "alembic"):
+        logging.getLogger(name).setLevel(level)
+    optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.WARNING)
+
+
+def start_ray(options: RunOptions) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    ray.init(
+        address=options.address,
+        include_dashboard=False,  # a web server nobody asked for; and it binds a port
+        log_to_driver=options.verbose,
+        logging_level=logging.INFO if options.verbose else logging.ERROR,
+        configure_logging=True,
+    )
+
+
+def check_cluster(resources: ResourcesSpec, source: str) -> None:
+    """Refuse, before any trial, an experiment whose one trial needs more than the whole
+    cluster has: Ray would otherwise wait forever for resources that never come."""
+    import ray
+
+    have = ray.cluster_resources()
+    problems = []
+    for key, ray_key in (("cpu", "CPU"), ("gpu", "GPU")):
+        need = getattr(resources, key)
+        total = have.get(ray_key, 0.0)
+        if need > total:
+            problems.append(
+                Problem(
+                    f"resources.{key}",
+                    f"{need:g} per trial, but Ray sees {total:g} {ray_key}s in all",
+                    f"at most {total:g}",
+                )
+            )
+    if problems:
+        raise SpecError(source, problems)
+
+
+def _resources(resources: ResourcesSpec) -> dict[str, float]:
+    return {"cpu": resources.cpu, "gpu": resources.gpu}
+
+
+def _callbacks(ours: list[Any], asha: Any) -> list[Any]:
+    """Ray's JSON and CSV loggers, ours, and ASHA's memory: always in this order, because Ray
+    restores callback states by position."""
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    return [JsonLoggerCallback(), CSVLoggerCallback(), *ours, SchedulerState(asha)]
+
+
+def _new_tuner(
+    record: ExperimentRecord,
+    folder: Path,
+    plan: Plan,
+    trainable: Any,
+    ours: list[Any],
+    verbose: bool,
+) -> Any:
+    spec = record.spec
+    # Keep the best epoch's checkpoint by the metric, besides the latest (which Ray always
+    # keeps, for resume); or just the latest.
+    score = record.metric if plan.checkpoint_metric else None
+    return ray_tune.Tuner(
+        trainable,
+        param_space=plan.param_space,
+        tune_config=ray_tune.TuneConfig(
+            metric=record.metric,
+            mode=record.mode,
+            search_alg=plan.searcher,
+            scheduler=plan.scheduler,
+            num_samples=plan.num_samples,
+            max_concurrent_trials=spec.max_concurrent_trials,
+            time_budget_s=plan.time_budget_s,
+            # A new actor costs ~4 s of start-up per trial; reusing actors cut a sweep's
+            # overhead from 8.9x to 2.8x the ideal (docs/architecture.md, "Speed").
+            reuse_actors=True,
+        ),
+        run_config=ray_tune.RunConfig(
+            name=folder.name,
+            storage_path=str(folder.parent),
+            callbacks=_callbacks(ours, plan.scheduler),
+            failure_config=ray_tune.FailureConfig(max_failures=spec.max_failures),
+            checkpoint_config=ray_tune.CheckpointConfig(
+                num_to_keep=1, checkpoint_score_attribute=score, checkpoint_score_order=record.mode
+            ),
+            verbose=1 if verbose else 0,  # Ray's own status table only with --verbose
+        ),
+    )
+
+
+def restore_tuner(
+    folder: Path, trainable: Any, ours: list[Any], restart_errored: bool = False
+) -> Any:
+    """Ray's Tuner for an experiment folder it saved, with our callbacks in place of the
+    pickled copies: finished trials stay, unfinished and errored ones continue."""
+    repair_checkpoints(folder)
+    restored = ray_tune.Tuner.restore(
+        str(folder),
+        trainable=trainable,
+        resume_unfinished=True,
+        resume_errored=not restart_errored,
+        restart_errored=restart_errored,
+    )
+    # The restored run config holds unpickled copies of the first run's callbacks; ours must
+    # be the ones Ray calls, so that closing them drains their MLflow queue. (Tuner has no
+    # public setter; Ray is pinned to 2.60.)
+    internal = restored._local_tuner
+    if internal is None:
+        raise RuntimeError("Tuner.restore gave no local tuner (Ray changed?)")
+    asha = internal._tune_config.scheduler  # the restored ASHA; its rungs come back
+    internal.get_run_config().callbacks = _callbacks(ours, asha)
+    return restored
+
+
+def repair_checkpoints(folder: Path) -> list[str]:
+    """Make every checkpoint Ray's saved state points at exist again; returns the trial ids.
+
+    Ray deletes a trial's older checkpoint as soon as a newer one is registered, but saves its
+    experiment state a moment later; a driver killed in between (SIGKILL, power loss) leaves a
+    state pointing at a deleted checkpoint, and the trial could never be restored. The newest
+    checkpoint on disk is the same trial a little further on (its epoch counter and RNG state
+    inside), so it takes the missing one's place, marked for the trial to report its epoch,
+    which Ray never saw."""
+    repaired = []
+    for trial in ray_tune.ExperimentAnalysis(str(folder)).trials:
+        checkpoint = trial.checkpoint
+        if checkpoint is None or Path(checkpoint.path).exists() or not trial.path:
+            continue
+        newest = max(Path(trial.path).glob("checkpoint_*"), default=None)
+        if newest is not None:
+            shutil.copytree(newest, checkpoint.path)
+            (Path(checkpoint.path) / REPLAY_MARKER).touch()
+            repaired.append(trial.trial_id)
+    return repaired
+
+
+# -- the experiment folder ----------------------------------------------------------------------
+
+
+def is_finished(folder: Path) -> bool:
+    """Whether a resume has nothing left to do: Ray saved its state, every trial the
+    experiment will ever have exists, and none is pending, running or errored."""
+    if not ray_tune.Tuner.can_restore(str(folder)):
+        return False
+    record, rows = experiment_rows(folder)
+    left = [r for r in rows if r.state in (*states.RESUMABLE, states.ERROR)]
+    return not left and len(rows) >= record.trial_count
+
+
+def discard_experiment(folder: Path) -> None:
+    """--overwrite: delete the experiment folder and its MLflow runs (soft delete: MLflow's
+    `gc` or UI can still bring them back). A record that cannot be read stops it (RecordError,
+    exit 2) before anything is deleted: its MLflow runs would stay active, and a new sweep of
+    the same folder could later pick up its parent run."""
+    # A sweep's folder may hold its confirm run, whose MLflow runs go too.
+    found = [records.load(f) for f in (records.confirm_dir(folder), folder) if records.exists(f)]
+    for record in found:
+        if record.parent_run_id:
+            delete_sweep_runs(record.tracking_uri, record.parent_run_id)
+    shutil.rmtree(folder)

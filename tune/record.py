@@ -1,0 +1,257 @@
+"""The experiment record: what hpo writes beside Ray's state in an experiment folder.
+
+An experiment folder is a Ray Tune experiment plus `hpo_sweep.json`, the record: the spec it
+runs (never the YAML file, which may change), where MLflow is, its parent run, and for a confirm
+run the configurations and seeds it retrains. `hpo resume`, `status`, `report` and `confirm`
+find everything again from it. This module is the only reader and writer of hpo's files in an
+experiment folder (docs/architecture.md, "The record").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from tune.distributions import Distribution, Scalar
+from tune.errors import Problem, SpecError
+from tune.spec import AshaSpec, DatasetSpec, MetricSpec, ResourcesSpec, SweepSpec
+
+RECORD_FILE = "hpo_sweep.json"
+SPEC_COPY = "search_space.yaml"  # the YAML as it was when the sweep started, for people
+CONFIRM_DIR = "confirm"  # in a sweep's folder: its `hpo confirm` run, an experiment too
+SWEEP, CONFIRM = "sweep", "confirm"  # the kinds of experiment
+FORMAT = 2  # 1: hpo before the typed record (no "format" key); still read
+
+
+class RecordError(SpecError):
+    """An experiment record that cannot be read: exit 2, one line naming the file and field."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A configuration `hpo confirm` retrains: one distinct entry of the sweep's leaderboard."""
+
+    rank: int  # its place in the sweep's leaderboard, from 1
+    trial_id: str  # the sweep trial it came from
+    config: dict[str, Any]  # its hyperparameters
+    sweep_value: float  # its best metric in the sweep
+
+
+@dataclass(frozen=True)
+class ExperimentRecord:
+    spec: SweepSpec  # what the trials train with; for a confirm run, its sweep's spec
+    tracking_uri: str  # MLflow, as an absolute path for SQLite
+    kind: str = SWEEP  # SWEEP or CONFIRM
+    parent_run_id: str | None = None  # MLflow's parent run; None until it exists
+    started: str = ""  # when the experiment first started, local time
+    versions: dict[str, str] = field(default_factory=dict)  # of hpo and what it runs on
+    # A confirm run only: what it retrains, with which seeds, for which sweep run.
+    candidates: tuple[Candidate, ...] = ()
+    seeds: tuple[int, ...] = ()
+    sweep_parent_run_id: str | None = None
+
+    @property
+    def is_confirm(self) -> bool:
+        return self.kind == CONFIRM
+
+    @property
+    def name(self) -> str:
+        """'fashion_seed', or 'fashion_seed/confirm' for its confirm run."""
+        return f"{self.spec.name}/{CONFIRM_DIR}" if self.is_confirm else self.spec.name
+
+    @property
+    def metric(self) -> str:
+        return self.spec.metric.name
+
+    @property
+    def mode(self) -> str:
+        return self.spec.metric.mode
+
+    @property
+    def trial_count(self) -> int:
+        """Trials the experiment will have when it is done."""
+        if self.is_confirm:
+            return len(self.candidates) * len(self.seeds)
+        return self.spec.trial_count()
+
+    @property
+    def max_epochs(self) -> int:
+        """The most epochs any of its trials may run."""
+        if self.is_confirm:
+            return max(int(c.config["epochs"]) for c in self.candidates)
+        return self.spec.max_epochs
+
+
+def new_record(spec: SweepSpec, tracking_uri: str, **confirm: Any) -> ExperimentRecord:
+    """The record of an experiment about to start (a confirm run passes its candidates,
+    seeds and sweep_parent_run_id, and kind=CONFIRM)."""
+    return ExperimentRecord(
+        spec=spec,
+        tracking_uri=tracking_uri,
+        started=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        versions=versions(),
+        **confirm,
+    )
+
+
+def versions() -> dict[str, str]:
+    """Versions of hpo and the packages an experiment's numbers depend on."""
+    out = {}
+    for package in ("hpo", "torch", "ray", "mlflow", "optuna"):
+        try:
+            out[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            out[package] = "unknown"
+    return out
+
+
+# -- where things are ---------------------------------------------------------------------------
+
+
+def experiment_dir(storage: str, name: str) -> Path:
+    return Path(storage).expanduser().resolve() / name
+
+
+def confirm_dir(experiment: Path) -> Path:
+    return experiment / CONFIRM_DIR
+
+
+def exists(folder: Path) -> bool:
+    return (folder / RECORD_FILE).is_file()
+
+
+def locate(name_or_path: str, storage: str) -> Path | None:
+    """An experiment folder given directly, or a name under the storage folder."""
+    for candidate in (Path(name_or_path), Path(storage).expanduser() / name_or_path):
+        if exists(candidate):
+            return candidate.resolve()
+    return None
+
+
+# -- reading and writing ------------------------------------------------------------------------
+
+
+def save(folder: Path, record: ExperimentRecord) -> None:
+    """Written whole, then renamed into place: a kill mid-write never leaves half a record.
+    A new sweep's folder also gets a copy of its YAML, for people; it stays as the sweep
+    started (a resume never copies the file again: the file may have changed since)."""
+    first = not exists(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    source = Path(record.spec.source)
+    if first and not record.is_confirm and source.is_file():
+        (folder / SPEC_COPY).write_text(source.read_text())
+    data = {"format": FORMAT, **asdict(record)}
+    if not record.is_confirm:
+        for key in ("candidates", "seeds", "sweep_parent_run_id"):
+            del data[key]
+    partial = folder / f".{RECORD_FILE}.partial"
+    partial.write_text(json.dumps(data, indent=2))
+    os.replace(partial, folder / RECORD_FILE)
+
+
+def load(folder: Path) -> ExperimentRecord:
+    """The record in an experiment folder; RecordError naming the file and what is wrong."""
+    path = folder / RECORD_FILE
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RecordError(
+            str(path), [Problem("", "missing", "an experiment folder of hpo")]
+        ) from None
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise RecordError(
+            str(path), [Problem("", f"cannot be read: {e}", "a record hpo wrote")]
+        ) from None
+    return _Reader(str(path)).record(data)
+
+
+class _Reader:
+    """JSON -> ExperimentRecord, naming the first field that is missing or of the wrong type."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, path: str, what: str) -> RecordError:
+        allowed = "a record written by this version of hpo; start the experiment again"
+        return RecordError(self.source, [Problem(path, what, allowed)])
+
+    def get(self, data: Any, path: str, key: str, kind: type | tuple[type, ...]) -> Any:
+        where = f"{path}.{key}" if path else key
+        if not isinstance(data, dict):
+            raise self.fail(path, "is not a mapping")
+        if key not in data:
+            raise self.fail(where, "missing")
+        if not isinstance(data[key], kind):
+            raise self.fail(where, f"{data[key]!r} has the wrong type")
+        return data[key]
+
+    def dataclass(self, cls: type, data: Any, path: str) -> Any:
+        """A flat dataclass of the spec; every field must be there (old records had them all)."""
+        return cls(**{f.name: self.get(data, path, f.name, object) for f in fields(cls)})
+
+    def record(self, data: Any) -> ExperimentRecord:
+        kind = data.get("kind", SWEEP) if isinstance(data, dict) else SWEEP
+        confirm = kind == CONFIRM
+        return ExperimentRecord(
+            spec=self.spec(self.get(data, "", "spec", dict)),
+            tracking_uri=self.get(data, "", "tracking_uri", str),
+            kind=kind,
+            parent_run_id=self.get(data, "", "parent_run_id", (str, type(None))),
+            started=str(data.get("started", "")),
+            versions=dict(data.get("versions") or {}),
+            candidates=tuple(
+                self.candidate(c, f"candidates.{i}")
+                for i, c in enumerate(self.get(data, "", "candidates", list) if confirm else [])
+            ),
+            seeds=tuple(int(s) for s in (self.get(data, "", "seeds", list) if confirm else [])),
+            sweep_parent_run_id=data.get("sweep_parent_run_id"),
+        )
+
+    def candidate(self, data: Any, path: str) -> Candidate:
+        return Candidate(
+            rank=int(self.get(data, path, "rank", int)),
+            trial_id=str(self.get(data, path, "trial_id", str)),
+            config=dict(self.get(data, path, "config", dict)),
+            sweep_value=float(self.get(data, path, "sweep_value", (int, float))),
+        )
+
+    def spec(self, data: dict[str, Any]) -> SweepSpec:
+        search: dict[str, Scalar | Distribution] = {}
+        for key, value in self.get(data, "spec", "search", dict).items():
+            if isinstance(value, dict):
+                path = f"spec.search.{key}"
+                kind = self.get(value, path, "kind", str)
+                search[key] = Distribution(kind, tuple(self.get(value, path, "values", list)))
+            else:
+                search[key] = value
+        scheduler = self.get(data, "spec", "scheduler", (dict, type(None)))
+        return SweepSpec(
+            name=self.get(data, "spec", "name", str),
+            source=self.get(data, "spec", "source", str),
+            search=search,
+            dataset=self.dataclass(
+                DatasetSpec, self.get(data, "spec", "dataset", dict), "spec.dataset"
+            ),
+            metric=self.dataclass(
+                MetricSpec, self.get(data, "spec", "metric", dict), "spec.metric"
+            ),
+            search_algorithm=self.get(data, "spec", "search_algorithm", str),
+            scheduler=None
+            if scheduler is None
+            else self.dataclass(AshaSpec, scheduler, "spec.scheduler"),
+            num_samples=self.get(data, "spec", "num_samples", int),
+            resources=self.dataclass(
+                ResourcesSpec, self.get(data, "spec", "resources", dict), "spec.resources"
+            ),
+            max_concurrent_trials=self.get(
+                data, "spec", "max_concurrent_trials", (int, type(None))
+            ),
+            time_budget_s=self.get(data, "spec", "time_budget_s", (int, float, type(None))),
+            max_failures=self.get(data, "spec", "max_failures", int),
+            seed=self.get(data, "spec", "seed", int),
+        )
