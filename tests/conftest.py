@@ -37,14 +37,39 @@ def write_idx(path: Path, array: np.ndarray) -> None:
         f.write(header + array.astype(np.uint8).tobytes())
 
 
-@pytest.fixture
-def idx_folder(tmp_path: Path) -> Path:
-    """A folder with the four IDX files of a tiny fake dataset (100 train, 20 test images)."""
+def make_idx_folder(folder: Path) -> Path:
+    """The four IDX files of a tiny fake dataset (100 train, 20 test images) in `folder`."""
     rng = np.random.default_rng(0)
-    folder = tmp_path / "idx"
-    folder.mkdir()
+    folder.mkdir(parents=True)
     write_idx(folder / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (100, 28, 28)))
     write_idx(folder / "train-labels-idx1-ubyte.gz", rng.integers(0, 10, (100,)))
     write_idx(folder / "t10k-images-idx3-ubyte.gz", rng.integers(0, 256, (20, 28, 28)))
     write_idx(folder / "t10k-labels-idx1-ubyte.gz", rng.integers(0, 10, (20,)))
     return folder
+
+
+@pytest.fixture
+def idx_folder(tmp_path: Path) -> Path:
+    return make_idx_folder(tmp_path / "idx")
+
+
+@pytest.fixture(scope="session")
+def fake_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny fake dataset that stands in for the real files wherever a unit test's spec
+    looks for data: unit tests run on a machine with no data folder at all."""
+    return make_idx_folder(tmp_path_factory.mktemp("fake") / "data")
+
+
+@pytest.fixture(autouse=True)
+def no_real_data_in_unit_tests(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, fake_data_dir: Path
+) -> None:
+    """Unit tests never see the real dataset: the system's data folders and the download
+    cache become the fake one, and $HPO_DATA_DIR is unset. Integration tests use the real files."""
+    if request.node.get_closest_marker("integration"):
+        return
+    monkeypatch.setattr(
+        "models.data.SYSTEM_DIRS", {"fashion_mnist": (fake_data_dir,), "mnist": (fake_data_dir,)}
+    )
+    monkeypatch.setattr("models.data.DEFAULT_DOWNLOAD_ROOT", fake_data_dir.parent / "no-cache")
+    monkeypatch.delenv("HPO_DATA_DIR", raising=False)

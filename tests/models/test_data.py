@@ -24,7 +24,7 @@ def test_read_idx_round_trip(idx_folder: Path) -> None:
 
 
 def test_load_split_normalizes_into_float_tensors(idx_folder: Path) -> None:
-    split = load_split("fashion_mnist", str(idx_folder), "test")
+    split = load_split(DataConfig(root=str(idx_folder)), "test")
     assert split.images.shape == (20, 1, 28, 28) and split.images.dtype == torch.float32
     assert split.labels.dtype == torch.int64 and len(split) == 20
 
@@ -50,9 +50,18 @@ def test_load_datasets_from_a_named_root(idx_folder: Path) -> None:
     assert len(data.train) == 80 and len(data.validation) == 20
 
 
-def test_hpo_data_dir_is_searched(idx_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_users_data_dir_is_searched_first(idx_folder: Path) -> None:
+    assert find_data_dir("fashion_mnist", data_dir=str(idx_folder)) == idx_folder
+    # Trials get it through their DataConfig, never from their own environment.
+    data = load_datasets(DataConfig(data_dir=str(idx_folder), validation_fraction=0.2))
+    assert len(data.validation) == 20
+
+
+def test_the_environment_is_not_read(idx_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("models.data.SYSTEM_DIRS", {"mnist": ()})
     monkeypatch.setenv("HPO_DATA_DIR", str(idx_folder))
-    assert find_data_dir("fashion_mnist") == idx_folder
+    with pytest.raises(DataNotFoundError):
+        find_data_dir("mnist")
 
 
 def test_missing_data_names_hpo_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from tune import analysis
-from tune.analysis import Candidate, Trial
+from tune.analysis import Confirmed, Trial
+from tune.status import varying_keys
 
 
 def trial(
@@ -62,7 +63,7 @@ def test_leaderboard_orders_by_best_epoch_for_the_mode() -> None:
 
 def test_varying_params_and_scales() -> None:
     trials = table()
-    assert analysis.varying_params(trials) == ["dropout", "normalization", "lr"]
+    assert varying_keys(trials) == ["dropout", "normalization", "lr"]
     assert analysis.scale_of([True, False]) == "discrete"
     assert analysis.scale_of([1e-3, 1e-2], "loguniform") == "log"
     assert analysis.scale_of([0.1 * i for i in range(20)]) == "linear"
@@ -202,8 +203,8 @@ def test_welch_test() -> None:
     assert analysis.welch_p([0.9], [0.8, 0.7]) is None
 
 
-def candidate(rank: int, metric: list[float]) -> Candidate:
-    return Candidate(
+def candidate(rank: int, metric: list[float]) -> Confirmed:
+    return Confirmed(
         rank, f"t{rank}", {"dropout": rank / 10}, 0.9, metric, metric, [0.3] * len(metric)
     )
 

@@ -1,29 +1,26 @@
-"""The CLI contract (design §3.1): exit codes, one line per problem, nothing written on bad input."""
+"""The CLI contract: exit codes, one line per problem, nothing written on bad input."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import SEARCH_SPACES
-from tune.cli import absolute_tracking_uri, main
+from tests.tune.conftest import hpo
+from tune.cli import absolute_tracking_uri, build_parser, main
 
-HPO = [sys.executable, "-m", "tune.cli"]
 
+@pytest.fixture
+def run_hpo(fake_data_dir: Path) -> Any:
+    """`hpo` in its own process, finding the fake dataset where a user's $HPO_DATA_DIR points."""
 
-def run_hpo(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("MLFLOW_TRACKING_URI", "HPO_STORAGE", "RAY_ADDRESS")
-    }
-    return subprocess.run(
-        [*HPO, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
-    )
+    def run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+        return hpo(args, cwd, timeout=120, HPO_DATA_DIR=str(fake_data_dir), **env)
+
+    return run
 
 
 def test_validate_shipped_files(capsys: pytest.CaptureFixture[str]) -> None:
@@ -55,7 +52,7 @@ def test_validate_reports_every_file(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "smoke.yaml: valid" in captured.out and "search.dropout" in captured.err
 
 
-def test_bad_sweep_exits_2_and_leaves_no_trace(tmp_path: Path) -> None:
+def test_bad_sweep_exits_2_and_leaves_no_trace(tmp_path: Path, run_hpo: Any) -> None:
     bad = tmp_path / "space.yaml"
     bad.write_text("search:\n  dropout: {uniform: [0.5, 0.1]}\n")
     work = tmp_path / "work"
@@ -101,7 +98,7 @@ def test_bad_sweep_exits_2_and_leaves_no_trace(tmp_path: Path) -> None:
         (["frobnicate"], "invalid choice"),
     ],
 )
-def test_bad_flags_exit_2(tmp_path: Path, args: list[str], fragment: str) -> None:
+def test_bad_flags_exit_2(tmp_path: Path, run_hpo: Any, args: list[str], fragment: str) -> None:
     result = run_hpo(args, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert fragment in result.stderr
@@ -109,7 +106,7 @@ def test_bad_flags_exit_2(tmp_path: Path, args: list[str], fragment: str) -> Non
     assert not (tmp_path / "runs").exists() and not (tmp_path / "mlflow.db").exists()
 
 
-def test_existing_experiment_is_not_overwritten(tmp_path: Path) -> None:
+def test_existing_experiment_is_not_overwritten(tmp_path: Path, run_hpo: Any) -> None:
     (tmp_path / "runs" / "smoke").mkdir(parents=True)
     result = run_hpo(["sweep", str(SEARCH_SPACES / "smoke.yaml")], cwd=tmp_path)
     assert result.returncode == 2
@@ -123,3 +120,35 @@ def test_a_relative_sqlite_store_is_recorded_absolute(
     assert absolute_tracking_uri("sqlite:///mlflow.db") == f"sqlite:///{tmp_path}/mlflow.db"
     assert absolute_tracking_uri("sqlite:////abs/m.db") == "sqlite:////abs/m.db"
     assert absolute_tracking_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+
+
+def test_an_unreadable_record_stops_overwrite_before_anything_is_deleted(
+    tmp_path: Path, run_hpo: Any
+) -> None:
+    """A record that cannot be read would leave its MLflow runs active if the folder went
+    anyway; --overwrite refuses it, naming the file, and deletes nothing."""
+    folder = tmp_path / "runs" / "smoke"
+    folder.mkdir(parents=True)
+    (folder / "hpo_sweep.json").write_text('{"spec": ')
+    (folder / "keep.txt").write_text("mine")
+    result = run_hpo(["sweep", str(SEARCH_SPACES / "smoke.yaml"), "--overwrite"], cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"{folder / 'hpo_sweep.json'}: cannot be read")
+    assert (folder / "keep.txt").read_text() == "mine"
+
+
+def test_storage_defaults_to_hpo_storage(tmp_path: Path, run_hpo: Any) -> None:
+    result = run_hpo(["status", "nothing"], cwd=tmp_path, HPO_STORAGE=str(tmp_path / "elsewhere"))
+    assert result.returncode == 2
+    assert f"no experiment 'nothing' (neither a folder nor a name in {tmp_path / 'elsewhere'})" in (
+        result.stderr
+    )
+
+
+def test_every_storage_help_names_hpo_storage() -> None:
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command").choices  # type: ignore[attr-defined]
+    for name, sub in subparsers.items():
+        for action in sub._actions:
+            if "--storage" in action.option_strings:
+                assert "$HPO_STORAGE or ./runs" in (action.help or ""), name

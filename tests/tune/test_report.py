@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 import signal
 import subprocess
@@ -17,7 +18,8 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.tune.test_integration import hpo, runs_of
+from tests.conftest import REPO
+from tests.tune.conftest import hpo, hpo_env, runs_of
 from tune.cli import main
 from tune.hyperparams import RULES
 
@@ -57,11 +59,11 @@ PLOTS = {
 
 
 class Sweep:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, name: str = NAME) -> None:
         self.root = root
         self.storage = root / "runs"
         self.uri = f"sqlite:///{root / 'mlflow.db'}"
-        self.experiment = self.storage / NAME
+        self.experiment = self.storage / name
 
     def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         """`hpo ARGS` in its own process (what starts Ray)."""
@@ -83,17 +85,21 @@ class Sweep:
         return out
 
 
-@pytest.fixture(scope="module")
-def sweep(tmp_path_factory: pytest.TempPathFactory) -> Sweep:
-    root = tmp_path_factory.mktemp("report")
-    (root / "space.yaml").write_text(SPACE)
-    s = Sweep(root)
+def new_sweep(root: Path, space: str, name: str = NAME) -> Sweep:
+    (root / "space.yaml").write_text(space)
+    s = Sweep(root, name)
     result = hpo(
         ["sweep", str(root / "space.yaml"), "--storage", str(s.storage), "--tracking-uri", s.uri],
         cwd=root,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return s
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory: pytest.TempPathFactory) -> Sweep:
+    """One sweep that the report tests only read (each writes its report anew)."""
+    return new_sweep(tmp_path_factory.mktemp("report"), SPACE)
 
 
 def best_trial(histories: dict[str, list[dict[str, Any]]]) -> tuple[str, float]:
@@ -161,6 +167,8 @@ def test_leaderboard_and_accounting_match_the_trials(sweep: Sweep) -> None:
     assert sweep.main("report", NAME, "--out", str(sweep.root / "elsewhere")) == 0
     folder = sweep.root / "elsewhere"
     histories = sweep.histories()
+    # The report names the experiment's folder, not the parent of --out.
+    assert f"Experiment folder `{sweep.experiment}`" in (folder / "report.md").read_text()
     with (folder / "trials.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert {r["trial_id"] for r in rows} == set(histories)
@@ -190,22 +198,28 @@ def test_leaderboard_and_accounting_match_the_trials(sweep: Sweep) -> None:
     assert full == 8 * 3 and run < full
 
 
+# 3 configurations, 3 epochs, no early stopping: what confirm needs, small.
+CONFIRM_SPACE = (
+    SPACE.replace("{grid: [false, true]}", "false")
+    .replace("{grid: [1, 2]}", "1")
+    .replace("dropout: {grid: [0.0, 0.5]}", "dropout: {grid: [0.0, 0.3, 0.6]}")
+    .replace("scheduler: {asha: {grace_period: 1, reduction_factor: 2}}", "scheduler: none")
+)
+
+
 def test_confirm_retrains_top_two_with_two_seeds_and_tests_once(
-    sweep: Sweep, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert sweep.main("confirm", NAME, "--top", "9") == 2
-    assert "--top: 9 configurations asked for, but only 8 trial(s)" in capsys.readouterr().err
+    # Its own sweep: confirm adds MLflow runs and rewrites the report, which the tests that
+    # share the module's sweep must not see.
+    sweep = new_sweep(tmp_path, CONFIRM_SPACE)
+    assert sweep.main("confirm", NAME, "--top", "4") == 2
+    assert "--top: 4 configurations asked for, but only 3 trial(s)" in capsys.readouterr().err
     assert not (sweep.experiment / "confirm").exists()
     result = sweep.run("confirm", NAME, "--top", "2", "--seeds", "2")
     assert "Report:" in result.stdout
     client = MlflowClient(sweep.uri)
-    exp = client.get_experiment_by_name(NAME)
-    assert exp is not None
-    runs = client.search_runs([exp.experiment_id])
-    (confirm_parent,) = [r for r in runs if r.info.run_name == f"{NAME}-confirm"]
-    children = [
-        r for r in runs if r.data.tags.get("mlflow.parentRunId") == confirm_parent.info.run_id
-    ]
+    _, children = runs_of(sweep.uri, NAME, name=f"{NAME}-confirm")
     assert len(children) == 4
     assert all(c.info.status == "FINISHED" for c in children)
     assert {(c.data.params["candidate"], c.data.params["seed"]) for c in children} == {
@@ -240,40 +254,73 @@ def test_confirm_retrains_top_two_with_two_seeds_and_tests_once(
     assert other.returncode == 2 and "--overwrite" in other.stderr
 
 
-SLOW = """
-name: slow
-dataset: {name: fashion_mnist, train_steps: 150, eval_steps: 2}
+HELD = """
+name: held
 search:
   dropout: {grid: [0.0, 0.5]}
-  filters: 8
-  units: 32
-  epochs: 10
+  epochs: 3
 search_algorithm: grid
 scheduler: none
-num_samples: 1
 """
 
 
 def test_report_on_a_running_then_interrupted_sweep(tmp_path: Path) -> None:
-    (tmp_path / "slow.yaml").write_text(SLOW)
+    """Its trials report epoch 1 and then wait for a file the test never writes: the report
+    sees a running sweep for sure, and then an interrupted one."""
+    (tmp_path / "held.yaml").write_text(HELD)
     storage, uri = tmp_path / "runs", f"sqlite:///{tmp_path / 'mlflow.db'}"
+    driver = (
+        "import sys; from tests.tune.conftest import run_held_sweep; "
+        f"sys.exit(run_held_sweep({str(tmp_path / 'held.yaml')!r}, {str(storage / 'held')!r}, "
+        f"{uri!r}, {str(tmp_path / 'release')!r}))"
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tune.cli", "sweep", str(tmp_path / "slow.yaml"),
-         "--storage", str(storage), "--tracking-uri", uri],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-c", driver], cwd=REPO, env=hpo_env(),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 120
-        while not any(p.stat().st_size for p in storage.glob("slow/train_trial_*/result.json")):
-            assert time.monotonic() < deadline and proc.poll() is None, "no epoch reported"
-            time.sleep(0.5)
-        assert main(["report", "slow", "--storage", str(storage)]) == 0
-        snapshot = (storage / "slow" / "report" / "report.md").read_text()
-        assert "Snapshot of an unfinished sweep" in snapshot
+        while sum(1 for p in storage.glob("held/*/result.json") if p.stat().st_size) < 2:
+            assert proc.poll() is None, "the sweep ended before its trials reported"
+            time.sleep(0.2)
+        assert main(["report", "held", "--storage", str(storage)]) == 0
+        snapshot = (storage / "held" / "report" / "report.md").read_text()
+        assert "Snapshot of an unfinished sweep**: 2 trial(s) pending or running" in snapshot
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=120)
     assert proc.returncode == 130
-    assert main(["report", "slow", "--storage", str(storage)]) == 0
-    text = (storage / "slow" / "report" / "report.md").read_text()
+    assert main(["report", "held", "--storage", str(storage)]) == 0
+    text = (storage / "held" / "report" / "report.md").read_text()
     assert "Snapshot of an unfinished sweep" in text and "## Learning curves" in text
+
+
+DIVERGING = """
+name: diverging
+dataset: {name: fashion_mnist, train_steps: 5, eval_steps: 2}
+search:
+  lr: {grid: [0.01, 10000.0]}
+  optimizer: sgd
+  filters: 8
+  units: 32
+  epochs: 3
+search_algorithm: grid
+scheduler: none
+"""
+
+
+def test_a_diverged_trial_is_reported_as_diverged(tmp_path: Path) -> None:
+    """The real trainer with a learning rate of 10000: its loss becomes NaN. The report shows
+    the trial as diverged, draws its finite epochs, and does not crash."""
+    sweep = new_sweep(tmp_path, DIVERGING, "diverging")
+    histories = sweep.histories()
+    diverged = [t for t, h in histories.items() if any(math.isnan(r["val_loss"]) for r in h)]
+    assert len(diverged) == 1, histories
+    assert sweep.main("report", "diverging") == 0
+    folder = sweep.experiment / "report"
+    markdown = (folder / "report.md").read_text()
+    assert f"Trial `{diverged[0]}` diverged" in markdown
+    assert re.search(rf"^\| {diverged[0]} \| 3/3 \| diverged \|", markdown, re.M)
+    with (folder / "trials.csv").open() as f:
+        rows = {r["trial_id"]: r for r in csv.DictReader(f)}
+    assert rows[diverged[0]]["diagnosis"] == "diverged" and rows[diverged[0]]["epochs_run"] == "3"
+    assert (folder / "plots" / "learning_curves.png").is_file()

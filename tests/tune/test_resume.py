@@ -4,18 +4,23 @@ for real (SIGKILL, SIGINT), a real local Ray and a real MLflow store."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import ray
 from mlflow.tracking import MlflowClient
 
-from tune.trainable import FAULT_ENV
+from tests.tune.conftest import hpo_env
+from tune.experiment import RunOptions, RunResult
+from tune.spec import load_spec
+from tune.sweep import adapter, run_sweep, trial_settings
+from tune.trainable import FAULT_MESSAGE, Fault
 
 pytestmark = pytest.mark.integration
 
@@ -47,8 +52,7 @@ class Sweep:
         self.space.write_text(SPACE.format(name=name, failures=failures))
         self.exp_dir = tmp_path / "runs" / name
         self.uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-        self.env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "HPO_STORAGE")}
-        self.env["MLFLOW_TRACKING_URI"] = self.uri
+        self.env = hpo_env(MLFLOW_TRACKING_URI=self.uri)
 
     def command(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "tune.cli", *args]
@@ -72,6 +76,13 @@ class Sweep:
             text=True,
             timeout=300,
         )
+
+    def run_with_fault(self, fault: Fault) -> RunResult:
+        """The sweep in this process, every trial failing once before `fault.epoch`."""
+        spec = load_spec(self.space)
+        options = RunOptions(progress_interval=3600)
+        settings = replace(trial_settings(spec, options), fault=fault)
+        return run_sweep(spec, self.exp_dir, self.uri, options, trainable=adapter(settings))
 
     def results(self) -> dict[str, list[tuple[int, float]]]:
         """Per trial folder, (epoch, val_accuracy) of each line of Ray's result.json. A trial
@@ -163,29 +174,25 @@ def test_killed_sweep_resumes_to_a_complete_experiment(tmp_path: Path, sig: sign
     assert again.returncode == 0 and "already finished" in again.stdout
 
 
-def test_failed_trials_retry_from_their_checkpoint(tmp_path: Path) -> None:
+def test_failed_trials_retry_from_their_checkpoint(tmp_path: Path, ray_session: None) -> None:
     """Every trial raises once before epoch 2 (test-only fault injection); with retries it
     goes on from its epoch-1 checkpoint, never from epoch 1 again."""
     sweep = Sweep(tmp_path, "flaky")
-    sweep.env[FAULT_ENV] = f"2:{tmp_path}"
-    result = sweep.run("sweep", str(sweep.space))
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = sweep.run_with_fault(Fault(epoch=2, marker_dir=str(tmp_path)))
+    assert result.errors == 0 and not result.interrupted, result.rows
     assert len(list(tmp_path.glob("*_0000*"))) == 5  # every trial did fail once
     assert_complete(sweep)
 
 
-def test_errored_trials_resume_from_their_checkpoint(tmp_path: Path) -> None:
+def test_errored_trials_resume_from_their_checkpoint(tmp_path: Path, ray_session: None) -> None:
     """Without retries the injected failure ends each trial as ERROR, shown by `hpo status`;
     `hpo resume` then continues them from their last checkpoint."""
     sweep = Sweep(tmp_path, "fragile", failures=0)
-    sweep.env[FAULT_ENV] = f"2:{tmp_path}"
-    result = sweep.run("sweep", str(sweep.space))
-    assert result.returncode == 1, result.stdout + result.stderr
+    result = sweep.run_with_fault(Fault(epoch=2, marker_dir=str(tmp_path)))
+    assert result.errors == 5, result.rows
+    ray.shutdown()  # `hpo resume` below starts its own
     status = sweep.run("status", sweep.name)
-    assert (
-        "failed: RuntimeError: HPO_TEST_FAIL_AT_EPOCH: injected failure before epoch 2"
-        in status.stdout
-    )
+    assert f"failed: RuntimeError: {FAULT_MESSAGE} 2" in status.stdout
     assert list(sweep.exp_dir.glob("*/error.txt"))
 
     resumed = sweep.run("resume", sweep.name)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from tune.status import TrialRow, format_table, sort_rows, state_of, summary_line, varying_keys
+from tune.states import state_of
+from tune.status import TrialRow, duration, format_table, sort_rows, summary_line, varying_keys
 
 
 def row(trial_id: str, state: str, epochs: int, best: float | None, dropout: float) -> TrialRow:
@@ -40,3 +41,9 @@ def test_summary_line() -> None:
         text
         == "3/3 trials: 1 pending, 1 stopped, 1 terminated | best val_accuracy 0.9100 (a_00001)"
     )
+
+
+def test_duration() -> None:
+    assert duration(None) == "-"
+    assert duration(250.4) == "4 min 10 s"
+    assert duration(3 * 3600 + 125) == "3 h 02 min"

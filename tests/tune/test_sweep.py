@@ -1,16 +1,17 @@
-"""The Ray Tune pieces built from a spec, checked without starting Ray."""
+"""The Ray Tune pieces a sweep is built from, checked without starting Ray."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ray import tune
+from ray import tune as ray_tune
 
 from tests.conftest import SEARCH_SPACES
 from tune.distributions import Distribution
-from tune.runner import param_space, searcher, smoke_variant, trial_settings
+from tune.experiment import RunOptions
 from tune.scheduling import scheduler
 from tune.spec import SweepSpec, load_spec
+from tune.sweep import param_space, searcher, smoke_variant, trial_settings
 
 
 def spec_of(tmp_path: Path, text: str) -> SweepSpec:
@@ -27,7 +28,7 @@ def test_random_search_domains(tmp_path: Path) -> None:
         "  filters: {grid: [16, 32]}\n",
     )
     space = param_space(spec)
-    assert isinstance(space["dropout"], tune.search.sample.Float)
+    assert isinstance(space["dropout"], ray_tune.search.sample.Float)
     assert (space["lr"].lower, space["lr"].upper) == (1e-4, 1e-2)
     # Our randint is inclusive, Ray's is not.
     assert (space["conv_layers"].lower, space["conv_layers"].upper) == (2, 5)
@@ -76,7 +77,19 @@ def test_smoke_variant_is_small() -> None:
     assert tpe.trial_count() == 2 and tpe.max_epochs == 2
 
 
-def test_trial_settings_follow_resources() -> None:
-    settings = trial_settings(load_spec(SEARCH_SPACES / "fashion_seed.yaml"))
-    assert settings.threads == 1 and settings.device == "cpu"
+def test_trial_settings_follow_resources(idx_folder: Path) -> None:
+    spec = load_spec(SEARCH_SPACES / "fashion_seed.yaml")
+    settings = trial_settings(spec, RunOptions())
+    assert settings.threads == 1 and settings.device == "cpu" and settings.fault is None
     assert settings.train_steps == 100 and settings.data.seed == 0
+
+
+def test_the_data_folder_is_resolved_once_by_the_driver(idx_folder: Path) -> None:
+    """Locally the trials get the folder the driver found, as an absolute path; on a cluster
+    the user's data folder travels to the trials as given (they look there, not at their own
+    environment)."""
+    spec = load_spec(SEARCH_SPACES / "smoke.yaml", data_dir=str(idx_folder))
+    local = trial_settings(spec, RunOptions(data_dir=str(idx_folder)))
+    assert local.data.root == str(idx_folder) and local.data.data_dir is None
+    remote = trial_settings(spec, RunOptions(address="ray://x:10001", data_dir=str(idx_folder)))
+    assert remote.data.root is None and remote.data.data_dir == str(idx_folder)

@@ -1,0 +1,125 @@
+"""Helpers shared by the tests of tune/: `hpo` as a user runs it, MLflow's view of a sweep, an
+in-process Ray session, and fake trainables with scripted learning curves (for scheduling and
+state logic only; the real trainer runs everywhere else)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+# Variables a user may have set that would send a test's `hpo` elsewhere.
+OUTSIDE = ("MLFLOW_TRACKING_URI", "HPO_STORAGE", "RAY_ADDRESS", "HPO_DATA_DIR")
+
+
+def hpo_env(**extra: str) -> dict[str, str]:
+    """This process's environment without OUTSIDE, plus `extra`."""
+    return {**{k: v for k, v in os.environ.items() if k not in OUTSIDE}, **extra}
+
+
+def hpo(
+    args: list[str], cwd: Path, timeout: float = 300, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """`hpo ARGS` in its own process, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "tune.cli", *args],
+        cwd=cwd,
+        env=hpo_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def runs_of(tracking_uri: str, experiment: str, name: str | None = None) -> tuple[Any, list[Any]]:
+    """The parent run named `name` (default: the experiment's own name) and its child runs."""
+    client = MlflowClient(tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    assert exp is not None, f"no MLflow experiment {experiment}"
+    runs = client.search_runs([exp.experiment_id])
+    parents = [
+        r
+        for r in runs
+        if "mlflow.parentRunId" not in r.data.tags and r.info.run_name == (name or experiment)
+    ]
+    assert len(parents) == 1, [r.info.run_name for r in runs]
+    parent_id = parents[0].info.run_id
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent_id]
+    return parents[0], children
+
+
+@pytest.fixture
+def ray_session(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """For tests that run an experiment in this process: the environment the CLI would set,
+    and Ray shut down afterwards."""
+    import ray
+
+    from tune.experiment import ray_environment
+
+    for key, value in ray_environment(verbose=False).items():
+        monkeypatch.setenv(key, value)
+    yield
+    ray.shutdown()
+
+
+# -- fake trainables: scripted curves, for scheduling and state logic ----------------------------
+
+
+def scripted_curve_trainable(config: dict[str, Any]) -> None:
+    """Fake trainable: val_accuracy follows a scripted curve whose ceiling falls with dropout,
+    so every trial is clearly worse than the one before it in the grid."""
+    from ray import tune as ray_tune
+
+    ceiling = 0.95 - config["dropout"]
+    for epoch in range(1, config["epochs"] + 1):
+        time.sleep(0.05)
+        acc = ceiling * (1 - 0.5**epoch)
+        ray_tune.report(
+            {
+                "epoch": epoch,
+                "val_accuracy": acc,
+                "train_loss": 1 - acc,
+                "val_loss": 1 - acc,
+                "loss_gap": 0.0,
+            }
+        )
+
+
+def held_trainable(config: dict[str, Any], release: str) -> None:
+    """Fake trainable: reports epoch 1, then waits until the file `release` exists (which the
+    test controls) before each further epoch. A test can so catch a sweep in a known state."""
+    from ray import tune as ray_tune
+
+    for epoch in range(1, config["epochs"] + 1):
+        if epoch > 1:
+            while not Path(release).exists():
+                time.sleep(0.05)
+        acc = 0.5 + 0.01 * epoch - 0.1 * config["dropout"]
+        ray_tune.report(
+            {"epoch": epoch, "val_accuracy": acc, "train_loss": 1.0, "val_loss": 1.0 - acc}
+        )
+
+
+def run_held_sweep(space: str, folder: str, tracking_uri: str, release: str) -> int:
+    """A driver for a subprocess: the sweep in `space` with held_trainable; exits as `hpo
+    sweep` does (130 when interrupted)."""
+    from ray import tune as ray_tune
+
+    from tune.cli import finish
+    from tune.experiment import RunOptions, ray_environment
+    from tune.spec import load_spec
+    from tune.sweep import run_sweep
+
+    os.environ.update(ray_environment(verbose=False))
+    spec = load_spec(space)
+    trainable = ray_tune.with_parameters(held_trainable, release=release)
+    options = RunOptions(progress_interval=3600)
+    result = run_sweep(spec, Path(folder), tracking_uri, options, trainable=trainable)
+    return finish(result, spec.metric.name, tracking_uri)
