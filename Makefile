@@ -7,7 +7,7 @@ SHELL := bash
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# torch 2.14.1 wheels for CPython 3.11 lie on this machine's disk (design §4); prefer that Python.
+# torch 2.14.1 wheels for CPython 3.11 lie on this machine's disk; prefer that Python.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 # pip warns once per package about this machine's local index folders; the noise hides real errors.
 PIP_QUIET := { grep -v "is ignored: it is neither a file nor a directory" || true; }

@@ -248,13 +248,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
+    from tune import confirm, experiment, sweep
     from tune import record as records
+    from tune.status import experiment_rows, experiment_table
 
     exp_dir = _experiment(args)
     record = records.load(exp_dir)
-    from tune import confirm, experiment, sweep
-    from tune.status import experiment_rows, experiment_table
-
     if experiment.is_finished(exp_dir):
         _, rows = experiment_rows(exp_dir)
         print(f"hpo: '{record.name}' already finished; nothing to resume.")

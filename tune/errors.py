@@ -1,6 +1,6 @@
 """Problems found in user input, reported all at once, one line each.
 
-The line format is a contract (design §3.1): `FILE: key.path: what is wrong (what is allowed)`.
+The line format is a contract (docs/architecture.md, "The command line"): `FILE: key.path: what is wrong (what is allowed)`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-# Exit codes (design §3.1).
+# Exit codes (docs/architecture.md, "The command line").
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2

@@ -18,12 +18,13 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import REPO
+from tests.conftest import REPO, SEARCH_SPACES
 from tests.tune.conftest import hpo, hpo_env, runs_of
+from tune import record as records
 from tune.cli import main
 from tune.hyperparams import RULES
-
-pytestmark = pytest.mark.integration
+from tune.report import best_config
+from tune.spec import load_spec
 
 NAME = "report_it"
 # 8 grid points over the study's three questions, 3 short epochs, ASHA halving at 1 and 2.
@@ -107,6 +108,7 @@ def best_trial(histories: dict[str, list[dict[str, Any]]]) -> tuple[str, float]:
     return best, max(r["val_accuracy"] for r in histories[best])
 
 
+@pytest.mark.integration
 def test_report_files_plots_and_mlflow_artifacts(
     sweep: Sweep, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -141,6 +143,7 @@ def test_report_files_plots_and_mlflow_artifacts(
     }
 
 
+@pytest.mark.integration
 def test_best_config_is_the_best_trial_and_retrains_exactly(sweep: Sweep) -> None:
     assert sweep.main("report", NAME) == 0
     best_id, best_value = best_trial(sweep.histories())
@@ -163,6 +166,7 @@ def test_best_config_is_the_best_trial_and_retrains_exactly(sweep: Sweep) -> Non
     assert max(retrained) >= best_value
 
 
+@pytest.mark.integration
 def test_leaderboard_and_accounting_match_the_trials(sweep: Sweep) -> None:
     assert sweep.main("report", NAME, "--out", str(sweep.root / "elsewhere")) == 0
     folder = sweep.root / "elsewhere"
@@ -207,6 +211,7 @@ CONFIRM_SPACE = (
 )
 
 
+@pytest.mark.integration
 def test_confirm_retrains_top_two_with_two_seeds_and_tests_once(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -264,6 +269,7 @@ scheduler: none
 """
 
 
+@pytest.mark.integration
 def test_report_on_a_running_then_interrupted_sweep(tmp_path: Path) -> None:
     """Its trials report epoch 1 and then wait for a file the test never writes: the report
     sees a running sweep for sure, and then an interrupted one."""
@@ -308,6 +314,7 @@ scheduler: none
 """
 
 
+@pytest.mark.integration
 def test_a_diverged_trial_is_reported_as_diverged(tmp_path: Path) -> None:
     """The real trainer with a learning rate of 10000: its loss becomes NaN. The report shows
     the trial as diverged, draws its finite epochs, and does not crash."""
@@ -324,3 +331,22 @@ def test_a_diverged_trial_is_reported_as_diverged(tmp_path: Path) -> None:
         rows = {r["trial_id"]: r for r in csv.DictReader(f)}
     assert rows[diverged[0]]["diagnosis"] == "diverged" and rows[diverged[0]]["epochs_run"] == "3"
     assert (folder / "plots" / "learning_curves.png").is_file()
+
+
+def test_best_config_is_a_valid_space_of_constants(tmp_path: Path) -> None:
+    spec = load_spec(SEARCH_SPACES / "fashion_seed.yaml")
+    record = records.new_record(spec, "sqlite:////abs/mlflow.db")
+    config = {
+        **{k: v for k, v in spec.search.items() if k in RULES},
+        "dropout": 0.2,
+        "conv_layers": 3,
+    }
+    config["normalization"] = True
+    text = best_config(record, {**config, "trial_id_of_ray": 7}, "Best configuration of x")
+    assert text.startswith("# Best configuration of x\n# Retrain it: hpo sweep THIS_FILE\n")
+    path = tmp_path / "best.yaml"
+    path.write_text(text)
+    best = load_spec(path)
+    assert best.search == config  # every hyperparameter a constant; nothing else
+    assert (best.name, best.num_samples, best.scheduler) == ("fashion_seed_best", 1, None)
+    assert (best.dataset, best.seed, best.resources) == (spec.dataset, spec.seed, spec.resources)

@@ -1,0 +1,97 @@
+"""The driver-side MLflow writer on a real SQLite store: one run per trial, found again after
+a resume, no epoch logged twice, and no run left RUNNING when a sweep is cut short."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+from tune.tracking import (
+    TRIAL_TAG,
+    TrackingConfig,
+    _Writer,
+    delete_sweep_runs,
+    find_parent_run,
+    start_parent_run,
+)
+
+
+def setup(tmp_path: Path) -> tuple[TrackingConfig, str]:
+    cfg = TrackingConfig(f"sqlite:///{tmp_path / 'mlflow.db'}", "exp", str(tmp_path / "tb"))
+    parent = start_parent_run(cfg, {"seed": 0}, {"hpo.experiment_dir": str(tmp_path)})
+    return cfg, parent
+
+
+def epoch(n: int) -> dict[str, float]:
+    return {"epoch": n, "val_loss": 1.0 / n, "val_accuracy": 0.5 + n / 100, "device": "cpu"}
+
+
+def steps(client: MlflowClient, run_id: str) -> list[int]:
+    return sorted(m.step for m in client.get_metric_history(run_id, "val_loss"))
+
+
+def test_each_epoch_is_logged_once_across_a_resume(tmp_path: Path) -> None:
+    cfg, parent = setup(tmp_path)
+    client = MlflowClient(cfg.tracking_uri)
+    first = _Writer(cfg, parent)
+    first.start("t_00000", {"lr": 0.1}, {"model_summary": "CNN"})
+    for n in (1, 2, 2):  # Ray echoes a result after a restore: the same epoch again
+        first.result("t_00000", epoch(n))
+    run_id = first.run_ids["t_00000"]
+    assert steps(client, run_id) == [1, 2]
+    first.close("interrupted")  # the sweep is interrupted here
+
+    # A resumed sweep has a new writer: it finds the trial's run by its tag, keeps its
+    # params, and logs only the epochs after those MLflow already holds.
+    again = _Writer(cfg, parent)
+    again.start("t_00000", {"lr": 0.1}, {"model_summary": "CNN"})
+    for n in (2, 3):
+        again.result("t_00000", epoch(n))
+    assert again.run_ids["t_00000"] == run_id
+    assert steps(client, run_id) == [1, 2, 3]
+    runs = client.search_runs([client.get_run(parent).info.experiment_id])
+    assert sorted(r.data.tags.get(TRIAL_TAG, "parent") for r in runs) == ["parent", "t_00000"]
+    assert client.get_run(run_id).data.tags["device"] == "cpu"
+    again.close("interrupted")
+
+
+def test_closing_ends_the_runs_left_open(tmp_path: Path) -> None:
+    cfg, parent = setup(tmp_path)
+    client = MlflowClient(cfg.tracking_uri)
+    writer = _Writer(cfg, parent)
+    for trial in ("t_00000", "t_00001"):
+        writer.submit(writer.start, trial, {"lr": 0.1}, {})
+        writer.submit(writer.result, trial, epoch(1))
+    writer.submit(writer.finish, "t_00000", "FINISHED", "completed", 1)
+    writer.close("stopped_early")  # the time budget cut t_00001
+    assert writer.failures == 0
+    done, cut = (client.get_run(writer.run_ids[t]) for t in ("t_00000", "t_00001"))
+    assert (done.info.status, done.data.tags["hpo.outcome"]) == ("FINISHED", "completed")
+    assert (cut.info.status, cut.data.tags["hpo.outcome"]) == ("KILLED", "stopped_early")
+    assert list((tmp_path / "tb" / "t_00000").glob("events.out.tfevents.*"))
+
+
+def test_a_failing_write_is_counted_not_raised(tmp_path: Path) -> None:
+    cfg, parent = setup(tmp_path)
+    writer = _Writer(cfg, parent)
+    writer.submit(writer.finish, "t_00009", "FINISHED", "completed", 1)  # a run id lookup works
+    writer.submit(writer.result, "t_00009", {"epoch": "not a number"})
+    writer.close("interrupted")
+    assert writer.failures == 1
+
+
+def test_the_parent_run_is_found_by_its_folder_and_deleted_with_its_children(
+    tmp_path: Path,
+) -> None:
+    cfg, parent = setup(tmp_path)
+    assert find_parent_run(cfg.tracking_uri, "exp", str(tmp_path)) == parent
+    assert find_parent_run(cfg.tracking_uri, "exp", str(tmp_path / "other")) is None
+    writer = _Writer(cfg, parent)
+    writer.start("t_00000", {}, {})
+    writer.close("interrupted")
+    delete_sweep_runs(cfg.tracking_uri, parent)
+    client = MlflowClient(cfg.tracking_uri)
+    assert client.get_run(parent).info.lifecycle_stage == "deleted"
+    assert client.get_run(writer.run_ids["t_00000"]).info.lifecycle_stage == "deleted"
+    assert find_parent_run(cfg.tracking_uri, "exp", str(tmp_path)) is None
