@@ -304,6 +304,7 @@ def absolute_tracking_uri(uri: str) -> str:
 
 
 def print_summary(result: RunResult, metric: str, tracking_uri: str) -> None:
+    from tune.record import tensorboard_dir
     from tune.status import fmt_value, format_table, summary_line
 
     print(f"\n{summary_line(result.rows, metric)}")
@@ -332,7 +333,7 @@ def print_summary(result: RunResult, metric: str, tracking_uri: str) -> None:
     print(f"Finished in {result.seconds:.0f} s. Results: {result.experiment_dir}")
     print(f"  MLflow UI:    mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1")
     print(
-        f"  TensorBoard:  tensorboard --logdir {result.experiment_dir / 'tensorboard'} --host 127.0.0.1"
+        f"  TensorBoard:  tensorboard --logdir {tensorboard_dir(result.experiment_dir)} --host 127.0.0.1"
     )
     print(f"  Trials:       hpo status {result.experiment_dir}")
     print(f"  Report:       hpo report {result.experiment_dir}")
@@ -391,7 +392,7 @@ def _write_report(exp_dir: Path, out: Path | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILURE
-    print(f"  logged to MLflow run {record.parent_run_id} (artifacts: {report.REPORT_DIR}/)")
+    print(f"  logged to MLflow run {record.parent_run_id} (artifacts: {records.REPORT_DIR}/)")
     return EXIT_OK
 
 

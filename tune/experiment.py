@@ -95,7 +95,7 @@ def run_experiment(
     check_cluster(record.spec.resources, record.spec.source)
     record = _with_parent_run(record, folder, plan)
     tracker = TrackingCallback(
-        TrackingConfig(record.tracking_uri, record.spec.name, str(folder / "tensorboard")),
+        TrackingConfig(record.tracking_uri, record.spec.name, str(records.tensorboard_dir(folder))),
         str(record.parent_run_id),
     )
     progress = ProgressCallback(

@@ -24,6 +24,8 @@ from tune.spec import AshaSpec, DatasetSpec, MetricSpec, ResourcesSpec, SweepSpe
 RECORD_FILE = "hpo_sweep.json"
 SPEC_COPY = "search_space.yaml"  # the YAML as it was when the sweep started, for people
 CONFIRM_DIR = "confirm"  # in a sweep's folder: its `hpo confirm` run, an experiment too
+REPORT_DIR = "report"  # `hpo report`'s files (and their artifact path in MLflow)
+TENSORBOARD_DIR = "tensorboard"  # event files, a folder per trial
 SWEEP, CONFIRM = "sweep", "confirm"  # the kinds of experiment
 FORMAT = 2  # 1: hpo before the typed record (no "format" key); still read
 
@@ -119,6 +121,14 @@ def experiment_dir(storage: str, name: str) -> Path:
 
 def confirm_dir(experiment: Path) -> Path:
     return experiment / CONFIRM_DIR
+
+
+def report_dir(experiment: Path) -> Path:
+    return experiment / REPORT_DIR
+
+
+def tensorboard_dir(experiment: Path) -> Path:
+    return experiment / TENSORBOARD_DIR
 
 
 def exists(folder: Path) -> bool:

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from tune import analysis, plots, states
+from tune import record as records
 from tune.analysis import (
     Accounting,
     Confirmation,
@@ -34,7 +35,6 @@ from tune.hyperparams import RULES
 from tune.record import ExperimentRecord
 from tune.status import duration, fmt_value, varying_keys
 
-REPORT_DIR = "report"
 LEADERBOARD_SIZE = 10
 LOSS_PANELS = 12  # trials shown in the training-vs-validation loss figure
 
@@ -43,10 +43,6 @@ LOSS_PANELS = 12  # trials shown in the training-vs-validation loss figure
 class Report:
     folder: Path  # where the files are
     summary: list[str]  # a few lines for the console
-
-
-def default_folder(experiment_dir: Path) -> Path:
-    return experiment_dir / REPORT_DIR
 
 
 def scales(
@@ -528,7 +524,7 @@ def write_report(
     """Every report file for the experiment; returns what was written. MLflow logging is
     separate (log_report) so that a failing tracking store never costs the files."""
     record, trials = load_trials(experiment_dir)
-    folder = (folder or default_folder(experiment_dir)).absolute()
+    folder = (folder or records.report_dir(experiment_dir)).absolute()
     plots_dir = folder / "plots"
     plots_dir.mkdir(parents=True, exist_ok=True)
     for old in plots_dir.glob("*.png"):
@@ -582,7 +578,7 @@ def log_report(record: ExperimentRecord, folder: Path) -> str | None:
     if not run_id:
         return "the sweep has no MLflow parent run recorded"
     try:
-        log_artifacts(record.tracking_uri, run_id, folder, REPORT_DIR)
+        log_artifacts(record.tracking_uri, run_id, folder, records.REPORT_DIR)
     except Exception as e:  # the files are written; a store that is down must not hide them
         return f"{type(e).__name__}: {e}"
     return None
