@@ -73,7 +73,7 @@ def parse_entry(path: str, raw: Any) -> tuple[Scalar | Distribution | None, list
     if not isinstance(raw, dict):
         return raw, []
     if len(raw) != 1:
-        found = ", ".join(str(k) for k in raw) or "none"
+        found = show(list(raw)) if raw else "none"
         return None, [
             Problem(
                 path,
@@ -87,8 +87,8 @@ def parse_entry(path: str, raw: Any) -> tuple[Scalar | Distribution | None, list
         return None, [
             Problem(
                 path,
-                f"unknown distribution '{kind}'",
-                f"{did_you_mean(str(kind), KINDS)}known: {', '.join(KINDS)}",
+                f"unknown distribution {show(kind)}",
+                f"{did_you_mean(str(kind)[:40], KINDS)}known: {', '.join(KINDS)}",
             )
         ]
     if not isinstance(args, list):

@@ -6,6 +6,7 @@ The line format is a contract (docs/architecture.md, "The command line"): `FILE:
 from __future__ import annotations
 
 import difflib
+import reprlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -56,20 +57,26 @@ def unknown_key(path: str, key: str, known: Iterable[str], what: str = "key") ->
 
 def unknown_value(path: str, value: str, known: Iterable[str]) -> Problem:
     """`search_algorithm: unknown value 'bayes' (known: grid, optuna, random)`."""
-    return Problem(path, f"unknown value '{value}'", _hint(value, known))
+    return Problem(path, f"unknown value {show(value)}", _hint(value, known))
 
 
 def _hint(word: str, known: Iterable[str]) -> str:
     known = sorted(known)
-    return f"{did_you_mean(word, known)}known: {', '.join(known)}"
+    return f"{did_you_mean(word[:40], known)}known: {', '.join(known)}"
+
+
+SHOW_LIMIT = 80  # characters of a value shown in a message; a message stays one short line
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict = 3, 8, 8
+_REPR.maxstring = _REPR.maxother = SHOW_LIMIT
 
 
 def show(value: object) -> str:
-    """A value as the user wrote it in YAML terms, for messages."""
+    """A value as the user wrote it in YAML terms, for messages; at most about SHOW_LIMIT
+    characters, whatever the value (a file of aliases can make a value of millions)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, str):
-        return repr(value)
-    return str(value)
+    text = _REPR.repr(value)
+    return text if len(text) <= SHOW_LIMIT else text[: SHOW_LIMIT - 3] + "..."

@@ -129,6 +129,10 @@ def check_distribution(
             checked = check_value(sub, name, v)
             if isinstance(checked, Problem):
                 return None, [checked]
+            if checked in values:  # 1e-3 and 0.001: two spellings, one value, identical trials
+                return None, [
+                    Problem(sub, f"{show(v)} is {show(checked)} again", "each value once")
+                ]
             values.append(checked)
         return Distribution(dist.kind, tuple(values)), []
     # A range: both ends must be allowed; uniform's high end is never drawn.

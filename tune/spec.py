@@ -7,6 +7,7 @@ line, before anything has been started or written. Checks go from the shape of e
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from tune.yaml_source import read_yaml
 T = TypeVar("T")
 
 ALGORITHMS = ("random", "grid", "optuna")
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # the whole name (fullmatch)
 NAME_RULE = "letters, digits, '_', '.', '-'; starting with a letter or digit; at most 100"
 
 TOP_KEYS = (
@@ -37,6 +38,7 @@ DEFAULT_RANDOM_SAMPLES = 10
 MAX_SAMPLES = 100_000  # more trials than any machine runs; a typo like 10000000 is caught
 MAX_INT = 2**63 - 1
 MAX_SEED = 2**32 - 1  # what numpy and Optuna accept
+RESOURCE_STEP = 0.0001  # Ray's precision for fractional CPUs and GPUs
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,7 @@ def load_spec(
 
 
 def check_name(name: str) -> Problem | None:
-    if isinstance(name, str) and NAME_PATTERN.match(name):
+    if isinstance(name, str) and NAME_PATTERN.fullmatch(name):
         return None
     return Problem("name", f"{show(name)} is not a valid sweep name", NAME_RULE)
 
@@ -165,7 +167,8 @@ class _Reader:
         for k in raw:
             if k in keys:
                 continue
-            key = k if isinstance(k, str) else show(k)  # `null:` as a key reads "null"
+            # `null:` as a key reads "null"; a long key is shortened like any value
+            key = k if isinstance(k, str) and len(k) <= 40 else show(k)
             home = _home_of(key)
             if home is not None and home != path:
                 where = f"under {home}:" if home else "at the top level"
@@ -201,7 +204,8 @@ class _Reader:
         if raw is None and null:
             return default
         n = as_number(raw)
-        if n is not None and ok(float(n)):
+        # .inf passes `> 0`; no setting of ours means infinity (null means "no limit").
+        if n is not None and math.isfinite(n) and ok(float(n)):
             return float(n)
         self._bad(path, raw, rule + (" or null" if null else ""))
         return default
@@ -278,8 +282,9 @@ class _Reader:
         return self.mapping("", data, TOP_KEYS)
 
     def name(self, raw: Any, default_name: str) -> str:
-        """--name, else the file's `name:`, else the file's stem; each must be a valid name."""
-        name = self.name_override or raw or default_name
+        """--name, else the file's `name:` (unless null), else the file's stem; each must be a
+        valid name (`name: ""` or `name: false` is an error, not the stem)."""
+        name = self.name_override or (default_name if raw is None else raw)
         if (bad_name := check_name(name)) is not None:
             if name == default_name and not self.name_override:
                 bad_name = Problem(
@@ -399,16 +404,26 @@ class _Reader:
         default = ResourcesSpec()
         return ResourcesSpec(
             cpu=self.number(
-                "resources.cpu", r.get("cpu", default.cpu), default.cpu, lambda x: x > 0, "CPUs > 0"
+                "resources.cpu",
+                r.get("cpu", default.cpu),
+                default.cpu,
+                lambda x: x > 0 and _in_steps(x),
+                f"CPUs > 0, in steps of {RESOURCE_STEP}",
             ),
             gpu=self.number(
                 "resources.gpu",
                 r.get("gpu", default.gpu),
                 default.gpu,
-                lambda x: x == 0 or 0 < x <= 1 or (x > 1 and x.is_integer()),
-                "0, a fraction in (0, 1], or a whole number of GPUs",
+                lambda x: x == 0 or (0 < x <= 1 and _in_steps(x)) or (x > 1 and x.is_integer()),
+                f"0, a fraction in (0, 1] in steps of {RESOURCE_STEP}, or a whole number of GPUs",
             ),
         )
+
+
+def _in_steps(x: float) -> bool:
+    """Ray counts fractional resources in units of RESOURCE_STEP; finer values cannot be met."""
+    units = x / RESOURCE_STEP
+    return math.isfinite(units) and units >= 1 and abs(units - round(units)) < 1e-6
 
 
 def _join(path: str, key: str) -> str:

@@ -152,3 +152,14 @@ def test_every_storage_help_names_hpo_storage() -> None:
         for action in sub._actions:
             if "--storage" in action.option_strings:
                 assert "$HPO_STORAGE or ./runs" in (action.help or ""), name
+
+
+def test_validate_goes_on_after_a_file_it_cannot_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("search: " + "[" * 3000 + "]" * 3000 + "\n")
+    assert main(["validate", str(deep), str(SEARCH_SPACES / "smoke.yaml")]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and "nested more than 32 levels" in captured.err
+    assert "smoke.yaml: valid" in captured.out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -387,7 +388,7 @@ def test_name_from_the_file_stem(tmp_path: Path) -> None:
 
 
 def test_self_referencing_alias_does_not_crash(tmp_path: Path) -> None:
-    one_problem(tmp_path, "search: &a {dropout: *a}\n", "search.dropout", "unknown distribution")
+    one_problem(tmp_path, "search: &a {dropout: *a}\n", "", "line 1: alias *a refers to a node")
 
 
 def test_duplicated_keys_name_both_lines(tmp_path: Path) -> None:
@@ -419,3 +420,81 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     )
     keys = {line.split(": ")[1] for line in lines}
     assert keys == {"search.dropout", "search.epochs", "num_samples", "search_algorithm"}
+
+
+# -- bounded input: size, kind of file, nesting, aliases, long values ---------------------------
+
+
+def billion_laughs(levels: int = 9) -> str:
+    lines = ['a0: &a0 ["x","x","x","x","x","x","x","x","x"]']
+    for i in range(1, levels):
+        lines.append(f"a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 9)}]")
+    return "\n".join(lines) + f"\nsearch: {{dropout: *a{levels - 1}}}\n"
+
+
+def test_an_alias_bomb_is_refused_before_it_expands(tmp_path: Path) -> None:
+    text = billion_laughs()
+    assert len(text) < 600  # 9**9 values once expanded
+    line = one_problem(tmp_path, text, "", "expands to more than 100000 values")
+    assert len(line) < len(str(tmp_path)) + 200
+
+
+def test_a_huge_value_is_shown_short(tmp_path: Path) -> None:
+    line = one_problem(
+        tmp_path, f"name: {'x' * 5000}\nsearch: {{epochs: 2}}\n", "name", "not a valid"
+    )
+    assert len(line) < len(str(tmp_path)) + 300
+    many = "search: {epochs: [" + ",".join(str(i) for i in range(2000)) + "]}\n"
+    line = one_problem(tmp_path, many, "search.epochs", "a bare list [0, 1, 2")
+    assert len(line) < len(str(tmp_path)) + 300
+
+
+def test_deep_nesting_is_one_line_not_a_recursion_error(tmp_path: Path) -> None:
+    line = one_problem(tmp_path, "search: " + "[" * 3000 + "]" * 3000 + "\n", "")
+    assert "nested more than 32 levels deep" in line
+
+
+def test_only_a_regular_file_of_at_most_1_mb_is_read(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)  # reading it would block forever
+    for path in (fifo, Path("/dev/zero")):
+        with pytest.raises(SpecError) as info:
+            load_spec(path)
+        assert info.value.lines() == [
+            f"{path}: is not a regular file (a device, FIFO or socket) (a search-space YAML file)"
+        ]
+    big = tmp_path / "big.yaml"
+    big.write_text("search: {epochs: 2}\n" + "#" * 1_000_000)
+    with pytest.raises(SpecError) as info:
+        load_spec(big)
+    assert info.value.lines() == [
+        f"{big}: is 1000020 bytes (a search-space YAML file of at most 1 MB)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "fragment"),
+    [
+        ('name: "abc\\n"\nsearch: {epochs: 2}\n', "name", "'abc\\n' is not a valid sweep name"),
+        ('name: ""\nsearch: {epochs: 2}\n', "name", "'' is not a valid sweep name"),
+        ("name: false\nsearch: {epochs: 2}\n", "name", "false is not a valid sweep name"),
+        ("search: {epochs: 2}\ntime_budget_s: .inf\n", "time_budget_s", "inf is not allowed"),
+        (
+            "search: {epochs: 2}\nscheduler: {asha: {reduction_factor: .inf}}\n",
+            "scheduler.asha.reduction_factor",
+            "inf is not allowed",
+        ),
+        ("search: {epochs: 2}\nresources: {cpu: 0.00005}\n", "resources.cpu", "steps of 0.0001"),
+        ("search: {epochs: 2}\nresources: {gpu: 0.00001}\n", "resources.gpu", "steps of 0.0001"),
+        ("search: {lr: {grid: [1e-3, 0.001]}}\n", "search.lr.grid", "0.001 again"),
+    ],
+)
+def test_inputs_that_used_to_be_accepted(
+    tmp_path: Path, text: str, key: str, fragment: str
+) -> None:
+    one_problem(tmp_path, text, key, fragment)
+
+
+def test_fine_fractions_of_a_cpu_are_accepted(tmp_path: Path) -> None:
+    spec = load_spec(write(tmp_path, "search: {epochs: 2}\nresources: {cpu: 0.25}\n"))
+    assert spec.resources.cpu == 0.25
