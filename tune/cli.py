@@ -16,7 +16,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tune.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, Problem, SpecError
+from tune.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    InUseError,
+    Problem,
+    SpecError,
+)
 
 if TYPE_CHECKING:
     from tune.experiment import RunOptions, RunResult
@@ -177,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in e.lines():
             print(line, file=sys.stderr)
         return EXIT_BAD_INPUT
-    except UsageError as e:
+    except (UsageError, InUseError) as e:
         print(f"hpo {args.command}: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
@@ -231,19 +239,25 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     exp_dir = records.experiment_dir(storage, spec.name)
     if exp_dir.parent.exists() and not exp_dir.parent.is_dir():
         raise UsageError(f"--storage {storage} is a file, not a folder")
-    if exp_dir.exists() and not args.overwrite:
-        raise UsageError(
-            f"experiment '{spec.name}' already exists in {exp_dir.parent}: continue it with "
-            f"`hpo resume {spec.name}`, or start it again with --overwrite (or use --name NEW)"
+    with records.lock(exp_dir):
+        if exp_dir.exists() and not args.overwrite:
+            raise UsageError(
+                f"experiment '{spec.name}' already exists in {exp_dir.parent}: continue it with "
+                f"`hpo resume {spec.name}`, or start it again with --overwrite (or use --name NEW)"
+            )
+        options = run_options(args)
+        aside = None
+        if exp_dir.exists():
+            found = experiment.replaceable(exp_dir)
+            experiment.preflight(spec, options)  # before anything of the old one moves
+            aside = experiment.move_aside(exp_dir, found)
+            print(f"hpo: the old '{spec.name}' is now in {aside.trash} (delete it when sure)")
+        print(
+            f"hpo: sweep '{spec.name}': {spec.describe()}; results in {exp_dir}, "
+            f"MLflow at {tracking_uri}",
+            flush=True,
         )
-    if exp_dir.exists():
-        experiment.discard_experiment(exp_dir)
-    options = run_options(args)
-    print(
-        f"hpo: sweep '{spec.name}': {spec.describe()}; results in {exp_dir}, MLflow at {tracking_uri}",
-        flush=True,
-    )
-    result = sweep.run_sweep(spec, exp_dir, tracking_uri, options)
+        result = sweep.run_sweep(spec, exp_dir, tracking_uri, options, replacing=aside)
     return finish(result, spec.metric.name, tracking_uri)
 
 
@@ -253,16 +267,20 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from tune.status import experiment_rows, experiment_table
 
     exp_dir = _experiment(args)
-    record = records.load(exp_dir)
-    if experiment.is_finished(exp_dir):
-        _, rows = experiment_rows(exp_dir)
-        print(f"hpo: '{record.name}' already finished; nothing to resume.")
-        print(experiment_table(record, rows))
-        return EXIT_OK
-    options = run_options(args)
-    print(f"hpo: resuming '{record.name}' in {exp_dir}, MLflow at {record.tracking_uri}")
-    plan = confirm.plan(record, options) if record.is_confirm else sweep.plan(record.spec, options)
-    result = experiment.run_experiment(record, exp_dir, plan, options, args.restart_errored)
+    with records.lock(exp_dir):
+        record = records.load(exp_dir)
+        if experiment.is_finished(exp_dir):
+            _, rows = experiment_rows(exp_dir)
+            print(f"hpo: '{record.name}' already finished; nothing to resume.")
+            print(experiment_table(record, rows))
+            return EXIT_OK
+        options = run_options(args)
+        print(f"hpo: resuming '{record.name}' in {exp_dir}, MLflow at {record.tracking_uri}")
+        if record.is_confirm:
+            plan = confirm.plan(record, options)
+        else:
+            plan = sweep.plan(record.spec, options)
+        result = experiment.run_experiment(record, exp_dir, plan, options, args.restart_errored)
     if record.is_confirm:
         return _after_confirm(exp_dir.parent, result, record)
     return finish(result, record.metric, record.tracking_uri)
@@ -397,19 +415,28 @@ def _write_report(exp_dir: Path, out: Path | None = None) -> int:
 
 
 def cmd_confirm(args: argparse.Namespace) -> int:
-    from tune import confirm, experiment
     from tune import record as records
 
     exp_dir = _experiment(args)
-    record = records.load(exp_dir)
-    if record.is_confirm:
-        raise UsageError(f"{exp_dir} is a confirm run; name its sweep ({exp_dir.parent})")
+    with records.lock(exp_dir):
+        record = records.load(exp_dir)
+        if record.is_confirm:
+            raise UsageError(f"{exp_dir} is a confirm run; name its sweep ({exp_dir.parent})")
+        result = _confirm(args, exp_dir, record)
+    if result is None:
+        return _write_report(exp_dir)
+    return _after_confirm(exp_dir, result, record)
+
+
+def _confirm(args: argparse.Namespace, exp_dir: Path, record: ExperimentRecord) -> RunResult | None:
+    """Start, continue or (with --overwrite) replace the sweep's confirm run; None when it is
+    finished already and only the report is due."""
+    from tune import confirm, experiment
+    from tune import record as records
+
     earlier = confirm.existing(exp_dir)
     folder = records.confirm_dir(exp_dir)
-    if earlier is not None and args.overwrite:
-        experiment.discard_experiment(folder)
-        earlier = None
-    if earlier is not None:
+    if earlier is not None and not args.overwrite:
         if (len(earlier.candidates), len(earlier.seeds)) != (args.top, args.seeds):
             raise UsageError(
                 f"{folder} already holds a confirm run with --top {len(earlier.candidates)} "
@@ -417,19 +444,25 @@ def cmd_confirm(args: argparse.Namespace) -> int:
             )
         if experiment.is_finished(folder):
             print(f"hpo: '{record.name}' is confirmed already; writing the report again.")
-            return _write_report(exp_dir)
+            return None
         options = run_options(args)
         print(f"hpo: continuing the confirm run in {folder}")
-        result = experiment.run_experiment(earlier, folder, confirm.plan(earlier, options), options)
-    else:
-        options = run_options(args)
-        print(
-            f"hpo: confirm '{record.name}': the top {args.top} configurations x {args.seeds} "
-            f"fresh seeds, full epochs, then one test-set evaluation each; results in {folder}",
-            flush=True,
-        )
-        result = confirm.run_confirm(exp_dir, args.top, args.seeds, options)
-    return _after_confirm(exp_dir, result, record)
+        return experiment.run_experiment(earlier, folder, confirm.plan(earlier, options), options)
+    new = confirm.new_confirm(exp_dir, args.top, args.seeds)  # refuses a --top too large
+    found = experiment.replaceable(folder) if folder.exists() else None
+    options = run_options(args)
+    aside = None
+    if found is not None:
+        experiment.preflight(record.spec, options)
+        aside = experiment.move_aside(folder, found)
+        print(f"hpo: the earlier confirm run is now in {aside.trash} (delete it when sure)")
+    print(
+        f"hpo: confirm '{record.name}': the top {args.top} configurations x {args.seeds} "
+        f"fresh seeds, full epochs, then one test-set evaluation each; results in {folder}",
+        flush=True,
+    )
+    plan = confirm.plan(new, options)
+    return experiment.run_experiment(new, folder, plan, options, replacing=aside)
 
 
 def _after_confirm(exp_dir: Path, result: RunResult, record: ExperimentRecord) -> int:

@@ -23,7 +23,7 @@ from tune import record as records
 from tune import states
 from tune.analysis import Confirmation, Confirmed, Trial, confirm, leaderboard
 from tune.errors import Problem, SpecError
-from tune.experiment import Plan, RunOptions, RunResult, run_experiment
+from tune.experiment import Plan, RunOptions
 from tune.history import NoTrialsError, load_trials
 from tune.hyperparams import RULES
 from tune.record import CONFIRM, Candidate, ExperimentRecord
@@ -110,11 +110,12 @@ def plan(record: ExperimentRecord, options: RunOptions) -> Plan:
     )
 
 
-def run_confirm(experiment: Path, top: int, seeds: int, options: RunOptions) -> RunResult:
-    """Start the confirm run of a sweep (refused by the CLI when one exists already)."""
+def new_confirm(experiment: Path, top: int, seeds: int) -> ExperimentRecord:
+    """The record of a new confirm run of the sweep in `experiment`: its top `top` distinct
+    configurations, each with `seeds` fresh seeds (SpecError when the sweep has fewer)."""
     sweep, trials = load_trials(experiment)
     spec = sweep.spec
-    record = records.new_record(
+    return records.new_record(
         spec,
         sweep.tracking_uri,
         kind=CONFIRM,
@@ -124,8 +125,6 @@ def run_confirm(experiment: Path, top: int, seeds: int, options: RunOptions) -> 
         seeds=seeds_for(spec.seed, seeds),
         sweep_parent_run_id=sweep.parent_run_id,
     )
-    folder = records.confirm_dir(experiment)
-    return run_experiment(record, folder, plan(record, options), options)
 
 
 def existing(experiment: Path) -> ExperimentRecord | None:

@@ -29,6 +29,10 @@ class Problem:
         return f"{where}{self.message}{tail}"
 
 
+class InUseError(Exception):
+    """Another process runs this experiment: exit 2, one line."""
+
+
 class SpecError(Exception):
     """Raised with every problem of one input; nothing has been started or written."""
 

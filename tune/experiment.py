@@ -10,6 +10,7 @@ saved. However fit() ends, the parent run gets its status and every tracking wri
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from tune.errors import Problem, SpecError
 from tune.progress import ProgressCallback
 from tune.record import ExperimentRecord
 from tune.scheduling import SchedulerState
-from tune.spec import ResourcesSpec
+from tune.spec import ResourcesSpec, SweepSpec
 from tune.status import TrialRow, experiment_rows
 from tune.tracking import (
     DIR_TAG,
@@ -86,14 +87,21 @@ def run_experiment(
     plan: Plan,
     options: RunOptions,
     restart_errored: bool = False,
+    replacing: Aside | None = None,
 ) -> RunResult:
     """Run the experiment in `folder`, or continue it where Ray's saved state stopped: finished
     trials stay, unfinished and errored ones go on from their last checkpoint (errored ones from
-    scratch with `restart_errored`), and the searcher and ASHA continue their state."""
-    start_ray(options)
-    # Also locally: Ray may see fewer CPUs than os.cpu_count() (a container's limit).
-    check_cluster(record.spec.resources, record.spec.source)
-    record = _with_parent_run(record, folder, plan)
+    scratch with `restart_errored`), and the searcher and ASHA continue their state.
+    `replacing`: the experiment --overwrite moved aside; back it goes if this one cannot start."""
+    try:
+        preflight(record.spec, options)
+        record = _with_parent_run(record, folder, plan)
+    except BaseException:
+        if replacing is not None:
+            put_back(replacing)
+        raise
+    if replacing is not None:
+        discard_runs(replacing)
     tracker = TrackingCallback(
         TrackingConfig(record.tracking_uri, record.spec.name, str(records.tensorboard_dir(folder))),
         str(record.parent_run_id),
@@ -176,6 +184,13 @@ def _fit(
 
 
 # -- the process and Ray ------------------------------------------------------------------------
+
+
+def preflight(spec: SweepSpec, options: RunOptions) -> None:
+    """Everything checked before an experiment writes anything: Ray is up, and one trial fits
+    the cluster (also locally: Ray may see fewer CPUs than os.cpu_count() in a container)."""
+    start_ray(options)
+    check_cluster(spec.resources, spec.source)
 
 
 def ray_environment(verbose: bool) -> dict[str, str]:
@@ -355,14 +370,56 @@ def is_finished(folder: Path) -> bool:
     return not left and len(rows) >= record.trial_count
 
 
-def discard_experiment(folder: Path) -> None:
-    """--overwrite: delete the experiment folder and its MLflow runs (soft delete: MLflow's
-    `gc` or UI can still bring them back). A record that cannot be read stops it (RecordError,
-    exit 2) before anything is deleted: its MLflow runs would stay active, and a new sweep of
-    the same folder could later pick up its parent run."""
-    # A sweep's folder may hold its confirm run, whose MLflow runs go too.
-    found = [records.load(f) for f in (records.confirm_dir(folder), folder) if records.exists(f)]
-    for record in found:
+@dataclass(frozen=True)
+class Aside:
+    """--overwrite: an old experiment moved out of the way (into `.trash/` beside it) until the
+    new one has started; its MLflow runs are soft-deleted only then, and a failed start puts
+    everything back. Like MLflow's own delete, nothing is destroyed: `.trash/` is the user's to
+    empty."""
+
+    folder: Path  # where the experiment was, and the new one goes
+    trash: Path  # where it is now
+    found: tuple[ExperimentRecord, ...]  # its records (its confirm run's too): their MLflow runs
+
+
+def replaceable(folder: Path) -> tuple[ExperimentRecord, ...]:
+    """The records of an experiment --overwrite may move aside. Refused (exit 2) for a folder
+    without an hpo record, and for a record that cannot be read, whose MLflow runs would
+    otherwise stay active for a new sweep of that folder to pick up."""
+    if not records.exists(folder):
+        raise SpecError(
+            str(folder),
+            [
+                Problem(
+                    "",
+                    "exists but holds no hpo experiment; hpo deletes only what it made",
+                    "move it away yourself, or use --name NEW",
+                )
+            ],
+        )
+    return tuple(
+        records.load(f) for f in (folder, records.confirm_dir(folder)) if records.exists(f)
+    )
+
+
+def move_aside(folder: Path, found: tuple[ExperimentRecord, ...]) -> Aside:
+    """Move the experiment in `folder` (whose records are `found`) into `.trash/` beside it."""
+    trash = folder.parent / ".trash" / f"{folder.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    trash.parent.mkdir(exist_ok=True)
+    os.rename(folder, trash)
+    return Aside(folder, trash, found)
+
+
+def put_back(aside: Aside) -> None:
+    """A failed start: remove what it made in the folder, and the old experiment returns."""
+    if aside.folder.exists():
+        shutil.rmtree(aside.folder)
+    os.rename(aside.trash, aside.folder)
+
+
+def discard_runs(aside: Aside) -> None:
+    """The new experiment started: soft-delete the old one's MLflow runs (MLflow's `gc` or UI
+    can still bring them back)."""
+    for record in aside.found:
         if record.parent_run_id:
             delete_sweep_runs(record.tracking_uri, record.parent_run_id)
-    shutil.rmtree(folder)

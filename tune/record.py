@@ -9,16 +9,20 @@ experiment folder (docs/architecture.md, "The record").
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import socket
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from tune.distributions import Distribution, Scalar
-from tune.errors import Problem, SpecError
+from tune.errors import InUseError, Problem, SpecError
 from tune.spec import AshaSpec, DatasetSpec, MetricSpec, ResourcesSpec, SweepSpec
 
 RECORD_FILE = "hpo_sweep.json"
@@ -141,6 +145,40 @@ def locate(name_or_path: str, storage: str) -> Path | None:
         if exists(candidate):
             return candidate.resolve()
     return None
+
+
+@contextlib.contextmanager
+def lock(folder: Path) -> Iterator[None]:
+    """One writer per experiment: an exclusive flock on `.NAME.lock` beside the folder (it may
+    not exist yet), held while the block runs. A confirm run shares its sweep's lock. The kernel
+    drops the lock when its process dies, so a crashed run never blocks the next. A second
+    process gets InUseError naming the holder. If the block leaves no experiment behind (a
+    refusal before anything started), the lock file, and the storage folder if this made it
+    and it is empty, are removed again: nothing written."""
+    target = folder.parent if folder.name == CONFIRM_DIR and exists(folder.parent) else folder
+    made = not target.parent.exists()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    path = target.parent / f".{target.name}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+            raise InUseError(f"experiment {target.name} is in use by {holder}") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"process {os.getpid()} on {socket.gethostname()}".encode())
+        try:
+            yield
+        finally:
+            # Only a refusal leaves no experiment: clean up while the lock is still held.
+            if not target.exists():
+                path.unlink(missing_ok=True)
+                if made:
+                    with contextlib.suppress(OSError):
+                        target.parent.rmdir()  # only when empty
+    finally:
+        os.close(fd)
 
 
 # -- reading and writing ------------------------------------------------------------------------

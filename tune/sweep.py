@@ -15,7 +15,7 @@ from ray import tune as ray_tune
 from models.data import DataConfig, find_data_dir
 from tune import record as records
 from tune.distributions import Distribution
-from tune.experiment import Plan, RunOptions, RunResult, run_experiment
+from tune.experiment import Aside, Plan, RunOptions, RunResult, run_experiment
 from tune.hyperparams import grid_values
 from tune.scheduling import scheduler
 from tune.spec import SweepSpec
@@ -136,11 +136,18 @@ def plan(spec: SweepSpec, options: RunOptions, trainable: Any = None) -> Plan:
 
 
 def run_sweep(
-    spec: SweepSpec, folder: Path, tracking_uri: str, options: RunOptions, trainable: Any = None
+    spec: SweepSpec,
+    folder: Path,
+    tracking_uri: str,
+    options: RunOptions,
+    trainable: Any = None,
+    replacing: Aside | None = None,
 ) -> RunResult:
-    """Start the sweep in `folder` (which must not hold an experiment yet)."""
+    """Start the sweep in `folder`, which holds no experiment (or one moved aside: `replacing`)."""
     record = records.new_record(spec, tracking_uri)
-    return run_experiment(record, folder, plan(spec, options, trainable), options)
+    return run_experiment(
+        record, folder, plan(spec, options, trainable), options, replacing=replacing
+    )
 
 
 def _sweep_params(spec: SweepSpec) -> dict[str, Any]:

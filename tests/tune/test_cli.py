@@ -163,3 +163,47 @@ def test_validate_goes_on_after_a_file_it_cannot_read(
     captured = capsys.readouterr()
     assert captured.err.count("\n") == 1 and "nested more than 32 levels" in captured.err
     assert "smoke.yaml: valid" in captured.out
+
+
+def test_overwrite_never_deletes_a_folder_hpo_did_not_make(tmp_path: Path, run_hpo: Any) -> None:
+    thesis = tmp_path / "runs" / "smoke"
+    thesis.mkdir(parents=True)
+    (thesis / "thesis.tex").write_text("three years of work")
+    result = run_hpo(["sweep", str(SEARCH_SPACES / "smoke.yaml"), "--overwrite"], cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"{thesis}: exists but holds no hpo experiment" in result.stderr
+    assert (thesis / "thesis.tex").read_text() == "three years of work"
+    assert not (tmp_path / "runs" / ".trash").exists()
+
+
+def test_one_writer_per_experiment(tmp_path: Path, run_hpo: Any) -> None:
+    """While this process holds the lock of runs/smoke, `hpo sweep`, `resume` and `confirm`
+    of it exit 2, naming the holder; `status` needs no lock."""
+    import os
+    import socket
+
+    from tune import record as records
+    from tune.spec import load_spec
+
+    folder = tmp_path / "runs" / "smoke"
+    records.save(folder, records.new_record(load_spec(SEARCH_SPACES / "smoke.yaml"), "x"))
+    holder = f"experiment smoke is in use by process {os.getpid()} on {socket.gethostname()}"
+    with records.lock(folder):
+        for args in (
+            ["sweep", str(SEARCH_SPACES / "smoke.yaml"), "--overwrite"],
+            ["resume", "smoke"],
+            ["confirm", "smoke"],
+            ["resume", str(folder / "confirm")],
+        ):
+            if args[1].endswith("confirm"):
+                records.save(
+                    folder / "confirm",
+                    records.new_record(
+                        load_spec(SEARCH_SPACES / "smoke.yaml"), "x", kind="confirm"
+                    ),
+                )
+            result = run_hpo(args, cwd=tmp_path)
+            assert result.returncode == 2, (args, result.stderr)
+            assert result.stderr.strip() == f"hpo {args[0]}: {holder}", args
+        assert "in use" not in run_hpo(["status", "smoke"], cwd=tmp_path).stderr
+    assert records.exists(folder)

@@ -3,6 +3,10 @@ trainable that writes checkpoints)."""
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -10,7 +14,15 @@ from typing import Any
 import pytest
 
 from tune import record as records
-from tune.experiment import RunOptions, discard_experiment, is_finished, repair_checkpoints
+from tune.errors import InUseError, SpecError
+from tune.experiment import (
+    RunOptions,
+    is_finished,
+    move_aside,
+    put_back,
+    repair_checkpoints,
+    replaceable,
+)
 from tune.record import RecordError
 from tune.spec import load_spec
 from tune.sweep import run_sweep
@@ -59,14 +71,100 @@ def test_a_lost_checkpoint_is_replaced_by_the_newest_and_marked_for_replay(
     assert not (newer / REPLAY_MARKER).exists()
 
 
-def test_discard_refuses_an_unreadable_record_and_deletes_nothing(tmp_path: Path) -> None:
-    folder = tmp_path / "runs" / "x"
+def new_experiment(tmp_path: Path, name: str = "x") -> Path:
+    folder = tmp_path / "runs" / name
     records.save(folder, records.new_record(load_spec_text(tmp_path), "sqlite:////nowhere.db"))
+    (folder / "trial_1").mkdir()
+    (folder / "trial_1" / "result.json").write_text("{}")
+    return folder
+
+
+def test_only_an_experiment_with_readable_records_is_replaceable(tmp_path: Path) -> None:
+    mine = tmp_path / "runs" / "thesis"
+    mine.mkdir(parents=True)
+    (mine / "chapter1.tex").write_text("mine")
+    with pytest.raises(SpecError) as e:
+        replaceable(mine)
+    assert e.value.lines() == [
+        f"{mine}: exists but holds no hpo experiment; hpo deletes only what it made "
+        "(move it away yourself, or use --name NEW)"
+    ]
+    folder = new_experiment(tmp_path)
     (records.confirm_dir(folder)).mkdir()
     (records.confirm_dir(folder) / records.RECORD_FILE).write_text("[")
     with pytest.raises(RecordError):
-        discard_experiment(folder)
+        replaceable(folder)
     assert records.exists(folder) and (folder / "confirm").is_dir()
+
+
+def test_moved_aside_and_put_back(tmp_path: Path) -> None:
+    folder = new_experiment(tmp_path)
+    aside = move_aside(folder, replaceable(folder))
+    assert not folder.exists() and aside.trash.parent == folder.parent / ".trash"
+    assert (aside.trash / "trial_1" / "result.json").is_file()
+    records.save(folder, records.new_record(load_spec_text(tmp_path), "y"))  # a failed start
+    put_back(aside)
+    assert (folder / "trial_1" / "result.json").is_file() and not aside.trash.exists()
+    assert records.load(folder).tracking_uri == "sqlite:////nowhere.db"
+
+
+@pytest.mark.integration
+def test_a_failed_start_puts_the_old_experiment_back(
+    tmp_path: Path, ray_session: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--overwrite moved the old experiment aside; the new one cannot reach its tracking
+    server, and the old one is back, untouched."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    folder = new_experiment(tmp_path, "ckpt")
+    aside = move_aside(folder, replaceable(folder))
+    spec = load_spec_text(tmp_path)
+    with pytest.raises(Exception, match=r"127\.0\.0\.1"):
+        run_sweep(spec, folder, "http://127.0.0.1:9", RunOptions(), replacing=aside)
+    assert (folder / "trial_1" / "result.json").is_file()
+    assert records.load(folder).tracking_uri == "sqlite:////nowhere.db"
+    assert list((tmp_path / "runs" / ".trash").iterdir()) == []
+
+
+def test_a_refusal_under_the_lock_leaves_nothing(tmp_path: Path) -> None:
+    folder = tmp_path / "runs" / "x"
+    with pytest.raises(ValueError), records.lock(folder):
+        raise ValueError("refused")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_second_writer_is_refused_and_a_dead_one_blocks_nobody(tmp_path: Path) -> None:
+    folder = tmp_path / "runs" / "x"
+    with records.lock(folder), pytest.raises(InUseError) as e, records.lock(folder):
+        pass
+    assert str(e.value) == (
+        f"experiment x is in use by process {os.getpid()} on {socket.gethostname()}"
+    )
+    # A holder killed with SIGKILL: the kernel released its lock.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(folder)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    with pytest.raises(InUseError), records.lock(folder):
+        pass
+    holder.kill()
+    holder.wait()
+    with records.lock(folder):
+        pass
+    # A confirm run shares its sweep's lock.
+    records.save(folder, records.new_record(load_spec_text(tmp_path), "y"))
+    with records.lock(folder), pytest.raises(InUseError), records.lock(folder / "confirm"):
+        pass
+
+
+HOLD = """
+import sys, time
+from pathlib import Path
+from tune import record
+with record.lock(Path(sys.argv[1])):
+    print("locked", flush=True)
+    time.sleep(600)
+"""
 
 
 def load_spec_text(tmp_path: Path) -> Any:
