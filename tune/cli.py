@@ -403,7 +403,7 @@ def _write_report(exp_dir: Path, out: Path | None = None) -> int:
         f"Report: {result.folder / 'report.html'} (also report.md, best_config.yaml, trials.csv, plots/)"
     )
     record = records.load(exp_dir)
-    error = report.log_report(record, result.folder)
+    error = report.log_report(record, result)
     if error is not None:
         print(
             f"hpo report: files written, but logging them to MLflow failed: {error}",

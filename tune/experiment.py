@@ -125,10 +125,14 @@ def _with_parent_run(record: ExperimentRecord, folder: Path, plan: Plan) -> Expe
     """The record, saved, with its MLflow parent run. The record is written before the run is
     created and again after: a kill in between leaves a folder that a resume completes, finding
     the run by its folder tag."""
+    # Only an experiment that was there before (killed before it recorded its run id) looks
+    # its run up by folder: a new one must never adopt the run of an experiment that used the
+    # same folder before (moved aside by --overwrite, or deleted by hand).
+    existed = records.exists(folder)
     records.save(folder, record)
-    run_id = record.parent_run_id or find_parent_run(
-        record.tracking_uri, record.spec.name, str(folder)
-    )
+    run_id = record.parent_run_id
+    if run_id is None and existed:
+        run_id = find_parent_run(record.tracking_uri, record.spec.name, str(folder))
     if run_id is None:
         tracking = TrackingConfig(record.tracking_uri, record.spec.name, "")
         tags = {**plan.tags, DIR_TAG: str(folder)}

@@ -7,6 +7,7 @@ trials that ran all their epochs in colour, the best trial thick.
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,6 +33,7 @@ from tune.analysis import (
     ValueEffect,
     summarize,
 )
+from tune.files import write_atomic
 from tune.status import fmt_value
 
 DPI = 100
@@ -54,11 +56,13 @@ def label(metric: str) -> str:
 
 
 def _save(fig: Figure, path: Path) -> Path:
+    """The figure as a PNG, written whole (tune/files.py)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=DPI)
     plt.close(fig)
-    return path
+    return write_atomic(path, png.getvalue())
 
 
 def learning_curves(trials: Sequence[Trial], metric: str, best_id: str | None, path: Path) -> Path:

@@ -23,6 +23,7 @@ from typing import Any
 
 from tune.distributions import Distribution, Scalar
 from tune.errors import InUseError, Problem, SpecError
+from tune.files import write_atomic
 from tune.spec import AshaSpec, DatasetSpec, MetricSpec, ResourcesSpec, SweepSpec
 
 RECORD_FILE = "hpo_sweep.json"
@@ -185,7 +186,8 @@ def lock(folder: Path) -> Iterator[None]:
 
 
 def save(folder: Path, record: ExperimentRecord) -> None:
-    """Written whole, then renamed into place: a kill mid-write never leaves half a record.
+    """Written whole, flushed to disk, then renamed into place (tune/files.py): a kill or a
+    power cut mid-write never leaves half a record.
     A new sweep's folder also gets a copy of its YAML, for people; it stays as the sweep
     started (a resume never copies the file again: the file may have changed since)."""
     first = not exists(folder)
@@ -197,9 +199,7 @@ def save(folder: Path, record: ExperimentRecord) -> None:
     if not record.is_confirm:
         for key in ("candidates", "seeds", "sweep_parent_run_id"):
             del data[key]
-    partial = folder / f".{RECORD_FILE}.partial"
-    partial.write_text(json.dumps(data, indent=2))
-    os.replace(partial, folder / RECORD_FILE)
+    write_atomic(folder / RECORD_FILE, json.dumps(data, indent=2))
 
 
 def load(folder: Path) -> ExperimentRecord:

@@ -9,6 +9,8 @@ MLflow parent run. Works on finished, interrupted and running sweeps (a snapshot
 from __future__ import annotations
 
 import csv
+import io
+import json
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -30,6 +32,8 @@ from tune.analysis import (
 )
 from tune.distributions import Distribution
 from tune.document import Block, Heading, Image, Para, Table, to_html, to_markdown
+from tune.errors import Problem, SpecError
+from tune.files import write_atomic
 from tune.history import load_trials
 from tune.hyperparams import RULES
 from tune.record import ExperimentRecord
@@ -42,6 +46,7 @@ LOSS_PANELS = 12  # trials shown in the training-vs-validation loss figure
 @dataclass(frozen=True)
 class Report:
     folder: Path  # where the files are
+    files: list[Path]  # every file it wrote there
     summary: list[str]  # a few lines for the console
 
 
@@ -82,11 +87,11 @@ def best_config(record: ExperimentRecord, config: dict[str, Any], note: str) -> 
     return header + yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
 
 
-def write_trials_csv(path: Path, trials: Sequence[Trial], metric: str, mode: str) -> Path:
+def trials_csv(trials: Sequence[Trial], metric: str, mode: str) -> str:
     keys: list[str] = []
     for t in trials:
         keys += [k for k in t.config if k not in keys]
-    with path.open("w", newline="") as f:
+    with io.StringIO(newline="") as f:
         w = csv.writer(f)
         w.writerow(
             ["trial_id", "state", "epochs_run", "max_epochs", f"best_{metric}", f"last_{metric}",
@@ -99,7 +104,7 @@ def write_trials_csv(path: Path, trials: Sequence[Trial], metric: str, mode: str
                  _num(t.last("loss_gap")), diagnose(t).label,
                  *(fmt_value(t.config.get(k, "")) for k in keys)]
             )  # fmt: skip
-    return path
+        return f.getvalue()
 
 
 def _num(value: float | None, digits: int = 4) -> str:
@@ -518,17 +523,48 @@ def _ci(s: analysis.Summary) -> str:
 # -- the whole report ---------------------------------------------------------------------------
 
 
+MARKER = ".hpo-report.json"  # in a report folder: the files hpo wrote there, nothing else
+
+
+def claim(folder: Path, default: bool) -> list[Path]:
+    """The files hpo wrote in the report folder last time (to remove those the new report
+    does not write again: a hyperparameter that no longer varies must not keep its old plot).
+    A folder given with --out that holds files hpo did not write is refused: hpo neither
+    deletes nor uploads a user's files."""
+    listed = folder / MARKER
+    if listed.is_file():
+        names = json.loads(listed.read_text())
+        old = [folder / n for n in names if isinstance(n, str) and ".." not in Path(n).parts]
+    elif default:
+        old = list((folder / "plots").glob("*.png"))  # a report of hpo before the marker
+    elif folder.exists() and any(folder.iterdir()):
+        raise SpecError(
+            f"--out {folder}",
+            [
+                Problem(
+                    "",
+                    "holds files hpo did not write",
+                    "a new or empty folder, or one hpo wrote a report into before",
+                )
+            ],
+        )
+    else:
+        old = []
+    return old
+
+
 def write_report(
     experiment_dir: Path, folder: Path | None = None, confirmation: Confirmation | None = None
 ) -> Report:
-    """Every report file for the experiment; returns what was written. MLflow logging is
-    separate (log_report) so that a failing tracking store never costs the files."""
+    """Every report file for the experiment, each written whole (tune/files.py) and listed in
+    MARKER; returns what was written. MLflow logging is separate (log_report) so that a failing
+    tracking store never costs the files."""
     record, trials = load_trials(experiment_dir)
+    default = folder is None
     folder = (folder or records.report_dir(experiment_dir)).absolute()
+    old = claim(folder, default)
     plots_dir = folder / "plots"
     plots_dir.mkdir(parents=True, exist_ok=True)
-    for old in plots_dir.glob("*.png"):
-        old.unlink()  # a parameter that no longer varies must not keep its old plot
     metric, mode = record.metric, record.mode
     board = analysis.leaderboard(trials, metric, mode)
     params = varying_keys(trials)
@@ -542,43 +578,61 @@ def write_report(
         *_leaderboard(ctx), *_curves(ctx), *_effects(ctx), *_interactions(ctx),
         *_importance(ctx), *_fitting(ctx), *_compute(ctx, acc),
     ]  # fmt: skip
-    (folder / "report.md").write_text(to_markdown(blocks, folder))
-    (folder / "report.html").write_text(to_html(blocks, f"hpo report: {record.name}"))
-    write_trials_csv(folder / "trials.csv", trials, metric, mode)
-    recommended, note = None, ""
-    if confirmation is not None and confirmation.winner is not None:
-        w = confirmation.winner
-        recommended = w.config
-        note = (
-            f"Recommended configuration of sweep {record.name} after `hpo confirm`: #{w.rank} "
-            f"(trial {w.trial_id}), mean {metric} {summarize(w.metric).mean:.4f} over {len(w.metric)} seeds."
-        )
-    elif board:
-        recommended = board[0].config
-        note = (
-            f"Best configuration of sweep {record.name}: trial {board[0].trial_id}, {metric} "
-            f"{board[0].best(metric, mode):.4f} (one seed; `hpo confirm` checks it)."
-        )
+    files = [b.path for b in blocks if isinstance(b, Image)]
+    files.append(write_atomic(folder / "report.md", to_markdown(blocks, folder)))
+    files.append(
+        write_atomic(folder / "report.html", to_html(blocks, f"hpo report: {record.name}"))
+    )
+    files.append(write_atomic(folder / "trials.csv", trials_csv(trials, metric, mode)))
+    recommended, note = _recommended(record, board, confirmation)
     if recommended is not None:
-        (folder / "best_config.yaml").write_text(best_config(record, recommended, note))
+        files.append(
+            write_atomic(folder / "best_config.yaml", best_config(record, recommended, note))
+        )
+    names = [str(p.relative_to(folder)) for p in files]
+    write_atomic(folder / MARKER, json.dumps(names, indent=1))
+    for path in set(old) - set(files):  # only now: a failed write leaves the old report whole
+        path.unlink(missing_ok=True)
     summary = [
         f"{len(trials)} trials; {acc.epochs_run} of {acc.epochs_full} trial-epochs run "
         f"({acc.saved:.0%} saved by early stopping)",
         note,
     ]
-    return Report(folder=folder, summary=[line for line in summary if line])
+    return Report(folder=folder, files=files, summary=[line for line in summary if line])
 
 
-def log_report(record: ExperimentRecord, folder: Path) -> str | None:
-    """Log the report folder as artifacts (under report/) of the sweep's MLflow parent run;
-    returns the error, if any."""
-    from tune.tracking import log_artifacts
+def _recommended(
+    record: ExperimentRecord, board: list[Trial], confirmation: Confirmation | None
+) -> tuple[dict[str, Any] | None, str]:
+    """The configuration to recommend, and the note that says why: the confirmed winner, else
+    the sweep's best trial."""
+    metric, mode = record.metric, record.mode
+    if confirmation is not None and confirmation.winner is not None:
+        w = confirmation.winner
+        return w.config, (
+            f"Recommended configuration of sweep {record.name} after `hpo confirm`: #{w.rank} "
+            f"(trial {w.trial_id}), mean {metric} {summarize(w.metric).mean:.4f} over {len(w.metric)} seeds."
+        )
+    if board:
+        return board[0].config, (
+            f"Best configuration of sweep {record.name}: trial {board[0].trial_id}, {metric} "
+            f"{board[0].best(metric, mode):.4f} (one seed; `hpo confirm` checks it)."
+        )
+    return None, ""
+
+
+def log_report(record: ExperimentRecord, report: Report) -> str | None:
+    """Log the files the report wrote, and only those, as artifacts (under report/) of the
+    sweep's MLflow parent run; returns the error, if any."""
+    from tune.tracking import log_artifact
 
     run_id = record.parent_run_id
     if not run_id:
         return "the sweep has no MLflow parent run recorded"
     try:
-        log_artifacts(record.tracking_uri, run_id, folder, records.REPORT_DIR)
+        for path in report.files:
+            where = Path(records.REPORT_DIR) / path.relative_to(report.folder).parent
+            log_artifact(record.tracking_uri, run_id, path, where.as_posix())
     except Exception as e:  # the files are written; a store that is down must not hide them
         return f"{type(e).__name__}: {e}"
     return None

@@ -52,8 +52,10 @@ def version_tags() -> dict[str, str]:
 
 
 def ensure_store(tracking_uri: str) -> None:
-    """Create a new SQLite store under a temporary name and move it into place: MLflow builds
-    its tables in several steps, and a store killed half-way would be unusable for good."""
+    """Create a new SQLite store under a temporary name, then link it into place: MLflow builds
+    its tables in several steps, and a store killed half-way would be unusable for good. The
+    link fails when the file exists, so a store another process created meanwhile is kept (and
+    used), never replaced with this one."""
     if not tracking_uri.startswith("sqlite:///"):
         return
     path = Path(tracking_uri.removeprefix("sqlite:///"))
@@ -61,7 +63,12 @@ def ensure_store(tracking_uri: str) -> None:
         return
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     MlflowClient(f"sqlite:///{partial}").search_experiments(max_results=1)
-    os.replace(partial, path)
+    try:
+        os.link(partial, path)
+    except FileExistsError:
+        pass  # another process's store won the race; ours is dropped
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def artifact_location(tracking_uri: str, experiment: str) -> str | None:
@@ -74,8 +81,8 @@ def artifact_location(tracking_uri: str, experiment: str) -> str | None:
     return (db.parent / "mlartifacts" / experiment).absolute().as_uri()
 
 
-def log_artifacts(tracking_uri: str, run_id: str, folder: Path, artifact_path: str) -> None:
-    MlflowClient(tracking_uri).log_artifacts(run_id, str(folder), artifact_path=artifact_path)
+def log_artifact(tracking_uri: str, run_id: str, path: Path, artifact_path: str) -> None:
+    MlflowClient(tracking_uri).log_artifact(run_id, str(path), artifact_path=artifact_path)
 
 
 def find_parent_run(tracking_uri: str, experiment: str, experiment_dir: str) -> str | None:

@@ -350,3 +350,53 @@ def test_best_config_is_a_valid_space_of_constants(tmp_path: Path) -> None:
     assert best.search == config  # every hyperparameter a constant; nothing else
     assert (best.name, best.num_samples, best.scheduler) == ("fashion_seed_best", 1, None)
     assert (best.dataset, best.seed, best.resources) == (spec.dataset, spec.seed, spec.resources)
+
+
+@pytest.mark.integration
+def test_out_never_touches_or_uploads_a_users_files(
+    sweep: Sweep, capsys: pytest.CaptureFixture[str]
+) -> None:
+    theirs = sweep.root / "theirs"
+    (theirs / "plots").mkdir(parents=True)
+    (theirs / "plots" / "my_figure.png").write_bytes(b"mine")
+    (theirs / "secret.txt").write_text("token")
+    assert sweep.main("report", NAME, "--out", str(theirs)) == 2
+    assert "holds files hpo did not write" in capsys.readouterr().err
+    assert (theirs / "plots" / "my_figure.png").read_bytes() == b"mine"
+    assert sorted(p.name for p in theirs.rglob("*")) == ["my_figure.png", "plots", "secret.txt"]
+    # A folder hpo wrote a report into is hpo's to rewrite; a file the user added there stays
+    # and is not uploaded.
+    ours = sweep.root / "ours"
+    assert sweep.main("report", NAME, "--out", str(ours)) == 0
+    (ours / "plots" / "my_figure.png").write_bytes(b"mine")
+    assert sweep.main("report", NAME, "--out", str(ours)) == 0
+    assert (ours / "plots" / "my_figure.png").read_bytes() == b"mine"
+    parent, _ = runs_of(sweep.uri, NAME)
+    client = MlflowClient(sweep.uri)
+    logged = {Path(f.path).name for f in client.list_artifacts(parent.info.run_id, "report/plots")}
+    assert "my_figure.png" not in logged and "learning_curves.png" in logged
+
+
+@pytest.mark.integration
+def test_a_report_that_cannot_be_written_names_the_file_and_keeps_the_old_one(
+    sweep: Sweep,
+) -> None:
+    """Writing past a file-size limit fails like a full disk (EFBIG instead of ENOSPC): the
+    error names the file, and every report file is the old one or the new one, never half."""
+    assert sweep.main("report", NAME) == 0
+    before = (sweep.experiment / "report" / "report.md").read_text()
+    limited = (
+        "import resource, signal, sys; from tune.cli import main; "
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000)); "
+        f"sys.exit(main(['report', {NAME!r}, '--storage', {str(sweep.storage)!r}]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", limited], cwd=REPO, env=hpo_env(), capture_output=True, text=True
+    )
+    assert result.returncode == 1, result.stderr
+    assert re.search(
+        r"failed: OSError: \[Errno 27\] cannot write \S+/report/\S+: File too large", result.stderr
+    )
+    assert (sweep.experiment / "report" / "report.md").read_text() == before
+    assert not list((sweep.experiment / "report").rglob(".*partial"))

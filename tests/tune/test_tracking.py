@@ -4,7 +4,9 @@ a resume, no epoch logged twice, and no run left RUNNING when a sweep is cut sho
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from tune.tracking import (
@@ -12,6 +14,7 @@ from tune.tracking import (
     TrackingConfig,
     _Writer,
     delete_sweep_runs,
+    ensure_store,
     find_parent_run,
     start_parent_run,
 )
@@ -95,3 +98,27 @@ def test_the_parent_run_is_found_by_its_folder_and_deleted_with_its_children(
     assert client.get_run(parent).info.lifecycle_stage == "deleted"
     assert client.get_run(writer.run_ids["t_00000"]).info.lifecycle_stage == "deleted"
     assert find_parent_run(cfg.tracking_uri, "exp", str(tmp_path)) is None
+
+
+class _SlowClient(MlflowClient):
+    """The real client; while it migrates the new store, another process creates the same
+    store and records an experiment in it."""
+
+    rival: Path
+
+    def search_experiments(self, *args: Any, **kwargs: Any) -> Any:
+        found = super().search_experiments(*args, **kwargs)
+        if not self.rival.exists():
+            MlflowClient(f"sqlite:///{self.rival}").create_experiment("theirs")
+        return found
+
+
+def test_a_store_created_meanwhile_is_never_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "mlflow.db"
+    _SlowClient.rival = path
+    monkeypatch.setattr("tune.tracking.MlflowClient", _SlowClient)
+    ensure_store(f"sqlite:///{path}")
+    assert MlflowClient(f"sqlite:///{path}").get_experiment_by_name("theirs") is not None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db"]
