@@ -11,7 +11,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import traceback
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -269,6 +272,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     exp_dir = _experiment(args)
     with records.lock(exp_dir):
         record = records.load(exp_dir)
+        _check_recorded_uri(record)
         if experiment.is_finished(exp_dir):
             _, rows = experiment_rows(exp_dir)
             print(f"hpo: '{record.name}' already finished; nothing to resume.")
@@ -286,6 +290,12 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return finish(result, record.metric, record.tracking_uri)
 
 
+def _check_recorded_uri(record: ExperimentRecord) -> None:
+    """The tracking store an experiment recorded must still be there before anything runs."""
+    if (problem := check_tracking_uri(record.tracking_uri)) is not None:
+        raise UsageError(problem.replace("--tracking-uri", "the recorded tracking URI", 1))
+
+
 def finish(result: RunResult, metric: str, tracking_uri: str) -> int:
     """Print the summary of a sweep or resume and choose the exit code."""
     print_summary(result, metric, tracking_uri)
@@ -299,18 +309,54 @@ TRACKING_SCHEMES = ("http", "https", "file", "postgresql", "mysql", "mssql", "da
 
 
 def check_tracking_uri(uri: str) -> str | None:
-    """What is wrong with a tracking URI, caught before Ray starts; None if it looks usable."""
+    """What is wrong with a tracking URI, caught before Ray starts; None if it is usable: a
+    SQLite file that can be created and kept, a server that answers within seconds."""
     scheme, sep, rest = uri.partition("://")
     allowed = "sqlite:///mlflow.db, http://127.0.0.1:5000, file:///abs/path, postgresql://..."
+    if scheme == "sqlite" and sep:
+        return _check_sqlite(uri, rest)
+    if scheme in ("http", "https") and sep:
+        return _check_reachable(uri)
     if uri == "databricks" or (sep and scheme.split("+")[0] in TRACKING_SCHEMES):
         return None
-    if scheme == "sqlite" and sep:
-        # sqlite:///relative.db or sqlite:////absolute.db: the folder must already exist.
-        folder = Path(rest.removeprefix("/")).expanduser().parent
-        if not folder.is_dir():
-            return f"--tracking-uri {uri}: folder {folder} does not exist"
-        return None
     return f"--tracking-uri: {uri!r} is not an MLflow tracking URI ({allowed})"
+
+
+def _check_sqlite(uri: str, rest: str) -> str | None:
+    if not rest:
+        return f"--tracking-uri {uri} is an in-memory store: every run would be lost at exit (a file: sqlite:///mlflow.db)"
+    if not rest.startswith("/"):
+        return f"--tracking-uri {uri} names a host, not a file (three slashes: sqlite:///{rest})"
+    # sqlite:///relative.db or sqlite:////absolute.db
+    path = Path(rest.removeprefix("/")).expanduser()
+    if not path.name or path.is_dir():
+        return f"--tracking-uri {uri} names a folder, not a database file (sqlite:///mlflow.db)"
+    if not path.parent.is_dir():
+        return f"--tracking-uri {uri}: folder {path.parent} does not exist"
+    try:  # SQLite writes its journal beside the file: the folder must take new files
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as e:
+        return f"--tracking-uri {uri}: folder {path.parent} is not writable ({e.strerror})"
+    return None
+
+
+TRACKING_TIMEOUT_S = 5.0
+
+
+def _check_reachable(uri: str) -> str | None:
+    """An MLflow server answers /health; any HTTP answer will do, silence will not."""
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=TRACKING_TIMEOUT_S):
+            return None
+    except urllib.error.HTTPError:
+        return None  # it answered
+    except (OSError, ValueError) as e:
+        reason = getattr(e, "reason", e)
+        return (
+            f"--tracking-uri {uri} cannot be reached within {TRACKING_TIMEOUT_S:g} s ({reason}); "
+            "start the server or check the address"
+        )
 
 
 def absolute_tracking_uri(uri: str) -> str:
@@ -422,6 +468,7 @@ def cmd_confirm(args: argparse.Namespace) -> int:
         record = records.load(exp_dir)
         if record.is_confirm:
             raise UsageError(f"{exp_dir} is a confirm run; name its sweep ({exp_dir.parent})")
+        _check_recorded_uri(record)
         result = _confirm(args, exp_dir, record)
     if result is None:
         return _write_report(exp_dir)

@@ -40,6 +40,8 @@ from tune.tracking import (
 )
 from tune.trainable import REPLAY_MARKER
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -172,7 +174,11 @@ def _fit(
         raise
     finally:
         tracking_failures = tracker.close(open_outcome)
-        end_run(record.tracking_uri, str(record.parent_run_id), status)
+        try:
+            end_run(record.tracking_uri, str(record.parent_run_id), status)
+        except Exception as e:  # a dead tracking server must not hide how the sweep ended
+            log.warning("MLflow: could not end the parent run: %s", e)
+            tracking_failures += 1
     return RunResult(
         experiment_dir=folder,
         parent_run_id=str(record.parent_run_id),
@@ -204,6 +210,10 @@ def ray_environment(verbose: bool) -> dict[str, str]:
         # other names; its JSON and CSV loggers are added explicitly (_callbacks), and
         # tune/tracking.py writes the TensorBoard files.
         "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+        # MLflow retries a dead server for minutes by default; a sweep's tracking gives up on a
+        # write within about a minute (counted and reported; training goes on).
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
     }
     if not verbose:
         # Ray's own console table and tips; ours replaces them (tune/progress.py).

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 from mlflow.tracking import MlflowClient
 from ray import tune as ray_tune
 
@@ -93,12 +95,25 @@ def find_parent_run(tracking_uri: str, experiment: str, experiment_dir: str) -> 
     if exp is None:
         return None
     runs = client.search_runs(
-        [exp.experiment_id],
-        filter_string=f"tags.`{DIR_TAG}` = '{experiment_dir}'",
-        max_results=10,
+        [exp.experiment_id], filter_string=tag_filter(DIR_TAG, experiment_dir), max_results=1000
     )
-    parents = [r for r in runs if PARENT_TAG not in r.data.tags]
+    parents = [
+        r
+        for r in runs
+        if PARENT_TAG not in r.data.tags and r.data.tags.get(DIR_TAG) == experiment_dir
+    ]
     return str(parents[0].info.run_id) if parents else None
+
+
+def tag_filter(tag: str, value: str) -> str:
+    """An MLflow filter for runs whose `tag` is `value`. MLflow's filter strings have no escape
+    for quotes: a value with a single quote goes in double quotes; one with both kinds cannot be
+    written, so the filter only asks for the tag, and the caller compares the values."""
+    if "'" not in value:
+        return f"tags.`{tag}` = '{value}'"
+    if '"' not in value:
+        return f'tags.`{tag}` = "{value}"'
+    return f"tags.`{tag}` != ''"
 
 
 def start_parent_run(
@@ -125,14 +140,23 @@ def start_parent_run(
 
 
 def delete_sweep_runs(tracking_uri: str, parent_run_id: str) -> None:
-    """Soft-delete a sweep's parent run and every trial run under it."""
+    """Soft-delete a sweep's parent run and every trial run under it. A parent run that was
+    purged (`mlflow gc`) is gone already, and so are its trial runs."""
     client = MlflowClient(tracking_uri)
-    parent = client.get_run(parent_run_id)
+    try:
+        parent = client.get_run(parent_run_id)
+    except MlflowException as e:
+        if e.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            return
+        raise
     children = client.search_runs(
-        [parent.info.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}'"
+        [parent.info.experiment_id],
+        filter_string=tag_filter(PARENT_TAG, parent_run_id),
+        max_results=50_000,
     )
     for run in [*children, parent]:
-        client.delete_run(run.info.run_id)
+        if run.info.lifecycle_stage != "deleted":
+            client.delete_run(run.info.run_id)
 
 
 def reopen_run(tracking_uri: str, run_id: str) -> None:
@@ -177,7 +201,7 @@ class _Writer:
     def submit(self, method: Callable[..., None], *args: Any) -> None:
         self.jobs.put((method, args))
 
-    def close(self, open_outcome: str, timeout: float = 120.0) -> None:
+    def close(self, open_outcome: str, timeout: float = 30.0) -> None:
         """Drain the queue, then stop. Trials still open were cut off by an interrupt or the
         time budget (`open_outcome`): say so rather than leave their runs RUNNING forever."""
         self.submit(self.close_open, open_outcome)
@@ -198,8 +222,8 @@ class _Writer:
         if trial_id not in self.run_ids:
             found = self.client.search_runs(
                 [self.experiment_id],
-                filter_string=f"tags.`{TRIAL_TAG}` = '{trial_id}' and "
-                f"tags.`{PARENT_TAG}` = '{self.parent_run_id}'",
+                filter_string=f"{tag_filter(TRIAL_TAG, trial_id)} and "
+                f"{tag_filter(PARENT_TAG, self.parent_run_id)}",
                 max_results=1,
             )
             if found:

@@ -12,6 +12,8 @@ from tests.conftest import SEARCH_SPACES
 from tests.tune.conftest import hpo
 from tune.cli import absolute_tracking_uri, build_parser, main
 
+SMOKE = str(SEARCH_SPACES / "smoke.yaml")
+
 
 @pytest.fixture
 def run_hpo(fake_data_dir: Path) -> Any:
@@ -90,6 +92,12 @@ def test_bad_sweep_exits_2_and_leaves_no_trace(tmp_path: Path, run_hpo: Any) -> 
             ],
             "does not exist",
         ),
+        (["sweep", SMOKE, "--tracking-uri", "sqlite://"], "in-memory store"),
+        (["sweep", SMOKE, "--tracking-uri", "sqlite://mlflow.db"], "names a host, not a file"),
+        (["sweep", SMOKE, "--tracking-uri", "sqlite:///"], "names a folder"),
+        (["sweep", SMOKE, "--tracking-uri", "sqlite:///."], "names a folder"),
+        (["sweep", SMOKE, "--tracking-uri", "sqlite:////proc/m.db"], "/proc is not writable"),
+        (["sweep", SMOKE, "--tracking-uri", "http://127.0.0.1:9"], "cannot be reached within 5 s"),
         (["status", "nothing-here"], "no experiment 'nothing-here'"),
         (["report", "nothing-here"], "no experiment 'nothing-here'"),
         (["confirm", "nothing-here"], "no experiment 'nothing-here'"),
@@ -207,3 +215,17 @@ def test_one_writer_per_experiment(tmp_path: Path, run_hpo: Any) -> None:
             assert result.stderr.strip() == f"hpo {args[0]}: {holder}", args
         assert "in use" not in run_hpo(["status", "smoke"], cwd=tmp_path).stderr
     assert records.exists(folder)
+
+
+def test_resume_refuses_a_tracking_server_that_is_gone(tmp_path: Path, run_hpo: Any) -> None:
+    from tune import record as records
+    from tune.spec import load_spec
+
+    folder = tmp_path / "runs" / "smoke"
+    record = records.new_record(load_spec(SEARCH_SPACES / "smoke.yaml"), "http://127.0.0.1:9")
+    records.save(folder, record)
+    result = run_hpo(["resume", "smoke"], cwd=tmp_path)
+    assert result.returncode == 2
+    assert "hpo resume: the recorded tracking URI http://127.0.0.1:9 cannot be reached" in (
+        result.stderr
+    )

@@ -3,6 +3,8 @@ a resume, no epoch logged twice, and no run left RUNNING when a sweep is cut sho
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +22,9 @@ from tune.tracking import (
 )
 
 
-def setup(tmp_path: Path) -> tuple[TrackingConfig, str]:
-    cfg = TrackingConfig(f"sqlite:///{tmp_path / 'mlflow.db'}", "exp", str(tmp_path / "tb"))
+def setup(tmp_path: Path, db: Path | None = None) -> tuple[TrackingConfig, str]:
+    db = db or tmp_path / "mlflow.db"
+    cfg = TrackingConfig(f"sqlite:///{db}", "exp", str(tmp_path / "tb"))
     parent = start_parent_run(cfg, {"seed": 0}, {"hpo.experiment_dir": str(tmp_path)})
     return cfg, parent
 
@@ -122,3 +125,25 @@ def test_a_store_created_meanwhile_is_never_replaced(
     ensure_store(f"sqlite:///{path}")
     assert MlflowClient(f"sqlite:///{path}").get_experiment_by_name("theirs") is not None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db"]
+
+
+def test_folders_with_quotes_are_found(tmp_path: Path) -> None:
+    cfg = TrackingConfig(f"sqlite:///{tmp_path / 'mlflow.db'}", "exp", "")
+    folders = [f"{tmp_path}/it's mine", f'{tmp_path}/say "hi"', f"""{tmp_path}/it's "both\""""]
+    runs = {f: start_parent_run(cfg, {}, {"hpo.experiment_dir": f}) for f in folders}
+    for folder, run_id in runs.items():
+        assert find_parent_run(cfg.tracking_uri, "exp", folder) == run_id
+
+
+def test_a_purged_sweep_counts_as_deleted(tmp_path: Path) -> None:
+    cfg, parent = setup(tmp_path)
+    client = MlflowClient(cfg.tracking_uri)
+    client.delete_run(parent)
+    gc = [sys.executable, "-m", "mlflow", "gc", "--backend-store-uri", cfg.tracking_uri]
+    gc += ["--tracking-uri", cfg.tracking_uri]
+    subprocess.run([*gc, "--run-ids", parent], check=True, capture_output=True)
+    delete_sweep_runs(cfg.tracking_uri, parent)  # nothing left to delete; no error
+    # A soft-deleted one is not deleted twice either.
+    _, other = setup(tmp_path / "x", tmp_path / "mlflow.db")
+    delete_sweep_runs(cfg.tracking_uri, other)
+    delete_sweep_runs(cfg.tracking_uri, other)
