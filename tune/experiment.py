@@ -238,17 +238,26 @@ def quiet_loggers(verbose: bool) -> None:
 
 
 def start_ray(options: RunOptions) -> None:
+    """Join `options.address`, or start a new Ray in this process: never a cluster that merely
+    happens to run on this machine (plain `ray.init()` would join one started with `ray start`,
+    or try a dead one's leftover address). Says which it used."""
     import ray
 
     if ray.is_initialized():
         return
     ray.init(
-        address=options.address,
+        address=options.address or "local",
         include_dashboard=False,  # a web server nobody asked for; and it binds a port
         log_to_driver=options.verbose,
         logging_level=logging.INFO if options.verbose else logging.ERROR,
         configure_logging=True,
     )
+    have = ray.cluster_resources()
+    size = f"{have.get('CPU', 0):g} CPUs, {have.get('GPU', 0):g} GPUs"
+    where = (
+        f"joined the cluster at {options.address}" if options.address else "started in this process"
+    )
+    print(f"hpo: Ray {where} ({size})", flush=True)
 
 
 def check_cluster(resources: ResourcesSpec, source: str) -> None:

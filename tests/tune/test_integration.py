@@ -8,6 +8,10 @@ rules allow for testing scheduling logic: it makes 'clearly worse' exact.
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,7 +19,7 @@ from mlflow.tracking import MlflowClient
 from ray import tune as ray_tune
 
 from tests.conftest import SEARCH_SPACES
-from tests.tune.conftest import held_trainable, hpo, runs_of, scripted_curve_trainable
+from tests.tune.conftest import held_trainable, hpo, hpo_env, runs_of, scripted_curve_trainable
 from tune import states
 from tune.experiment import RunOptions
 from tune.hyperparams import RULES
@@ -164,3 +168,25 @@ def test_time_budget_ends_the_sweep_cleanly(tmp_path: Path, ray_session: None) -
     assert children and all(
         (r.info.status, r.data.tags["hpo.outcome"]) == ("KILLED", "stopped_early") for r in children
     )
+
+
+def test_without_address_a_sweep_never_joins_a_cluster_on_the_machine(tmp_path: Path) -> None:
+    """A `ray start` cluster of 1 CPU runs here; `hpo sweep` without --address starts its own
+    Ray anyway (the README promises an in-process Ray), and says so."""
+    ray_bin = Path(sys.executable).parent / "ray"
+    # Ray's sockets live under its temp dir, and a socket path has at most 107 characters.
+    temp = tempfile.mkdtemp(prefix="hpo-ray-", dir="/tmp")
+    head = [str(ray_bin), "start", "--head", "--num-cpus", "1", "--port", "6391",
+            "--node-ip-address", "127.0.0.3", "--temp-dir", temp,
+            "--include-dashboard", "false", "--disable-usage-stats"]  # fmt: skip
+    subprocess.run(head, check=True, capture_output=True, env=hpo_env(), timeout=120)
+    try:
+        uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+        args = ["sweep", str(SEARCH_SPACES / "smoke.yaml"), "--storage", str(tmp_path / "runs")]
+        result = hpo([*args, "--tracking-uri", uri], cwd=tmp_path)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "hpo: Ray started in this process" in result.stdout
+        assert "(1 CPUs" not in result.stdout
+    finally:
+        subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)
