@@ -24,10 +24,10 @@ from tune import states
 from tune.analysis import Confirmation, Confirmed, Trial, confirm, leaderboard
 from tune.errors import Problem, SpecError
 from tune.experiment import Plan, RunOptions
-from tune.history import NoTrialsError, load_trials
+from tune.history import load_trials
 from tune.hyperparams import RULES
 from tune.record import CONFIRM, Candidate, ExperimentRecord
-from tune.status import fmt_value
+from tune.status import NoTrialsError, fmt_value
 from tune.sweep import adapter, trial_settings
 from tune.tracking import version_tags
 from tune.trainable import SEED_KEY

@@ -8,22 +8,17 @@ and appends to result.json after every epoch), so a report can be made at any ti
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 from tune import record as records
 from tune.analysis import Trial
 from tune.metrics import EPOCH, REPORTED
 from tune.record import ExperimentRecord
-from tune.status import rows_from_trials
+from tune.status import ray_trials, rows_from_trials
 
 RESULT_FILE = "result.json"
 # Per-epoch values worth keeping: the metrics, and when the epoch ended (Ray's fields).
 KEEP = (EPOCH, *REPORTED, "timestamp", "time_this_iter_s")
-
-
-class NoTrialsError(RuntimeError):
-    """The experiment folder holds no saved trial state yet."""
 
 
 def read_history(trial_dir: Path | None) -> tuple[dict[str, float], ...]:
@@ -49,17 +44,11 @@ def read_history(trial_dir: Path | None) -> tuple[dict[str, float], ...]:
 
 def load_trials(experiment_dir: Path) -> tuple[ExperimentRecord, list[Trial]]:
     """The experiment's record and every trial Ray knows of, in trial id order."""
-    from ray.tune import ExperimentAnalysis
-
-    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     record = records.load(experiment_dir)
-    try:
-        analysis = ExperimentAnalysis(str(experiment_dir))
-    except (ValueError, FileNotFoundError) as e:
-        raise NoTrialsError(f"{experiment_dir}: no trial state saved yet ({e})") from None
-    rows = {r.trial_id: r for r in rows_from_trials(analysis.trials, record.metric, record.mode)}
+    saved = ray_trials(experiment_dir)
+    rows = {r.trial_id: r for r in rows_from_trials(saved, record.metric, record.mode)}
     trials = []
-    for t in sorted(analysis.trials, key=lambda t: t.trial_id):
+    for t in sorted(saved, key=lambda t: t.trial_id):
         row = rows[t.trial_id]
         history = read_history(Path(t.path) if t.path else None)
         trials.append(

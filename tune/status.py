@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from tune import record as records
 from tune import states
+from tune.errors import Problem, SpecError
 from tune.metrics import EPOCH
 from tune.record import ExperimentRecord
 
@@ -147,13 +148,33 @@ def duration(seconds: float | None) -> str:
     return f"{h} h {m:02d} min" if h else f"{m} min {s:02d} s"
 
 
-def experiment_rows(folder: Path) -> tuple[ExperimentRecord, list[TrialRow]]:
-    """Rows of a finished or interrupted experiment, read from Ray's saved state."""
+class NoTrialsError(SpecError):
+    """The experiment folder holds no trial state that Ray saved: exit 2, one line."""
+
+
+def ray_trials(folder: Path) -> list[Any]:
+    """The trials Ray saved in an experiment folder; NoTrialsError naming the folder if none."""
     from ray.tune import ExperimentAnalysis
 
     # Trials that never reported have no result files yet; Ray warns about each. Expected here.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    try:
+        return list(ExperimentAnalysis(str(folder)).trials)
+    except (ValueError, FileNotFoundError):
+        raise NoTrialsError(
+            str(folder),
+            [
+                Problem(
+                    "",
+                    "holds no trial state saved by Ray (killed while starting, or not an experiment)",
+                    "wait for its first trial, or run `hpo resume` on it",
+                )
+            ],
+        ) from None
+
+
+def experiment_rows(folder: Path) -> tuple[ExperimentRecord, list[TrialRow]]:
+    """Rows of a finished or interrupted experiment, read from Ray's saved state."""
     record = records.load(folder)
-    analysis = ExperimentAnalysis(str(folder))
-    rows = rows_from_trials(analysis.trials, record.metric, record.mode)
+    rows = rows_from_trials(ray_trials(folder), record.metric, record.mode)
     return record, sort_rows(rows, record.mode)

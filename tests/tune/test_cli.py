@@ -229,3 +229,28 @@ def test_resume_refuses_a_tracking_server_that_is_gone(tmp_path: Path, run_hpo: 
     assert "hpo resume: the recorded tracking URI http://127.0.0.1:9 cannot be reached" in (
         result.stderr
     )
+
+
+def test_damaged_experiment_folders_are_one_line_each(tmp_path: Path, run_hpo: Any) -> None:
+    """A record with no Ray state, and records that are empty, cut short or not an object:
+    exit 2, one line naming the folder or file, no traceback."""
+    from tune import record as records
+    from tune.spec import load_spec
+
+    folder = tmp_path / "runs" / "smoke"
+    records.save(folder, records.new_record(load_spec(SEARCH_SPACES / "smoke.yaml"), "x"))
+    for command in ("status", "report"):
+        result = run_hpo([command, "smoke"], cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.startswith(f"{folder}: holds no trial state saved by Ray")
+        assert result.stderr.count("\n") == 1
+    path = folder / records.RECORD_FILE
+    for text, what in (
+        ("", "cannot be read"),
+        ('{"spec": {"na', "cannot be read"),
+        ("[]", "is not a mapping"),
+    ):
+        path.write_text(text)
+        result = run_hpo(["status", "smoke"], cwd=tmp_path)
+        assert result.returncode == 2 and result.stderr.startswith(f"{path}: "), result.stderr
+        assert what in result.stderr and result.stderr.count("\n") == 1
