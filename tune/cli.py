@@ -24,10 +24,12 @@ from tune.errors import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_TERMINATED,
     InUseError,
     Problem,
     SpecError,
 )
+from tune.signals import terminated
 
 if TYPE_CHECKING:
     from tune.experiment import RunOptions, RunResult
@@ -193,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("hpo: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return EXIT_TERMINATED if terminated() else EXIT_INTERRUPTED
     except Exception as e:  # a run-time failure: one line unless asked for more
         if getattr(args, "verbose", False):
             traceback.print_exc()
@@ -300,7 +302,7 @@ def finish(result: RunResult, metric: str, tracking_uri: str) -> int:
     """Print the summary of a sweep or resume and choose the exit code."""
     print_summary(result, metric, tracking_uri)
     if result.interrupted:
-        return EXIT_INTERRUPTED
+        return EXIT_TERMINATED if terminated() else EXIT_INTERRUPTED
     return EXIT_FAILURE if result.errors or result.best is None else EXIT_OK
 
 
@@ -382,7 +384,8 @@ def print_summary(result: RunResult, metric: str, tracking_uri: str) -> None:
         print(f"\nBest trial {best.trial_id}: {metric} {best.best:.4f} after {best.epochs} epochs")
         print(f"  config: {config}")
     if result.interrupted:
-        print(f"hpo: interrupted with {result.unfinished} trial(s) unfinished; continue with:")
+        why = " by SIGTERM" if terminated() else ""
+        print(f"hpo: interrupted{why} with {result.unfinished} trial(s) unfinished; continue with:")
         print(f"  hpo resume {result.experiment_dir}")
     elif result.budget_hit:
         print(f"hpo: the time budget ran out; {result.unfinished} trial(s) never started")

@@ -15,6 +15,7 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130  # the shell's code for Ctrl+C
+EXIT_TERMINATED = 143  # the shell's code for SIGTERM (tune/signals.py)
 
 
 @dataclass(frozen=True)

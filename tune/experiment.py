@@ -26,6 +26,7 @@ from tune.errors import Problem, SpecError
 from tune.progress import ProgressCallback
 from tune.record import ExperimentRecord
 from tune.scheduling import SchedulerState
+from tune.signals import handle_sigterm
 from tune.spec import ResourcesSpec, SweepSpec
 from tune.status import TrialRow, experiment_rows
 from tune.tracking import (
@@ -252,6 +253,7 @@ def start_ray(options: RunOptions) -> None:
         logging_level=logging.INFO if options.verbose else logging.ERROR,
         configure_logging=True,
     )
+    handle_sigterm()  # after ray.init, which installs its own
     have = ray.cluster_resources()
     size = f"{have.get('CPU', 0):g} CPUs, {have.get('GPU', 0):g} GPUs"
     where = (

@@ -152,7 +152,9 @@ def assert_complete(sweep: Sweep, before: dict[str, list[tuple[int, float]]] | N
                 assert results[folder] == finished  # same epochs, same numbers
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+@pytest.mark.parametrize(
+    "sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM], ids=["SIGKILL", "SIGINT", "SIGTERM"]
+)
 def test_killed_sweep_resumes_to_a_complete_experiment(tmp_path: Path, sig: signal.Signals) -> None:
     sweep = Sweep(tmp_path, f"killed_{sig.name.lower()}")
     proc = sweep.start()
@@ -160,9 +162,14 @@ def test_killed_sweep_resumes_to_a_complete_experiment(tmp_path: Path, sig: sign
     before = sweep.results()
     proc.send_signal(sig)
     output, _ = proc.communicate(timeout=120)
-    if sig == signal.SIGINT:
-        assert proc.returncode == 130, output
-        assert f"hpo resume {sweep.exp_dir}" in output  # the exact command to go on
+    if sig != signal.SIGKILL:
+        # A graceful stop: the shell's exit code, the exact command to go on, the parent run
+        # ended KILLED (not FAILED).
+        assert proc.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}[sig], output
+        assert f"hpo resume {sweep.exp_dir}" in output
+        runs, _ = sweep.mlflow_runs()
+        parent = next(r for r in runs if "hpo.trial_id" not in r.data.tags)  # type: ignore[attr-defined]
+        assert parent.info.status == "KILLED"  # type: ignore[attr-defined]
     status = sweep.run("status", sweep.name)
     assert status.returncode == 0, status.stderr
 
