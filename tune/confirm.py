@@ -27,7 +27,8 @@ from tune.experiment import Plan, RunOptions
 from tune.history import load_trials
 from tune.hyperparams import RULES
 from tune.record import CONFIRM, Candidate, ExperimentRecord
-from tune.status import NoTrialsError, fmt_value
+from tune.saved_state import NoTrialsError
+from tune.status import fmt_value
 from tune.sweep import adapter, trial_settings
 from tune.tracking import version_tags
 from tune.trainable import SEED_KEY

@@ -11,10 +11,11 @@ import json
 from pathlib import Path
 
 from tune import record as records
+from tune import saved_state
 from tune.analysis import Trial
 from tune.metrics import EPOCH, REPORTED
 from tune.record import ExperimentRecord
-from tune.status import ray_trials, rows_from_trials
+from tune.status import rows_from_trials
 
 RESULT_FILE = "result.json"
 # Per-epoch values worth keeping: the metrics, and when the epoch ended (Ray's fields).
@@ -45,7 +46,7 @@ def read_history(trial_dir: Path | None) -> tuple[dict[str, float], ...]:
 def load_trials(experiment_dir: Path) -> tuple[ExperimentRecord, list[Trial]]:
     """The experiment's record and every trial Ray knows of, in trial id order."""
     record = records.load(experiment_dir)
-    saved = ray_trials(experiment_dir)
+    saved = saved_state.load(experiment_dir)
     rows = {r.trial_id: r for r in rows_from_trials(saved, record.metric, record.mode)}
     trials = []
     for t in sorted(saved, key=lambda t: t.trial_id):

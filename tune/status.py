@@ -3,7 +3,6 @@ the end-of-sweep summary and `hpo status`."""
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -11,8 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from tune import record as records
-from tune import states
-from tune.errors import Problem, SpecError
+from tune import saved_state, states
 from tune.metrics import EPOCH
 from tune.record import ExperimentRecord
 
@@ -37,7 +35,8 @@ def best_of(values: dict[str, Any] | None, mode: str) -> float | None:
 
 
 def rows_from_trials(trials: Iterable[Any], metric: str, mode: str) -> list[TrialRow]:
-    """Rows from ray.tune Trial objects: live ones in a callback, or restored from disk."""
+    """Rows from ray.tune Trial objects (live ones, in a callback) or the same fields read from
+    disk (saved_state.SavedTrial)."""
     rows = []
     for t in trials:
         last = t.last_result or {}
@@ -148,33 +147,8 @@ def duration(seconds: float | None) -> str:
     return f"{h} h {m:02d} min" if h else f"{m} min {s:02d} s"
 
 
-class NoTrialsError(SpecError):
-    """The experiment folder holds no trial state that Ray saved: exit 2, one line."""
-
-
-def ray_trials(folder: Path) -> list[Any]:
-    """The trials Ray saved in an experiment folder; NoTrialsError naming the folder if none."""
-    from ray.tune import ExperimentAnalysis
-
-    # Trials that never reported have no result files yet; Ray warns about each. Expected here.
-    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
-    try:
-        return list(ExperimentAnalysis(str(folder)).trials)
-    except (ValueError, FileNotFoundError):
-        raise NoTrialsError(
-            str(folder),
-            [
-                Problem(
-                    "",
-                    "holds no trial state saved by Ray (killed while starting, or not an experiment)",
-                    "wait for its first trial, or run `hpo resume` on it",
-                )
-            ],
-        ) from None
-
-
 def experiment_rows(folder: Path) -> tuple[ExperimentRecord, list[TrialRow]]:
     """Rows of a finished or interrupted experiment, read from Ray's saved state."""
     record = records.load(folder)
-    rows = rows_from_trials(ray_trials(folder), record.metric, record.mode)
+    rows = rows_from_trials(saved_state.load(folder), record.metric, record.mode)
     return record, sort_rows(rows, record.mode)
