@@ -20,8 +20,8 @@ from typing import Any
 
 from ray import tune as ray_tune
 
+from tune import checkpoints, states
 from tune import record as records
-from tune import states
 from tune.errors import Problem, SpecError
 from tune.progress import ProgressCallback
 from tune.record import ExperimentRecord
@@ -98,6 +98,9 @@ def run_experiment(
     `replacing`: the experiment --overwrite moved aside; back it goes if this one cannot start."""
     try:
         preflight(record.spec, options)
+        if ray_tune.Tuner.can_restore(str(folder)):
+            repair_checkpoints(folder)
+            check_checkpoints(folder)
         record = _with_parent_run(record, folder, plan)
     except BaseException:
         if replacing is not None:
@@ -340,8 +343,8 @@ def restore_tuner(
     folder: Path, trainable: Any, ours: list[Any], restart_errored: bool = False
 ) -> Any:
     """Ray's Tuner for an experiment folder it saved, with our callbacks in place of the
-    pickled copies: finished trials stay, unfinished and errored ones continue."""
-    repair_checkpoints(folder)
+    pickled copies: finished trials stay, unfinished and errored ones continue. (Its
+    checkpoints were repaired and checked by then: run_experiment.)"""
     restored = ray_tune.Tuner.restore(
         str(folder),
         trainable=trainable,
@@ -380,6 +383,19 @@ def repair_checkpoints(folder: Path) -> list[str]:
             (Path(checkpoint.path) / REPLAY_MARKER).touch()
             repaired.append(trial.trial_id)
     return repaired
+
+
+def check_checkpoints(folder: Path) -> None:
+    """Every checkpoint Ray's state points at is there and is the file that was written
+    (tune/checkpoints.py); else exit 2 with a line for each, before anything runs."""
+    problems = [
+        replace(p, path=str(Path(p.path).relative_to(folder)))
+        for trial in ray_tune.ExperimentAnalysis(str(folder)).trials
+        if trial.checkpoint is not None
+        and (p := checkpoints.problem(Path(trial.checkpoint.path))) is not None
+    ]
+    if problems:
+        raise SpecError(str(folder), problems)
 
 
 # -- the experiment folder ----------------------------------------------------------------------

@@ -17,9 +17,10 @@ from ray import tune as ray_tune
 from models.data import DataConfig, Datasets, Split, load_datasets, load_split
 from models.device import describe
 from models.trainer import EpochMetrics, Trainer
+from tune import checkpoints
+from tune.checkpoints import CHECKPOINT_FILE
 from tune.hyperparams import model_config, train_config
 
-CHECKPOINT_FILE = "trainer.pt"
 SEED_KEY = "seed"  # in a confirm trial's config: the trainer's seed for this repeat
 REPLAY_MARKER = "replay"  # in a checkpoint put back by resume: report its epoch again
 FAULT_MESSAGE = "injected failure before epoch"
@@ -93,6 +94,7 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     restored = ray_tune.get_checkpoint()
     if restored is not None:
         with restored.as_directory() as folder:
+            checkpoints.check(Path(folder))
             trainer.load(os.path.join(folder, CHECKPOINT_FILE))
             replay = os.path.exists(os.path.join(folder, REPLAY_MARKER))
     device = describe(trainer.device)
@@ -122,6 +124,7 @@ def _report(trainer: Trainer, metrics: EpochMetrics, device: str, extra: dict[st
     result: dict[str, Any] = {**metrics.as_dict(), **extra, "device": device}
     with tempfile.TemporaryDirectory() as folder:
         trainer.save(os.path.join(folder, CHECKPOINT_FILE))
+        result["checkpoint_sha256"] = checkpoints.seal(Path(folder))
         ray_tune.report(result, checkpoint=ray_tune.Checkpoint.from_directory(folder))
 
 

@@ -17,6 +17,7 @@ import ray
 from mlflow.tracking import MlflowClient
 
 from tests.tune.conftest import hpo_env
+from tune.checkpoints import FIX
 from tune.experiment import RunOptions, RunResult
 from tune.spec import load_spec
 from tune.sweep import adapter, run_sweep, trial_settings
@@ -218,3 +219,27 @@ def test_sweep_onto_an_existing_experiment(tmp_path: Path) -> None:
     assert again.returncode == 0, again.stdout + again.stderr
     runs, steps = sweep.mlflow_runs()  # the first sweep's runs were deleted with it
     assert len(runs) == 2 + 1 and len(steps) == 2
+
+
+def test_a_damaged_checkpoint_stops_resume_with_one_line_each(
+    tmp_path: Path, ray_session: None
+) -> None:
+    """Errored trials wait on their epoch-1 checkpoints; one is cut short, one is gone. `hpo
+    resume` names both, exits 2, and runs nothing."""
+    sweep = Sweep(tmp_path, "damaged", failures=0)
+    result = sweep.run_with_fault(Fault(epoch=2, marker_dir=str(tmp_path)))
+    assert result.errors == 5, result.rows
+    ray.shutdown()
+    first, second, *_ = sorted(sweep.exp_dir.glob("*/checkpoint_*/trainer.pt"))
+    first.write_bytes(first.read_bytes()[:100])
+    second.unlink()
+    resumed = sweep.run("resume", sweep.name)
+    assert resumed.returncode == 2, resumed.stdout + resumed.stderr
+    expected = [
+        f"{sweep.exp_dir}: {first.relative_to(sweep.exp_dir)}: is not the file that was written "
+        f"(its SHA-256 differs) ({FIX})",
+        f"{sweep.exp_dir}: {second.relative_to(sweep.exp_dir)}: missing ({FIX})",
+    ]
+    # One line each, in the order Ray lists its trials.
+    assert sorted(resumed.stderr.strip().splitlines()) == sorted(expected)
+    assert "Best trial" not in resumed.stdout
