@@ -32,7 +32,7 @@ from tune.errors import (
 from tune.signals import terminated
 
 if TYPE_CHECKING:
-    from tune.experiment import RunOptions, RunResult
+    from tune.experiment import Aside, RunOptions, RunResult
     from tune.record import ExperimentRecord
 
 DEFAULT_STORAGE = "./runs"
@@ -251,12 +251,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 f"`hpo resume {spec.name}`, or start it again with --overwrite (or use --name NEW)"
             )
         options = run_options(args)
-        aside = None
-        if exp_dir.exists():
-            found = experiment.replaceable(exp_dir)
-            experiment.preflight(spec, options)  # before anything of the old one moves
-            aside = experiment.move_aside(exp_dir, found)
-            print(f"hpo: the old '{spec.name}' is now in {aside.trash} (delete it when sure)")
+        aside = experiment.set_aside(exp_dir, spec, options)
+        _said_aside(aside)
         print(
             f"hpo: sweep '{spec.name}': {spec.describe()}; results in {exp_dir}, "
             f"MLflow at {tracking_uri}",
@@ -290,6 +286,11 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if record.is_confirm:
         return _after_confirm(exp_dir.parent, result, record)
     return finish(result, record.metric, record.tracking_uri)
+
+
+def _said_aside(aside: Aside | None) -> None:
+    if aside is not None:
+        print(f"hpo: the earlier {aside.folder.name} is now in {aside.trash} (delete it when sure)")
 
 
 def _check_recorded_uri(record: ExperimentRecord) -> None:
@@ -499,13 +500,9 @@ def _confirm(args: argparse.Namespace, exp_dir: Path, record: ExperimentRecord) 
         print(f"hpo: continuing the confirm run in {folder}")
         return experiment.run_experiment(earlier, folder, confirm.plan(earlier, options), options)
     new = confirm.new_confirm(exp_dir, args.top, args.seeds)  # refuses a --top too large
-    found = experiment.replaceable(folder) if folder.exists() else None
     options = run_options(args)
-    aside = None
-    if found is not None:
-        experiment.preflight(record.spec, options)
-        aside = experiment.move_aside(folder, found)
-        print(f"hpo: the earlier confirm run is now in {aside.trash} (delete it when sure)")
+    aside = experiment.set_aside(folder, record.spec, options)
+    _said_aside(aside)
     print(
         f"hpo: confirm '{record.name}': the top {args.top} configurations x {args.seeds} "
         f"fresh seeds, full epochs, then one test-set evaluation each; results in {folder}",

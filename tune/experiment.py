@@ -443,6 +443,16 @@ def replaceable(folder: Path) -> tuple[ExperimentRecord, ...]:
     )
 
 
+def set_aside(folder: Path, spec: SweepSpec, options: RunOptions) -> Aside | None:
+    """--overwrite: check that the experiment in `folder` may be replaced, run the pre-flight
+    checks of the new one (`spec`), and only then move the old one aside. None: no folder."""
+    if not folder.exists():
+        return None
+    found = replaceable(folder)
+    preflight(spec, options)
+    return move_aside(folder, found)
+
+
 def move_aside(folder: Path, found: tuple[ExperimentRecord, ...]) -> Aside:
     """Move the experiment in `folder` (whose records are `found`) into `.trash/` beside it."""
     trash = folder.parent / ".trash" / f"{folder.name}-{time.strftime('%Y%m%d-%H%M%S')}"
