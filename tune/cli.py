@@ -452,15 +452,16 @@ def _write_report(exp_dir: Path, out: Path | None = None) -> int:
     print(
         f"Report: {result.folder / 'report.html'} (also report.md, best_config.yaml, trials.csv, plots/)"
     )
-    record = records.load(exp_dir)
-    error = report.log_report(record, result)
+    error = report.log_report(result)
     if error is not None:
         print(
             f"hpo report: files written, but logging them to MLflow failed: {error}",
             file=sys.stderr,
         )
         return EXIT_FAILURE
-    print(f"  logged to MLflow run {record.parent_run_id} (artifacts: {records.REPORT_DIR}/)")
+    print(
+        f"  logged to MLflow run {result.record.parent_run_id} (artifacts: {records.REPORT_DIR}/)"
+    )
     return EXIT_OK
 
 

@@ -96,9 +96,12 @@ def run_experiment(
     trials stay, unfinished and errored ones go on from their last checkpoint (errored ones from
     scratch with `restart_errored`), and the searcher and ASHA continue their state.
     `replacing`: the experiment --overwrite moved aside; back it goes if this one cannot start."""
+    # Ray saved state here: continue it. Else a new experiment, or one killed before Ray saved
+    # anything: its trials start afresh.
+    restoring = ray_tune.Tuner.can_restore(str(folder))
     try:
         preflight(record.spec, options)
-        if ray_tune.Tuner.can_restore(str(folder)):
+        if restoring:
             repair_checkpoints(folder)
             check_checkpoints(folder)
         record = _with_parent_run(record, folder, plan)
@@ -119,9 +122,8 @@ def run_experiment(
     trainable = ray_tune.with_resources(plan.trainable, _resources(record.spec.resources))
 
     def tuner() -> Any:
-        if ray_tune.Tuner.can_restore(str(folder)):
+        if restoring:
             return restore_tuner(folder, trainable, ours, restart_errored)
-        # A new experiment, or one killed before Ray saved anything: start the trials afresh.
         return _new_tuner(record, folder, plan, trainable, ours, options.verbose)
 
     return _fit(tuner, record, folder, plan, tracker)

@@ -45,6 +45,7 @@ LOSS_PANELS = 12  # trials shown in the training-vs-validation loss figure
 
 @dataclass(frozen=True)
 class Report:
+    record: ExperimentRecord  # of the experiment it reports
     folder: Path  # where the files are
     files: list[Path]  # every file it wrote there
     summary: list[str]  # a few lines for the console
@@ -598,7 +599,7 @@ def write_report(
         f"({acc.saved:.0%} saved by early stopping)",
         note,
     ]
-    return Report(folder=folder, files=files, summary=[line for line in summary if line])
+    return Report(record, folder, files, summary=[line for line in summary if line])
 
 
 def _recommended(
@@ -621,11 +622,12 @@ def _recommended(
     return None, ""
 
 
-def log_report(record: ExperimentRecord, report: Report) -> str | None:
+def log_report(report: Report) -> str | None:
     """Log the files the report wrote, and only those, as artifacts (under report/) of the
     sweep's MLflow parent run; returns the error, if any."""
     from tune.tracking import log_artifact
 
+    record = report.record
     run_id = record.parent_run_id
     if not run_id:
         return "the sweep has no MLflow parent run recorded"
