@@ -34,6 +34,7 @@ from tune.signals import terminated
 if TYPE_CHECKING:
     from tune.experiment import Aside, RunOptions, RunResult
     from tune.record import ExperimentRecord
+    from tune.tracking import Backfilled
 
 DEFAULT_STORAGE = "./runs"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -271,12 +272,14 @@ def cmd_resume(args: argparse.Namespace) -> int:
     with records.lock(exp_dir):
         record = records.load(exp_dir)
         _check_recorded_uri(record)
+        options = run_options(args)
         if experiment.is_finished(exp_dir):
+            caught_up = experiment.catch_up(record, exp_dir)
             _, rows = experiment_rows(exp_dir)
             print(f"hpo: '{record.name}' already finished; nothing to resume.")
             print(experiment_table(record, rows))
+            _said_caught_up(caught_up, record.tracking_uri)
             return EXIT_OK
-        options = run_options(args)
         print(f"hpo: resuming '{record.name}' in {exp_dir}, MLflow at {record.tracking_uri}")
         if record.is_confirm:
             plan = confirm.plan(record, options)
@@ -286,6 +289,14 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if record.is_confirm:
         return _after_confirm(exp_dir.parent, result, record)
     return finish(result, record.metric, record.tracking_uri)
+
+
+def _said_caught_up(caught_up: Backfilled, tracking_uri: str) -> None:
+    if caught_up.epochs or caught_up.ended:
+        print(
+            f"hpo: MLflow at {tracking_uri} had missed {caught_up.epochs} epoch(s) and "
+            f"{caught_up.ended} run end(s) while it could not be reached; logged them now"
+        )
 
 
 def _said_aside(aside: Aside | None) -> None:
@@ -394,12 +405,22 @@ def print_summary(result: RunResult, metric: str, tracking_uri: str) -> None:
         print(
             f"hpo: {result.errors} trial(s) failed; their error files are under {result.experiment_dir}"
         )
+    _said_caught_up(result.caught_up, tracking_uri)
     if result.tracking_failures:
         print(
             f"hpo: {result.tracking_failures} MLflow/TensorBoard writes failed (see the warnings above)"
         )
+    if result.tracking_missed:
+        print(
+            f"hpo: MLflow at {tracking_uri} could not be reached for {result.tracking_missed} "
+            "write(s); the experiment folder has all of it. Once the server is back, log it with:"
+        )
+        print(f"  hpo resume {result.experiment_dir}")
     print(f"Finished in {result.seconds:.0f} s. Results: {result.experiment_dir}")
-    print(f"  MLflow UI:    mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1")
+    if tracking_uri.startswith(("http://", "https://")):
+        print(f"  MLflow UI:    {tracking_uri}")  # the server is the UI
+    else:
+        print(f"  MLflow UI:    mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1")
     print(
         f"  TensorBoard:  tensorboard --logdir {tensorboard_dir(result.experiment_dir)} --host 127.0.0.1"
     )

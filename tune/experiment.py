@@ -23,6 +23,7 @@ from ray import tune as ray_tune
 from tune import checkpoints, states
 from tune import record as records
 from tune.errors import Problem, SpecError
+from tune.history import load_trials
 from tune.progress import ProgressCallback
 from tune.record import ExperimentRecord
 from tune.scheduling import SchedulerState
@@ -31,8 +32,10 @@ from tune.spec import ResourcesSpec, SweepSpec
 from tune.status import TrialRow, experiment_rows
 from tune.tracking import (
     DIR_TAG,
+    Backfilled,
     TrackingCallback,
     TrackingConfig,
+    backfill,
     delete_sweep_runs,
     end_run,
     find_parent_run,
@@ -80,7 +83,9 @@ class RunResult:
     unfinished: int  # trials left pending or running
     interrupted: bool  # unfinished trials and no time budget to explain them: Ctrl+C
     budget_hit: bool  # time_budget_s ran out
-    tracking_failures: int
+    tracking_failures: int  # writes the tracking store refused
+    tracking_missed: int  # writes it never got: it could not be reached (a resume logs them)
+    caught_up: Backfilled  # what a resume logged that MLflow had missed before
     seconds: float
 
 
@@ -111,6 +116,9 @@ def run_experiment(
         raise
     if replacing is not None:
         discard_runs(replacing)
+    caught_up = Backfilled(0, 0)
+    if restoring:
+        caught_up = _catch_up(record, folder)
     tracker = TrackingCallback(
         TrackingConfig(record.tracking_uri, record.spec.name, str(records.tensorboard_dir(folder))),
         str(record.parent_run_id),
@@ -126,7 +134,7 @@ def run_experiment(
             return restore_tuner(folder, trainable, ours, restart_errored)
         return _new_tuner(record, folder, plan, trainable, ours, options.verbose)
 
-    return _fit(tuner, record, folder, plan, tracker)
+    return replace(_fit(tuner, record, folder, plan, tracker), caught_up=caught_up)
 
 
 def _with_parent_run(record: ExperimentRecord, folder: Path, plan: Plan) -> ExperimentRecord:
@@ -179,12 +187,16 @@ def _fit(
         status = "KILLED"
         raise
     finally:
-        tracking_failures = tracker.close(open_outcome)
-        try:
-            end_run(record.tracking_uri, str(record.parent_run_id), status)
-        except Exception as e:  # a dead tracking server must not hide how the sweep ended
-            log.warning("MLflow: could not end the parent run: %s", e)
-            tracking_failures += 1
+        flushed = tracker.close(open_outcome)
+        failed, missed = flushed.failed, flushed.missed
+        if missed:
+            missed += 1  # the store is down: the parent run's end waits for a resume too
+        else:
+            try:
+                end_run(record.tracking_uri, str(record.parent_run_id), status)
+            except Exception as e:  # a dead tracking server must not hide how the sweep ended
+                log.warning("MLflow: could not end the parent run: %s", e)
+                failed += 1
     return RunResult(
         experiment_dir=folder,
         parent_run_id=str(record.parent_run_id),
@@ -194,7 +206,9 @@ def _fit(
         unfinished=unfinished,
         interrupted=interrupted,
         budget_hit=budget_hit,
-        tracking_failures=tracking_failures,
+        tracking_failures=failed,
+        tracking_missed=missed,
+        caught_up=Backfilled(0, 0),
         seconds=time.monotonic() - start,
     )
 
@@ -220,6 +234,9 @@ def ray_environment(verbose: bool) -> dict[str, str]:
         # write within about a minute (counted and reported; training goes on).
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
         "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+        # With a tracking server, MLflow prints two lines with links each time a run ends,
+        # into the progress table; the summary names the server once.
+        "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
     }
     if not verbose:
         # Ray's own console table and tips; ours replaces them (tune/progress.py).
@@ -411,6 +428,26 @@ def is_finished(folder: Path) -> bool:
     record, rows = experiment_rows(folder)
     left = [r for r in rows if r.state in (*states.RESUMABLE, states.ERROR)]
     return not left and len(rows) >= record.trial_count
+
+
+def catch_up(record: ExperimentRecord, folder: Path) -> Backfilled:
+    """Log into MLflow what the folder holds and MLflow missed while it could not be reached
+    (tracking.backfill); a finished experiment's parent run is ended, if that was missed too."""
+    _, trials = load_trials(folder)
+    tracking = TrackingConfig(
+        record.tracking_uri, record.spec.name, str(records.tensorboard_dir(folder))
+    )
+    finished = "FINISHED" if is_finished(folder) else None
+    return backfill(tracking, str(record.parent_run_id), trials, parent_status=finished)
+
+
+def _catch_up(record: ExperimentRecord, folder: Path) -> Backfilled:
+    """catch_up before a resume trains: a failure is a warning, never the end of the resume."""
+    try:
+        return catch_up(record, folder)
+    except Exception as e:
+        log.warning("MLflow: could not log what it missed before: %s", e)
+        return Backfilled(0, 0)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,8 @@ from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 from mlflow.tracking import MlflowClient
 from ray import tune as ray_tune
 
-from tune import hyperparams
+from tune import hyperparams, states
+from tune.analysis import Trial
 from tune.metrics import EPOCH, REPORTED
 from tune.record import versions
 
@@ -38,6 +40,11 @@ TRIAL_TAG = "hpo.trial_id"
 SWEEP_TAG = "hpo.sweep"
 PARENT_TAG = "mlflow.parentRunId"
 DIR_TAG = "hpo.experiment_dir"
+OUTCOME_TAG = "hpo.outcome"
+# How often a writer asks a store that stopped answering whether it is back.
+RETRY_S = 10.0
+# A queued write: a bound method of the writer and its arguments.
+Job = tuple[Callable[..., None], tuple[Any, ...]]
 
 
 @dataclass(frozen=True)
@@ -168,14 +175,29 @@ def end_run(tracking_uri: str, run_id: str, status: str) -> None:
     MlflowClient(tracking_uri).set_terminated(run_id, status)
 
 
+@dataclass(frozen=True)
+class Flushed:
+    """How a sweep's tracking ended: writes the store refused (`failed`: a bad value, counted
+    and dropped) and writes it never got because it could not be reached (`missed`: the
+    experiment folder has them, and `hpo resume` logs them; see backfill)."""
+
+    failed: int = 0
+    missed: int = 0
+
+
 class _Writer:
-    """Owns the MLflow client and TensorBoard writers; runs jobs in order on one thread."""
+    """Owns the MLflow client and TensorBoard writers; runs jobs in order on one thread.
+
+    When a write fails and the store does not answer either, the store is down: that write and
+    every later one wait, in order, in `backlog`, and the writer asks the store again every
+    RETRY_S seconds. Once it answers, the backlog is written, so tracking catches up with a
+    server that comes back. Training never waits for any of it."""
 
     def __init__(self, cfg: TrackingConfig, parent_run_id: str) -> None:
         self.cfg = cfg
         self.parent_run_id = parent_run_id
         self.client = MlflowClient(cfg.tracking_uri)
-        self.experiment_id = self.client.get_run(parent_run_id).info.experiment_id
+        self._experiment_id: str | None = None
         self.run_ids: dict[str, str] = {}
         self.open: set[str] = set()  # trials started and not yet finished
         # Per trial, the last epoch MLflow already holds. A resumed trial replays at most the
@@ -184,36 +206,101 @@ class _Writer:
         self.logged_epoch: dict[str, int] = {}
         self.boards: dict[str, Any] = {}
         # Jobs are (bound method, args): each is tied to this writer when queued.
-        self.jobs: queue.Queue[tuple[Callable[..., None], tuple[Any, ...]] | None] = queue.Queue()
+        self.jobs: queue.Queue[Job | None] = queue.Queue()
+        self.backlog: deque[Job] = deque()
+        self.next_try = 0.0
         self.failures = 0
-        self.thread = threading.Thread(target=self._loop, name="hpo-tracking", daemon=True)
-        self.thread.start()
+        self.thread: threading.Thread | None = None  # started by the first submit
+
+    @property
+    def experiment_id(self) -> str:
+        # Asked on the writer thread, at the first write: a store that is down when the sweep
+        # starts its first trial must not stop the sweep.
+        if self._experiment_id is None:
+            self._experiment_id = self.client.get_run(self.parent_run_id).info.experiment_id
+        return self._experiment_id
 
     def _loop(self) -> None:
-        while (job := self.jobs.get()) is not None:
-            method, args = job
+        while True:
             try:
-                method(*args)
-            except Exception as e:  # tracking must never take the sweep down
-                self.failures += 1
-                log.warning("MLflow/TensorBoard write failed: %s", e)
+                job = self.jobs.get(timeout=RETRY_S if self.backlog else None)
+            except queue.Empty:
+                self._catch_up()
+                continue
+            if job is None:
+                self._catch_up()  # one last try before the sweep ends
+                return
+            if self.backlog:
+                self.backlog.append(job)  # keep the order: nothing overtakes a waiting write
+                if time.monotonic() >= self.next_try:
+                    self._catch_up()
+            elif not self._run(job):
+                self.backlog.append(job)
+                self.next_try = time.monotonic() + RETRY_S
+                log.warning(
+                    "MLflow at %s cannot be reached; training goes on, writes wait and are "
+                    "retried every %.0f s",
+                    self.cfg.tracking_uri,
+                    RETRY_S,
+                )
+
+    def _run(self, job: Job) -> bool:
+        """Run one job; False if it failed because the store is unreachable (try it later)."""
+        method, args = job
+        try:
+            method(*args)
+            return True
+        except Exception as e:  # tracking must never take the sweep down
+            if not self._answers():
+                return False
+            self.failures += 1  # the store is there and refused this write: retrying won't help
+            log.warning("MLflow/TensorBoard write failed: %s", e)
+            return True
+
+    def _answers(self) -> bool:
+        try:
+            self.client.search_experiments(max_results=1)
+            return True
+        except Exception:
+            return False
+
+    def _catch_up(self) -> None:
+        """Write the backlog in order while the store answers."""
+        self.next_try = time.monotonic() + RETRY_S
+        if not self.backlog or not self._answers():
+            return
+        log.warning(
+            "MLflow at %s is back; writing %d waiting writes",
+            self.cfg.tracking_uri,
+            len(self.backlog),
+        )
+        while self.backlog:
+            if not self._run(self.backlog[0]):
+                return
+            self.backlog.popleft()
 
     def submit(self, method: Callable[..., None], *args: Any) -> None:
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._loop, name="hpo-tracking", daemon=True)
+            self.thread.start()
         self.jobs.put((method, args))
 
-    def close(self, open_outcome: str, timeout: float = 30.0) -> None:
+    def close(self, open_outcome: str, timeout: float = 30.0) -> Flushed:
         """Drain the queue, then stop. Trials still open were cut off by an interrupt or the
         time budget (`open_outcome`): say so rather than leave their runs RUNNING forever."""
-        self.submit(self.close_open, open_outcome)
-        self.jobs.put(None)
-        self.thread.join(timeout)
-        if self.thread.is_alive():
-            # The store is too slow or gone: leave the thread (a daemon) and its writers alone.
-            log.warning("tracking: %d writes still queued after %.0f s", self.jobs.qsize(), timeout)
-            self.failures += self.jobs.qsize()
-            return
+        if self.thread is None:  # nothing was queued: what was written, was written here
+            self.close_open(open_outcome)
+        else:
+            self.submit(self.close_open, open_outcome)
+            self.jobs.put(None)
+            self.thread.join(timeout)
+        if self.thread is not None and self.thread.is_alive():
+            # The store is too slow to answer: leave the thread (a daemon) and its writers.
+            log.warning("tracking: writes still queued after %.0f s", timeout)
+            return Flushed(self.failures, len(self.backlog) + self.jobs.qsize())
         for board in self.boards.values():
             board.close()
+        return Flushed(self.failures, len(self.backlog))
 
     # -- jobs (run on the writer thread) -------------------------------------------------------
 
@@ -256,26 +343,31 @@ class _Writer:
         self.open.add(trial_id)
 
     def result(self, trial_id: str, result: dict[str, Any]) -> None:
-        run_id = self.run_id(trial_id)
         step = int(result.get(EPOCH, 0))
         if step <= self.logged_epoch.get(trial_id, 0):
             return
+        tags = [RunTag("device", str(result["device"]))] if "device" in result else []
+        self.log_epoch(trial_id, result, int(time.time() * 1000), tags)
         self.logged_epoch[trial_id] = step
-        now = int(time.time() * 1000)
+
+    def log_epoch(
+        self, trial_id: str, result: dict[str, Any], timestamp_ms: int, tags: list[RunTag]
+    ) -> None:
+        """One epoch's metrics, at step = epoch, in MLflow and TensorBoard."""
+        step = int(result[EPOCH])
         metrics = [
-            Metric(k, float(result[k]), now, step)
+            Metric(k, float(result[k]), timestamp_ms, step)
             for k in REPORTED
             if isinstance(result.get(k), int | float)
         ]
-        tags = [RunTag("device", str(result["device"]))] if "device" in result else []
-        self.client.log_batch(run_id, metrics=metrics, tags=tags)
+        self.client.log_batch(self.run_id(trial_id), metrics=metrics, tags=tags)
         board = self.board(trial_id)
         for m in metrics:
             board.add_scalar(m.key, m.value, step)
 
     def finish(self, trial_id: str, status: str, outcome: str, epochs: int) -> None:
         run_id = self.run_id(trial_id)
-        self.client.set_tag(run_id, "hpo.outcome", outcome)
+        self.client.set_tag(run_id, OUTCOME_TAG, outcome)
         if epochs >= 0:
             self.client.set_tag(run_id, "hpo.epochs", str(epochs))
         self.client.set_terminated(run_id, status)
@@ -286,6 +378,68 @@ class _Writer:
     def close_open(self, outcome: str) -> None:
         for trial_id in sorted(self.open):
             self.finish(trial_id, "KILLED", outcome, epochs=-1)
+
+    def backfill(self, trial: Trial) -> tuple[int, int]:
+        """Log what MLflow lacks of one trial of the experiment folder: its run, params, the
+        epochs MLflow has no val_loss for, and its end. Returns (epochs logged, 1 if ended)."""
+        ending = ENDINGS.get(trial.state)
+        if not trial.history and trial.state != states.ERROR:
+            return 0, 0  # not started, or before its first epoch: its own start creates the run
+        run_id = self.run_id(trial.trial_id)
+        run = self.client.get_run(run_id)
+        params = [Param(k, str(v)) for k, v in trial.config.items() if k not in run.data.params]
+        tags = [
+            RunTag(k, v)
+            for k, v in {**version_tags(), "model_summary": model_summary(trial.config)}.items()
+            if k not in run.data.tags
+        ]
+        self.client.log_batch(run_id, params=params, tags=tags)
+        logged = {m.step for m in self.client.get_metric_history(run_id, "val_loss")}
+        missing = [h for h in trial.history if int(h[EPOCH]) not in logged]
+        for h in missing:
+            when = int(h.get("timestamp", time.time()) * 1000)  # when the epoch ended
+            self.log_epoch(trial.trial_id, h, when, [])
+        if ending is None or (run.info.status, run.data.tags.get(OUTCOME_TAG)) == ending:
+            return len(missing), 0
+        self.finish(trial.trial_id, *ending, epochs=trial.epochs)
+        return len(missing), 1
+
+
+# A trial's run status and outcome tag, by the trial's final state in the experiment folder.
+ENDINGS = {
+    states.COMPLETED: ("FINISHED", "completed"),
+    states.STOPPED_EARLY: ("KILLED", "stopped_early"),
+    states.ERROR: ("FAILED", "error"),
+}
+
+
+@dataclass(frozen=True)
+class Backfilled:
+    epochs: int  # epochs logged that MLflow had missed
+    ended: int  # trial runs given the end MLflow had missed
+
+
+def backfill(
+    cfg: TrackingConfig, parent_run_id: str, trials: Iterable[Trial], parent_status: str | None
+) -> Backfilled:
+    """Make MLflow hold what the experiment folder holds, after a sweep whose tracking server
+    was down for part of it (Flushed.missed): `hpo resume` calls this. The folder is the
+    record of what happened; what MLflow holds already is left as it is, so this can run any
+    number of times. `parent_status`: how the parent run ends if it is still RUNNING (a
+    finished experiment's), or None to leave it."""
+    writer = _Writer(cfg, parent_run_id)
+    epochs = ended = 0
+    try:
+        for trial in trials:
+            logged, closed = writer.backfill(trial)
+            epochs, ended = epochs + logged, ended + closed
+    finally:
+        writer.close("interrupted")
+    client = MlflowClient(cfg.tracking_uri)
+    if parent_status and client.get_run(parent_run_id).info.status == "RUNNING":
+        client.set_terminated(parent_run_id, parent_status)
+        ended += 1
+    return Backfilled(epochs, ended)
 
 
 class TrackingCallback(ray_tune.Callback):
@@ -321,26 +475,24 @@ class TrackingCallback(ray_tune.Callback):
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         epochs = int((trial.last_result or {}).get(EPOCH, 0) or 0)
-        if epochs >= int(trial.config.get("epochs", 0)):
-            status, outcome = "FINISHED", "completed"
-        else:
-            status, outcome = "KILLED", "stopped_early"
+        full = epochs >= int(trial.config.get("epochs", 0))
+        status, outcome = ENDINGS[states.COMPLETED if full else states.STOPPED_EARLY]
         self.writer.submit(self.writer.finish, trial.trial_id, status, outcome, epochs)
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         epochs = int((trial.last_result or {}).get(EPOCH, 0) or 0)
-        self.writer.submit(self.writer.finish, trial.trial_id, "FAILED", "error", epochs)
+        status, outcome = ENDINGS[states.ERROR]
+        self.writer.submit(self.writer.finish, trial.trial_id, status, outcome, epochs)
 
-    def close(self, open_outcome: str = "interrupted") -> int:
-        """Wait for every queued write; returns how many failed. `open_outcome` tags the runs of
-        trials that never got their end event: 'interrupted', or 'stopped_early' when the time
-        budget ended them (Ray does not report those as completed)."""
+    def close(self, open_outcome: str = "interrupted") -> Flushed:
+        """Wait for the queued writes, at most 30 s. `open_outcome` tags the runs of trials
+        that never got their end event: 'interrupted', or 'stopped_early' when the time budget
+        ended them (Ray does not report those as completed)."""
         if self._writer is None:
-            return 0
-        self._writer.close(open_outcome)
-        failures = self._writer.failures
+            return Flushed()
+        flushed = self._writer.close(open_outcome)
         self._writer = None
-        return failures
+        return flushed
 
 
 def model_summary(config: dict[str, Any]) -> str:

@@ -5,10 +5,13 @@ state logic only; the real trainer runs everywhere else)."""
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +70,68 @@ def ray_session(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.setenv(key, value)
     yield
     ray.shutdown()
+
+
+def wait_for(what: str, ready: Callable[[], bool], limit_s: float = 180.0) -> None:
+    """Wait until `ready()` holds: a state, polled. The limit only turns a hang into a
+    failure that says what never happened."""
+    deadline = time.monotonic() + limit_s
+    while not ready():
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        time.sleep(0.2)
+
+
+class MlflowServer:
+    """A real `mlflow server` process on 127.0.0.1 that a test can kill and start again on the
+    same port. Its runs live in a SQLite file (`store`), which the test reads directly, also
+    while the server is down."""
+
+    def __init__(self, folder: Path) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.store = f"sqlite:///{folder / 'server.db'}"
+        self.artifacts = folder / "server-artifacts"
+        self.log = folder / "server.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1"]
+        command += ["--port", str(self.port), "--backend-store-uri", self.store]
+        command += ["--default-artifact-root", str(self.artifacts), "--workers", "1"]
+        # Without its job runner: seven more processes this test does not need.
+        env = hpo_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                command, env=env, stdout=log, stderr=log, start_new_session=True
+            )
+        wait_for(f"mlflow server answers at {self.uri} (log: {self.log})", self.answers)
+
+    def answers(self) -> bool:
+        assert self.proc is not None and self.proc.poll() is None, self.log.read_text()[-2000:]
+        try:
+            with urllib.request.urlopen(f"{self.uri}/health", timeout=2):
+                return True
+        except OSError:
+            return False
+
+    def kill(self) -> None:
+        """Dies at once, as a crashed server or a lost host does (its whole process group)."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.proc = None
+
+
+@pytest.fixture
+def mlflow_server(tmp_path: Path) -> Iterator[MlflowServer]:
+    server = MlflowServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
 
 
 # -- fake trainables: scripted curves, for scheduling and state logic ----------------------------

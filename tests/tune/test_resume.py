@@ -16,7 +16,7 @@ import pytest
 import ray
 from mlflow.tracking import MlflowClient
 
-from tests.tune.conftest import hpo_env
+from tests.tune.conftest import MlflowServer, hpo_env, wait_for
 from tune.checkpoints import FIX
 from tune.experiment import RunOptions, RunResult
 from tune.spec import load_spec
@@ -180,6 +180,42 @@ def test_killed_sweep_resumes_to_a_complete_experiment(tmp_path: Path, sig: sign
 
     again = sweep.run("resume", sweep.name)
     assert again.returncode == 0 and "already finished" in again.stdout
+
+
+def test_a_sweep_outlives_its_tracking_server_and_resume_logs_what_it_missed(
+    tmp_path: Path, mlflow_server: MlflowServer
+) -> None:
+    """A real `mlflow server` is killed after the first epoch reached it. The sweep trains to
+    the end anyway, says what MLflow missed and how to log it; once the server is back,
+    `hpo resume` logs it, and MLflow holds the whole experiment."""
+    sweep = Sweep(tmp_path, "untracked")
+    sweep.uri, sweep.env = mlflow_server.uri, hpo_env(MLFLOW_TRACKING_URI=mlflow_server.uri)
+    store = MlflowClient(mlflow_server.store)  # the server's database, read directly
+
+    def an_epoch_logged() -> bool:
+        exp = store.get_experiment_by_name(sweep.name)
+        runs = store.search_runs([exp.experiment_id]) if exp else []
+        return any("val_loss" in r.data.metrics for r in runs)
+
+    proc = sweep.start()
+    wait_for("an epoch in MLflow", an_epoch_logged)
+    mlflow_server.kill()
+    output, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, output
+    assert "Best trial" in output and "Traceback" not in output
+    assert "could not be reached for" in output and f"hpo resume {sweep.exp_dir}" in output
+    assert all(e == list(range(1, EPOCHS + 1)) for e in sweep.epochs().values())
+
+    mlflow_server.start()
+    resumed = sweep.run("resume", sweep.name)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "already finished" in resumed.stdout
+    assert f"MLflow at {mlflow_server.uri} had missed" in resumed.stdout
+    assert_complete(sweep)
+    # MLflow's own links, printed each time a run ends on a server, stay out of hpo's output.
+    assert "View run" not in output + resumed.stdout
+    again = sweep.run("resume", sweep.name)
+    assert again.returncode == 0 and "had missed" not in again.stdout
 
 
 def test_failed_trials_retry_from_their_checkpoint(tmp_path: Path, ray_session: None) -> None:

@@ -1,5 +1,6 @@
 """The driver-side MLflow writer on a real SQLite store: one run per trial, found again after
-a resume, no epoch logged twice, and no run left RUNNING when a sweep is cut short."""
+a resume, no epoch logged twice, and no run left RUNNING when a sweep is cut short. Against a
+real `mlflow server` that dies and comes back: writes wait, in order, and catch up."""
 
 from __future__ import annotations
 
@@ -11,10 +12,18 @@ from typing import Any
 import pytest
 from mlflow.tracking import MlflowClient
 
+from tests.tune.conftest import MlflowServer, wait_for
+from tune import states, tracking
+from tune.analysis import Trial
+from tune.experiment import ray_environment
 from tune.tracking import (
+    OUTCOME_TAG,
     TRIAL_TAG,
+    Backfilled,
+    Flushed,
     TrackingConfig,
     _Writer,
+    backfill,
     delete_sweep_runs,
     ensure_store,
     find_parent_run,
@@ -147,3 +156,83 @@ def test_a_purged_sweep_counts_as_deleted(tmp_path: Path) -> None:
     _, other = setup(tmp_path / "x", tmp_path / "mlflow.db")
     delete_sweep_runs(cfg.tracking_uri, other)
     delete_sweep_runs(cfg.tracking_uri, other)
+
+
+def folder_trial(trial_id: str, state: str, epochs: int) -> Trial:
+    """A trial as the experiment folder has it (tune/history.py): every epoch it ran."""
+    history = tuple(
+        {"epoch": n, "val_loss": 1.0 / n, "val_accuracy": 0.5 + n / 100, "timestamp": 1.7e9 + n}
+        for n in range(1, epochs + 1)
+    )
+    return Trial(trial_id, state, {"lr": 0.1, "epochs": 3}, 3, history)
+
+
+def test_backfill_logs_what_mlflow_missed_and_nothing_twice(tmp_path: Path) -> None:
+    cfg, parent = setup(tmp_path)
+    client = MlflowClient(cfg.tracking_uri)
+    writer = _Writer(cfg, parent)
+    writer.start("t_00000", {"lr": 0.1, "epochs": 3}, {})
+    writer.result("t_00000", epoch(1))
+    writer.close("interrupted")  # then the server went away: epochs 2 and 3 and the end missed
+    trials = [
+        folder_trial("t_00000", states.COMPLETED, 3),
+        folder_trial("t_00001", states.ERROR, 1),  # never reached MLflow at all
+        folder_trial("t_00002", states.PENDING, 0),  # not started: nothing to log yet
+    ]
+    # Epochs 2, 3 of t_00000 and 1 of t_00001; both trials' ends and the parent run's.
+    assert backfill(cfg, parent, trials, parent_status="FINISHED") == Backfilled(3, 3)
+    runs = {
+        r.data.tags[TRIAL_TAG]: r
+        for r in client.search_runs([client.get_run(parent).info.experiment_id])
+        if TRIAL_TAG in r.data.tags
+    }
+    assert sorted(runs) == ["t_00000", "t_00001"]
+    done, failed = runs["t_00000"], runs["t_00001"]
+    assert steps(client, done.info.run_id) == [1, 2, 3]
+    assert (done.info.status, done.data.tags[OUTCOME_TAG]) == ("FINISHED", "completed")
+    assert (failed.info.status, failed.data.tags[OUTCOME_TAG]) == ("FAILED", "error")
+    assert failed.data.params == {"lr": "0.1", "epochs": "3"}
+    assert "model_summary" in failed.data.tags and "torch_version" in failed.data.tags
+    history = client.get_metric_history(failed.info.run_id, "val_accuracy")
+    assert [(m.step, m.timestamp) for m in history] == [(1, int((1.7e9 + 1) * 1000))]
+    assert client.get_run(parent).info.status == "FINISHED"
+    assert list((tmp_path / "tb" / "t_00001").glob("events.out.tfevents.*"))
+    # MLflow holds everything now: a second back-fill (a second resume) logs nothing.
+    assert backfill(cfg, parent, trials, parent_status="FINISHED") == Backfilled(0, 0)
+    assert steps(client, done.info.run_id) == [1, 2, 3]
+
+
+@pytest.mark.integration
+def test_writes_wait_while_the_server_is_down_and_catch_up_when_it_returns(
+    mlflow_server: MlflowServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in ray_environment(verbose=False).items():
+        if key.startswith("MLFLOW_HTTP"):  # the sweep's own: a dead server fails in seconds
+            monkeypatch.setenv(key, value)
+    monkeypatch.setattr(tracking, "RETRY_S", 0.5)
+    cfg = TrackingConfig(mlflow_server.uri, "exp", str(tmp_path / "tb"))
+    parent = start_parent_run(cfg, {}, {})
+    store = MlflowClient(mlflow_server.store)  # the server's own database, read directly
+    writer = _Writer(cfg, parent)
+    writer.submit(writer.start, "t_00000", {"lr": 0.1}, {})
+    writer.submit(writer.result, "t_00000", epoch(1))
+
+    def logged() -> list[int]:
+        run_id = writer.run_ids.get("t_00000")
+        return steps(store, run_id) if run_id else []
+
+    wait_for("epoch 1 in MLflow", lambda: logged() == [1])
+    mlflow_server.kill()
+    # Made while the server is down (a sweep's callback at its first trial): no error.
+    assert _Writer(cfg, parent).close("interrupted") == Flushed()
+    for n in (2, 3):
+        writer.submit(writer.result, "t_00000", epoch(n))
+    writer.submit(writer.finish, "t_00000", "FINISHED", "completed", 3)
+    wait_for("three writes waiting", lambda: len(writer.backlog) == 3)
+    assert logged() == [1]
+    mlflow_server.start()
+    wait_for("the writes reach the server", lambda: not writer.backlog and writer.jobs.empty())
+    assert writer.close("interrupted") == Flushed(failed=0, missed=0)
+    run = store.get_run(writer.run_ids["t_00000"])
+    assert logged() == [1, 2, 3]
+    assert (run.info.status, run.data.tags[OUTCOME_TAG]) == ("FINISHED", "completed")
