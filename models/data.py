@@ -138,6 +138,37 @@ def _to_split(images: np.ndarray, labels: np.ndarray, name: str) -> Split:
     return Split(x.unsqueeze(1), torch.from_numpy(labels.astype(np.int64)))
 
 
+@dataclass(frozen=True)
+class RawData:
+    """A dataset as its IDX files hold it: uint8 images [N, 28, 28] and labels, training set
+    and (if asked for) test set. The smallest form to hand to another process or machine: 55 MB
+    for Fashion-MNIST's training set, a quarter of the float tensors made from it."""
+
+    name: str
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray | None = None
+    test_labels: np.ndarray | None = None
+
+
+def read_raw(cfg: DataConfig, test: bool = False) -> RawData:
+    """The dataset's files, parsed; the test set only when asked for (a sweep never is)."""
+    d = find_data_dir(cfg.name, cfg.root, cfg.data_dir)
+
+    def read(key: str) -> np.ndarray:
+        return read_idx(d / FILES[key])
+
+    if not test:
+        return RawData(cfg.name, read("train_images"), read("train_labels"))
+    return RawData(
+        cfg.name,
+        read("train_images"),
+        read("train_labels"),
+        read("test_images"),
+        read("test_labels"),
+    )
+
+
 def load_split(cfg: DataConfig, which: str) -> Split:
     """The whole 'train' or 'test' split of a dataset."""
     d = find_data_dir(cfg.name, cfg.root, cfg.data_dir)
@@ -161,5 +192,16 @@ def split_train_validation(data: Split, fraction: float, seed: int) -> Datasets:
 
 def load_datasets(cfg: DataConfig) -> Datasets:
     """Train and validation splits of the training set; the test set stays on disk."""
-    full = load_split(cfg, "train")
+    return datasets_from(read_raw(cfg), cfg)
+
+
+def datasets_from(raw: RawData, cfg: DataConfig) -> Datasets:
+    """Train and validation splits of `raw`'s training set, split as `cfg` says."""
+    full = _to_split(raw.train_images, raw.train_labels, raw.name)
     return split_train_validation(full, cfg.validation_fraction, cfg.seed)
+
+
+def test_split_from(raw: RawData) -> Split:
+    if raw.test_images is None or raw.test_labels is None:
+        raise ValueError(f"{raw.name}: the test set was not read (read_raw(..., test=True))")
+    return _to_split(raw.test_images, raw.test_labels, raw.name)

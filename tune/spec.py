@@ -118,11 +118,18 @@ class SweepSpec:
 
 
 def load_spec(
-    path: str | Path, *, local: bool = True, name: str | None = None, data_dir: str | None = None
+    path: str | Path,
+    *,
+    local: bool = True,
+    driver: bool = True,
+    name: str | None = None,
+    data_dir: str | None = None,
 ) -> SweepSpec:
-    """Read and validate a search-space file. `local`: the sweep runs on this machine, so its
-    resources and data files (in `dataset.root`, else `data_dir` or the usual places) can be
-    checked here too. `name` overrides the file's name."""
+    """Read and validate a search-space file. `local`: the trials run on this machine, so its
+    CPUs and GPUs are checked too. `driver`: this process runs the sweep's driver, which reads
+    the data files (in `dataset.root`, else `data_dir` or the usual places) and hands them to
+    the trials, so they must be here (not so for `hpo submit`: its driver runs on the cluster).
+    `name` overrides the file's name."""
     path = Path(path)
     source = str(path)
     data, problems = read_yaml(path)
@@ -131,7 +138,9 @@ def load_spec(
     reader = _Reader(name_override=name)
     spec = reader.sweep(data, default_name=path.stem, source=source)
     if spec is not None and not reader.problems:
-        reader.problems += _cross_checks(spec, local=local, data_dir=data_dir)
+        reader.problems += _cross_checks(spec, local=local)
+        if driver:
+            reader.problems += data_checks(spec, data_dir)
     if reader.problems or spec is None:
         raise SpecError(source, reader.problems)
     return spec
@@ -443,7 +452,7 @@ def _home_of(key: str) -> str | None:
     return None
 
 
-def _cross_checks(spec: SweepSpec, *, local: bool, data_dir: str | None) -> list[Problem]:
+def _cross_checks(spec: SweepSpec, *, local: bool) -> list[Problem]:
     """Rules between keys, run once every key is well-formed on its own."""
     problems: list[Problem] = []
     if spec.scheduler is not None and spec.scheduler.grace_period > spec.max_epochs:
@@ -458,7 +467,7 @@ def _cross_checks(spec: SweepSpec, *, local: bool, data_dir: str | None) -> list
     problems += sample_checks(spec)
     problems += _normalization_checks(spec)
     if local:
-        problems += _local_checks(spec, data_dir)
+        problems += _local_checks(spec)
     return problems
 
 
@@ -542,8 +551,8 @@ def _normalization_checks(spec: SweepSpec) -> list[Problem]:
     return []
 
 
-def _local_checks(spec: SweepSpec, data_dir: str | None) -> list[Problem]:
-    """What this machine must have: the data files, and one trial's CPUs and GPUs."""
+def _local_checks(spec: SweepSpec) -> list[Problem]:
+    """What this machine must have to run trials: one trial's CPUs and GPUs."""
     problems: list[Problem] = []
     cpus = os.cpu_count() or 1
     if spec.resources.cpu > cpus:
@@ -565,6 +574,12 @@ def _local_checks(spec: SweepSpec, data_dir: str | None) -> list[Problem]:
                     f"at most {gpus}, or 0 for CPU only",
                 )
             )
+    return problems
+
+
+def data_checks(spec: SweepSpec, data_dir: str | None) -> list[Problem]:
+    """The driver's machine must hold the data files: it reads them for every trial."""
+    problems: list[Problem] = []
     if spec.dataset.root is not None and not Path(spec.dataset.root).expanduser().is_dir():
         problems.append(
             Problem(

@@ -12,9 +12,10 @@ from typing import Any
 
 from ray import tune as ray_tune
 
-from models.data import DataConfig, find_data_dir
+from models.data import DataConfig, DataNotFoundError, find_data_dir, read_raw
 from tune import record as records
 from tune.distributions import Distribution
+from tune.errors import Problem, SpecError
 from tune.experiment import Aside, Plan, RunOptions, RunResult, run_experiment
 from tune.hyperparams import grid_values
 from tune.scheduling import scheduler
@@ -86,19 +87,16 @@ def searcher(spec: SweepSpec) -> Any:
 
 
 def trial_settings(spec: SweepSpec, options: RunOptions) -> TrialSettings:
-    """What every trial shares. Ray runs each trial in its own folder, so the data folder goes
-    to the trials as an absolute path: found here for a local sweep, as given for a cluster
-    (whose nodes must hold the files at that path)."""
-    root, data_dir = spec.dataset.root, options.data_dir
-    if options.address is None:
-        root, data_dir = str(find_data_dir(spec.dataset.name, root, data_dir)), None
-    elif root is not None:
-        root = str(Path(root).expanduser().absolute())
+    """What every trial shares. The data is found here, by the driver; the trials get it from
+    Ray's object store (adapter), never from a folder of their own."""
+    try:
+        root = find_data_dir(spec.dataset.name, spec.dataset.root, options.data_dir)
+    except DataNotFoundError as e:  # e.g. a resume on another machine than the sweep
+        raise SpecError(spec.source, [Problem("dataset", str(e))]) from None
     return TrialSettings(
         data=DataConfig(
             name=spec.dataset.name,
-            root=root,
-            data_dir=data_dir,
+            root=str(root),
             validation_fraction=spec.dataset.validation_fraction,
             seed=spec.seed,
         ),
@@ -115,8 +113,11 @@ def trial_settings(spec: SweepSpec, options: RunOptions) -> TrialSettings:
 
 
 def adapter(settings: TrialSettings) -> Any:
-    """The adapter with the sweep-wide settings bound, as Ray runs it."""
-    return ray_tune.with_parameters(train_trial, settings=settings)
+    """The adapter with the sweep-wide settings and the data bound, as Ray runs it. The driver
+    reads the dataset here, once; Ray puts it into its object store when the Tuner starts,
+    and every trial on every node reads it from there (tune/trainable.py)."""
+    data = read_raw(settings.data, test=settings.test_at_end)
+    return ray_tune.with_parameters(train_trial, settings=settings, data=data)
 
 
 def plan(spec: SweepSpec, options: RunOptions, trainable: Any = None) -> Plan:

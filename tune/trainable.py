@@ -14,7 +14,7 @@ from typing import Any
 
 from ray import tune as ray_tune
 
-from models.data import DataConfig, Datasets, Split, load_datasets, load_split
+from models.data import DataConfig, Datasets, RawData, Split, datasets_from, test_split_from
 from models.device import describe
 from models.trainer import EpochMetrics, Trainer
 from tune import checkpoints
@@ -51,28 +51,31 @@ class TrialSettings:
     fault: Fault | None = None  # tests only; never set by the CLI
 
 
-# One copy of the data per worker process: with actor reuse, later trials on the same worker
-# skip the ~1 s of parsing and the memory of a second copy.
+# The data reaches trials through Ray's object store, not the file system: the driver reads the
+# files once (read_raw) and `tune.with_parameters` puts them there, so a node that has no copy
+# of the dataset, or of this project, still trains (docs/architecture.md, "Data"). A worker
+# process turns them into tensors once: with actor reuse, its later trials skip that and the
+# memory of a second copy.
 _DATA: dict[DataConfig, Datasets] = {}
 _TEST: dict[DataConfig, Split] = {}
 
 
-def datasets(cfg: DataConfig) -> Datasets:
+def datasets(cfg: DataConfig, raw: RawData) -> Datasets:
     if cfg not in _DATA:
         _DATA.clear()  # a worker serves one sweep; never hold two datasets
-        _DATA[cfg] = load_datasets(cfg)
+        _DATA[cfg] = datasets_from(raw, cfg)
     return _DATA[cfg]
 
 
-def held_out_test_set(cfg: DataConfig) -> Split:
-    """The held-out test set, read only by `hpo confirm` trials (and once per worker)."""
+def held_out_test_set(cfg: DataConfig, raw: RawData) -> Split:
+    """The held-out test set, used only by `hpo confirm` trials (and made once per worker)."""
     if cfg not in _TEST:
         _TEST.clear()
-        _TEST[cfg] = load_split(cfg, "test")
+        _TEST[cfg] = test_split_from(raw)
     return _TEST[cfg]
 
 
-def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
+def train_trial(config: dict[str, Any], settings: TrialSettings, data: RawData) -> None:
     """Run one trial epoch by epoch, reporting metrics and a complete checkpoint after each.
     When ASHA stops the trial, Ray ends this function at its next `tune.report`; a restarted or
     resumed trial continues from its last checkpoint. A config with a `seed` (set by `hpo
@@ -88,7 +91,7 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
             threads=settings.threads,
             device=settings.device,
         ),
-        datasets(settings.data),
+        datasets(settings.data, data),
     )
     replay = False
     restored = ray_tune.get_checkpoint()
@@ -102,19 +105,19 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
         # A checkpoint that resume put in place of one Ray had lost (repair_checkpoints in
         # tune/experiment.py):
         # Ray never saw its epoch, so report it now, before going on.
-        _report(trainer, trainer.last_metrics, device, _test(trainer, settings))
+        _report(trainer, trainer.last_metrics, device, _test(trainer, settings, data))
     while trainer.epoch < trainer.cfg.epochs:
         if settings.fault is not None:
             _injected_fault(settings.fault, trainer.epoch + 1)
         metrics = trainer.run_epoch()
-        _report(trainer, metrics, device, _test(trainer, settings))
+        _report(trainer, metrics, device, _test(trainer, settings, data))
 
 
-def _test(trainer: Trainer, settings: TrialSettings) -> dict[str, float]:
+def _test(trainer: Trainer, settings: TrialSettings, data: RawData) -> dict[str, float]:
     """Test loss and accuracy of the final model, once, when the trial is a confirm run."""
     if not settings.test_at_end or trainer.epoch < trainer.cfg.epochs:
         return {}
-    loss, accuracy = trainer.test(held_out_test_set(settings.data))
+    loss, accuracy = trainer.test(held_out_test_set(settings.data, data))
     return {"test_loss": loss, "test_accuracy": accuracy}
 
 

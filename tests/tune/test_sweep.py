@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from ray import tune as ray_tune
 
 from tests.conftest import SEARCH_SPACES
 from tune.distributions import Distribution
+from tune.errors import SpecError
 from tune.experiment import RunOptions
 from tune.scheduling import scheduler
 from tune.spec import SweepSpec, load_spec
@@ -84,12 +87,16 @@ def test_trial_settings_follow_resources(idx_folder: Path) -> None:
     assert settings.train_steps == 100 and settings.data.seed == 0
 
 
-def test_the_data_folder_is_resolved_once_by_the_driver(idx_folder: Path) -> None:
-    """Locally the trials get the folder the driver found, as an absolute path; on a cluster
-    the user's data folder travels to the trials as given (they look there, not at their own
-    environment)."""
+def test_the_data_folder_is_found_once_by_the_driver(
+    idx_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The driver finds the data, on a cluster too: it reads the files and hands them to the
+    trials (through Ray's object store), which never look for a folder of their own."""
     spec = load_spec(SEARCH_SPACES / "smoke.yaml", data_dir=str(idx_folder))
-    local = trial_settings(spec, RunOptions(data_dir=str(idx_folder)))
-    assert local.data.root == str(idx_folder) and local.data.data_dir is None
-    remote = trial_settings(spec, RunOptions(address="ray://x:10001", data_dir=str(idx_folder)))
-    assert remote.data.root is None and remote.data.data_dir == str(idx_folder)
+    for options in (RunOptions(), RunOptions(address="127.0.0.3:6379")):
+        settings = trial_settings(spec, replace(options, data_dir=str(idx_folder)))
+        assert settings.data.root == str(idx_folder) and settings.data.data_dir is None
+    # Where the driver has no data (a resume on another machine): one line, exit 2.
+    monkeypatch.setattr("models.data.SYSTEM_DIRS", {"fashion_mnist": ()})
+    with pytest.raises(SpecError, match=r"dataset: fashion_mnist IDX files .* not found"):
+        trial_settings(spec, RunOptions(data_dir=str(tmp_path)))
