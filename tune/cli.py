@@ -28,21 +28,20 @@ from tune.errors import (
     InUseError,
     Problem,
     SpecError,
+    UsageError,
 )
 from tune.signals import terminated
 
 if TYPE_CHECKING:
     from tune.experiment import Aside, RunOptions, RunResult
+    from tune.jobs import Submitted
     from tune.record import ExperimentRecord
+    from tune.spec import SweepSpec
     from tune.tracking import Backfilled
 
 DEFAULT_STORAGE = "./runs"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 VERBOSE_HELP = "Ray's and MLflow's own logs, tracebacks"
-
-
-class UsageError(Exception):
-    """A bad flag or name: exit 2, one line."""
 
 
 # -- outside inputs, read once ------------------------------------------------------------------
@@ -113,33 +112,64 @@ def _shared(
 
 def _sweep_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s = sub.add_parser("sweep", help="run a search from a search-space YAML")
-    s.add_argument("file", metavar="FILE")
-    s.add_argument("--name", help="experiment name (default: the YAML's name, else its file stem)")
-    _shared(s, experiment=False)
-    s.add_argument(
+    _sweep_flags(
+        s,
+        address="Ray cluster to join from this node, HEAD:6379 (default: $RAY_ADDRESS, else a "
+        "local Ray in this process); to run the sweep on a cluster, use `hpo submit`",
+    )
+    sub_ = sub.add_parser(
+        "submit", help="run a sweep on a Ray cluster as a Ray Job; it goes on without you"
+    )
+    _sweep_flags(
+        sub_,
+        address="the cluster's Ray dashboard, http://HEAD:8265 (default: "
+        "$RAY_API_SERVER_ADDRESS, else $RAY_ADDRESS)",
+        storage="storage every node reaches: a shared folder (absolute path) or "
+        "s3://bucket/prefix (default: $HPO_STORAGE)",
+    )
+
+
+def _sweep_flags(p: argparse.ArgumentParser, address: str, storage: str = "") -> None:
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--name", help="experiment name (default: the YAML's name, else its file stem)")
+    if storage:
+        p.add_argument("--storage", default=None, help=storage)
+        p.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
+    else:
+        _shared(p, experiment=False)
+    p.add_argument(
         "--tracking-uri",
         default=None,
         help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI or {DEFAULT_TRACKING_URI})",
     )
-    s.add_argument(
-        "--address",
-        default=None,
-        help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray in this process)",
-    )
-    s.add_argument("--num-samples", type=_positive("num-samples"), help="override num_samples")
-    s.add_argument(
+    p.add_argument("--address", default=None, help=address)
+    p.add_argument("--num-samples", type=_positive("num-samples"), help="override num_samples")
+    p.add_argument(
         "--max-concurrent", type=_positive("max-concurrent"), help="override max_concurrent_trials"
     )
-    s.add_argument(
+    p.add_argument(
         "--smoke",
         action="store_true",
         help="2 tiny epochs, at most 2 samples: check the whole path in seconds",
     )
-    s.add_argument(
+    p.add_argument(
         "--overwrite",
         action="store_true",
         help="delete an existing experiment of this name (folder and its MLflow runs) first",
     )
+
+
+def _jobs_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    address = "the cluster's Ray dashboard, http://HEAD:8265 (default: $RAY_API_SERVER_ADDRESS, else $RAY_ADDRESS)"
+    lg = sub.add_parser("logs", help="print a submitted sweep's output (--follow: until it ends)")
+    lg.add_argument("job", metavar="JOB_ID")
+    lg.add_argument("--follow", "-f", action="store_true", help="keep printing until the job ends")
+    lg.add_argument("--address", default=None, help=address)
+    sp = sub.add_parser("stop", help="stop a submitted sweep as Ctrl+C would: `hpo resume` goes on")
+    sp.add_argument("job", metavar="JOB_ID")
+    sp.add_argument("--address", default=None, help=address)
+    js = sub.add_parser("jobs", help="the sweeps submitted to a cluster, with their status")
+    js.add_argument("--address", default=None, help=address)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,6 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
     _sweep_parser(sub)
     r = sub.add_parser("resume", help="continue an interrupted sweep where it stopped")
     _shared(r)
+    r.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster: HEAD:6379 to drive it from this node, or http://HEAD:8265 to submit "
+        "the resume as a Ray Job (default: $RAY_ADDRESS, else a local Ray)",
+    )
     r.add_argument(
         "--restart-errored",
         action="store_true",
@@ -172,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--top", type=_positive("top"), default=3, help="configurations (default 3)")
     c.add_argument("--seeds", type=_positive("seeds"), default=3, help="seeds each (default 3)")
     c.add_argument("--overwrite", action="store_true", help="discard an earlier confirm run first")
+    _jobs_parsers(sub)
     return p
 
 
@@ -184,6 +221,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "status": cmd_status,
         "report": cmd_report,
         "confirm": cmd_confirm,
+        "submit": cmd_submit,
+        "logs": cmd_logs,
+        "stop": cmd_stop,
+        "jobs": cmd_jobs,
     }[args.command]
     try:
         return handler(args)
@@ -220,19 +261,36 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return status
 
 
-def cmd_sweep(args: argparse.Namespace) -> int:
-    from tune import record as records
+def _sweep_spec(args: argparse.Namespace, *, local: bool, driver: bool) -> SweepSpec:
+    """The sweep's spec with the command line's overrides, checked: exit 2 on any problem."""
     from tune.spec import check_name, load_spec, sample_checks, with_overrides
 
-    address = address_of(args)
     if args.name is not None and (bad := check_name(args.name)) is not None:
         raise SpecError("--name", [Problem("", bad.message, bad.allowed)])
-    spec = load_spec(args.file, local=address is None, name=args.name, data_dir=data_dir())
+    spec = load_spec(args.file, local=local, driver=driver, name=args.name, data_dir=data_dir())
     spec = with_overrides(
         spec, num_samples=args.num_samples, max_concurrent_trials=args.max_concurrent
     )
     if args.num_samples is not None and (problems := sample_checks(spec)):
         raise SpecError(f"{args.file} with --num-samples {args.num_samples}", problems)
+    return spec
+
+
+def _not_a_job_address(address: str | None, command: str) -> None:
+    if address is not None and address.startswith(("http://", "https://")):
+        raise UsageError(
+            f"--address {address} is the cluster's job API: `hpo {command}` there runs as a "
+            "Ray Job with `hpo submit` (or `hpo resume NAME --address http://...`); "
+            "HEAD:6379 drives the cluster from this node"
+        )
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from tune import record as records
+
+    address = address_of(args)
+    _not_a_job_address(address, "sweep")
+    spec = _sweep_spec(args, local=address is None, driver=True)
     from tune import experiment, sweep
 
     if args.smoke:
@@ -263,11 +321,111 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return finish(result, spec.metric.name, tracking_uri)
 
 
+def cmd_submit(args: argparse.Namespace) -> int:
+    """`hpo sweep` as a Ray Job on the cluster: checked here first, so that a bad file, flag,
+    storage or tracking URI is a line now, not a failed job later."""
+    from tune import jobs
+
+    address = jobs.job_address(args.address)
+    spec = _sweep_spec(args, local=False, driver=False)  # the driver (and data) is on the head
+    storage = _cluster_storage(args)
+    tracking_uri = tracking_of(args)
+    if not tracking_uri.startswith(("http://", "https://")):
+        raise UsageError(
+            f"--tracking-uri {tracking_uri}: a submitted sweep's driver runs on the head node, "
+            "where a file store would land unseen; give an MLflow server, http://HOST:5000"
+        )
+    if (problem := check_tracking_uri(tracking_uri)) is not None:
+        raise UsageError(problem)
+    sweep_args = [
+        "sweep", Path(args.file).name, "--name", spec.name,
+        "--storage", storage, "--tracking-uri", tracking_uri,
+    ]  # fmt: skip
+    for flag, value in (
+        ("--num-samples", args.num_samples),
+        ("--max-concurrent", args.max_concurrent),
+    ):
+        if value is not None:
+            sweep_args += [flag, str(value)]
+    sweep_args += [
+        f
+        for f, on in (
+            ("--smoke", args.smoke),
+            ("--overwrite", args.overwrite),
+            ("--verbose", args.verbose),
+        )
+        if on
+    ]
+    submitted = jobs.submit(address, Path(args.file), sweep_args, spec.name)
+    _said_submitted(submitted, spec.name, storage)
+    return EXIT_OK
+
+
+def _cluster_storage(args: argparse.Namespace) -> str:
+    """Storage for a sweep whose driver runs elsewhere: every node must reach it by the same
+    name, so a relative folder (the default ./runs) means nothing there."""
+    storage = args.storage or os.environ.get("HPO_STORAGE")
+    if not storage:
+        raise UsageError(
+            "--storage: missing; a submitted sweep needs storage every node reaches: "
+            "a shared folder (absolute path) or s3://bucket/prefix (or set HPO_STORAGE)"
+        )
+    if "://" not in storage and not Path(storage).is_absolute():
+        raise UsageError(
+            f"--storage {storage}: relative to what? On the cluster it needs an absolute path "
+            "every node mounts, or s3://bucket/prefix"
+        )
+    return str(storage)
+
+
+def _said_submitted(submitted: Submitted, name: str, storage: str) -> None:
+    at = f"--address {submitted.address}"
+    print(f"hpo: submitted '{name}' as Ray job {submitted.job_id} to {submitted.address}")
+    print(f"  follow it:  hpo logs {submitted.job_id} --follow {at}")
+    print(f"  stop it:    hpo stop {submitted.job_id} {at}   (resumable)")
+    print(f"  its trials: hpo status {name} --storage {storage}")
+    print(f"  all jobs:   hpo jobs {at}")
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from tune import jobs
+
+    status = jobs.follow(jobs.job_address(args.address), args.job, args.follow)
+    if args.follow:
+        print(f"hpo: job {args.job} {status.lower()}")
+    return EXIT_OK if status != "FAILED" else EXIT_FAILURE
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from tune import jobs
+
+    if jobs.stop(jobs.job_address(args.address), args.job):
+        print(f"hpo: job {args.job} asked to stop (it saves its state: `hpo resume` goes on)")
+    else:
+        print(f"hpo: job {args.job} had ended already")
+    return EXIT_OK
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from tune import jobs
+    from tune.status import format_columns
+
+    rows = jobs.listing(jobs.job_address(args.address))
+    if not rows:
+        print("hpo: no jobs on this cluster")
+        return EXIT_OK
+    print(format_columns(rows))
+    return EXIT_OK
+
+
 def cmd_resume(args: argparse.Namespace) -> int:
     from tune import confirm, experiment, sweep
     from tune import record as records
     from tune.status import experiment_rows, experiment_table
 
+    address = address_of(args)
+    if address is not None and address.startswith(("http://", "https://")):
+        return _submit_resume(args, address)
     exp_dir = _experiment(args)
     with records.lock(exp_dir):
         record = records.load(exp_dir)
@@ -289,6 +447,23 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if record.is_confirm:
         return _after_confirm(exp_dir.parent, result, record)
     return finish(result, record.metric, record.tracking_uri)
+
+
+def _submit_resume(args: argparse.Namespace, address: str) -> int:
+    """`hpo resume` as a Ray Job: the experiment is found and checked by the job's driver."""
+    from tune import jobs
+
+    storage = _cluster_storage(args)
+    name = args.experiment
+    resume_args = ["resume", name, "--storage", storage]
+    resume_args += [
+        f
+        for f, on in (("--restart-errored", args.restart_errored), ("--verbose", args.verbose))
+        if on
+    ]
+    submitted = jobs.resubmit(jobs.job_address(address), resume_args, name)
+    _said_submitted(submitted, name, storage)
+    return EXIT_OK
 
 
 def _said_caught_up(caught_up: Backfilled, tracking_uri: str) -> None:

@@ -18,6 +18,10 @@ EXIT_INTERRUPTED = 130  # the shell's code for Ctrl+C
 EXIT_TERMINATED = 143  # the shell's code for SIGTERM (tune/signals.py)
 
 
+class UsageError(Exception):
+    """A bad flag or name: exit 2, one line."""
+
+
 @dataclass(frozen=True)
 class Problem:
     path: str  # dotted key path, e.g. "search.dropout"; "" for the whole file

@@ -20,7 +20,7 @@ from typing import Any
 
 from ray import tune as ray_tune
 
-from tune import checkpoints, states
+from tune import checkpoints, cluster, states
 from tune import record as records
 from tune.errors import Problem, SpecError
 from tune.history import load_trials
@@ -105,7 +105,7 @@ def run_experiment(
     # anything: its trials start afresh.
     restoring = ray_tune.Tuner.can_restore(str(folder))
     try:
-        preflight(record.spec, options)
+        preflight(record.spec, options, folder.parent)
         if restoring:
             repair_checkpoints(folder)
             check_checkpoints(folder)
@@ -216,11 +216,14 @@ def _fit(
 # -- the process and Ray ------------------------------------------------------------------------
 
 
-def preflight(spec: SweepSpec, options: RunOptions) -> None:
-    """Everything checked before an experiment writes anything: Ray is up, and one trial fits
-    the cluster (also locally: Ray may see fewer CPUs than os.cpu_count() in a container)."""
+def preflight(spec: SweepSpec, options: RunOptions, storage: Path) -> None:
+    """Everything checked before an experiment writes anything: Ray is up, one trial fits a
+    node (also locally: Ray may see fewer CPUs than os.cpu_count() in a container), and on a
+    cluster every node sees the storage."""
     start_ray(options)
-    check_cluster(spec.resources, spec.source)
+    cluster.check_fits(spec.resources.cpu, spec.resources.gpu, spec.source)
+    if options.address is not None:
+        cluster.check_storage(str(storage))
 
 
 def ray_environment(verbose: bool) -> dict[str, str]:
@@ -268,8 +271,12 @@ def start_ray(options: RunOptions) -> None:
 
     if ray.is_initialized():
         return
+    # On a cluster, this project's code goes to every node with the job (a Ray Job's driver
+    # already has it: its runtime_env is the job's).
+    ship = options.address is not None and not cluster.in_job()
     ray.init(
         address=options.address or "local",
+        runtime_env=cluster.runtime_env() if ship else None,
         include_dashboard=False,  # a web server nobody asked for; and it binds a port
         log_to_driver=options.verbose,
         logging_level=logging.INFO if options.verbose else logging.ERROR,
@@ -282,28 +289,6 @@ def start_ray(options: RunOptions) -> None:
         f"joined the cluster at {options.address}" if options.address else "started in this process"
     )
     print(f"hpo: Ray {where} ({size})", flush=True)
-
-
-def check_cluster(resources: ResourcesSpec, source: str) -> None:
-    """Refuse, before any trial, an experiment whose one trial needs more than the whole
-    cluster has: Ray would otherwise wait forever for resources that never come."""
-    import ray
-
-    have = ray.cluster_resources()
-    problems = []
-    for key, ray_key in (("cpu", "CPU"), ("gpu", "GPU")):
-        need = getattr(resources, key)
-        total = have.get(ray_key, 0.0)
-        if need > total:
-            problems.append(
-                Problem(
-                    f"resources.{key}",
-                    f"{need:g} per trial, but Ray sees {total:g} {ray_key}s in all",
-                    f"at most {total:g}",
-                )
-            )
-    if problems:
-        raise SpecError(source, problems)
 
 
 def _resources(resources: ResourcesSpec) -> dict[str, float]:
@@ -488,7 +473,7 @@ def set_aside(folder: Path, spec: SweepSpec, options: RunOptions) -> Aside | Non
     if not folder.exists():
         return None
     found = replaceable(folder)
-    preflight(spec, options)
+    preflight(spec, options, folder.parent)
     return move_aside(folder, found)
 
 

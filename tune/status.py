@@ -115,11 +115,22 @@ def format_table(rows: Sequence[TrialRow], metric: str, keys: Sequence[str] | No
         ]
         for r in rows
     ]
+    return columns(header, body)
+
+
+def columns(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
+    """Plain-text columns, each padded to its widest cell."""
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
     return "\n".join(
         "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
         for line in [header, *body]
     )
+
+
+def format_columns(rows: Sequence[dict[str, str]]) -> str:
+    """Dicts of the same keys as plain-text columns, the keys as the header."""
+    header = list(rows[0])
+    return columns(header, [[r[k] for k in header] for r in rows])
 
 
 def summary_line(rows: Sequence[TrialRow], metric: str, total: int | None = None) -> str:

@@ -1,0 +1,159 @@
+"""Sweeps as Ray Jobs: `hpo submit` runs the sweep's driver on the cluster, so it goes on after
+the submitting laptop sleeps or leaves; `hpo logs`, `hpo stop` and `hpo jobs` follow and stop it
+through the same job API (the dashboard's, at http://HEAD:8265).
+
+The job carries what the driver needs and the cluster lacks: this project's packages
+(py_modules, tune/cluster.py) and the YAML file (the job's working_dir, a folder holding only
+that file). The driver on the head node reads the data and ships it to the trials.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tune import cluster
+from tune.errors import UsageError
+
+# Where the job API's address comes from when --address is not given, in Ray's own order.
+ADDRESS_VARIABLES = ("RAY_API_SERVER_ADDRESS", "RAY_ADDRESS")
+TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job_id: str
+    address: str
+
+
+def job_address(flag: str | None) -> str:
+    """The dashboard's http(s) address: --address, else $RAY_API_SERVER_ADDRESS, else
+    $RAY_ADDRESS. Jobs are submitted over HTTP: a GCS address (HOST:6379) is refused."""
+    address = flag or next((os.environ[v] for v in ADDRESS_VARIABLES if os.environ.get(v)), None)
+    if not address:
+        raise UsageError(
+            "--address: missing; the Ray dashboard of the cluster, e.g. http://HEAD:8265 "
+            "(or set RAY_API_SERVER_ADDRESS)"
+        )
+    if not address.startswith(("http://", "https://")):
+        raise UsageError(
+            f"--address {address}: jobs go to the Ray dashboard, an http(s):// address such "
+            "as http://HEAD:8265 (not the GCS address HOST:6379)"
+        )
+    return address.rstrip("/")
+
+
+@contextlib.contextmanager
+def _only(address: str) -> Iterator[None]:
+    """Ray's job client lets $RAY_ADDRESS and $RAY_API_SERVER_ADDRESS override the address it
+    is given; hpo's --address must win, so they are hidden while the client is made."""
+    saved = {v: os.environ.pop(v) for v in ADDRESS_VARIABLES if v in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
+def client(address: str) -> Any:
+    """A job client, connected (it asks the dashboard for its version): one line on failure."""
+    from ray.job_submission import JobSubmissionClient
+
+    try:
+        with _only(address):
+            return JobSubmissionClient(address)
+    except Exception as e:  # ConnectionError, an auth refusal, a wrong port ...
+        raise UsageError(f"--address {address}: no Ray job API there ({_first_line(e)})") from None
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return (text[0] if text else type(e).__name__)[:200]
+
+
+def submit(address: str, spec_file: Path, cli_args: Sequence[str], name: str) -> Submitted:
+    """Submit `hpo CLI_ARGS` as a job whose working_dir holds only `spec_file` (under its own
+    name: a spec without `name:` is named after its file)."""
+    jobs = client(address)
+    with tempfile.TemporaryDirectory(prefix="hpo-job-") as folder:
+        shutil.copyfile(spec_file, Path(folder) / spec_file.name)
+        runtime_env = {**cluster.runtime_env(), "working_dir": folder}
+        entrypoint = shlex.join(["python", "-m", "tune.cli", *cli_args])
+        job_id = jobs.submit_job(
+            entrypoint=entrypoint,
+            runtime_env=runtime_env,
+            metadata={"hpo.experiment": name},
+            # The driver does no training: its CPU stays free for trials.
+            entrypoint_num_cpus=0,
+        )
+    return Submitted(str(job_id), address)
+
+
+def resubmit(address: str, cli_args: Sequence[str], name: str) -> Submitted:
+    """A job that needs no file (`hpo resume`): only the code travels."""
+    jobs = client(address)
+    entrypoint = shlex.join(["python", "-m", "tune.cli", *cli_args])
+    job_id = jobs.submit_job(
+        entrypoint=entrypoint,
+        runtime_env=cluster.runtime_env(),
+        metadata={"hpo.experiment": name},
+        entrypoint_num_cpus=0,
+    )
+    return Submitted(str(job_id), address)
+
+
+def follow(address: str, job_id: str, follow: bool) -> str:
+    """Print the job's log; with `follow`, until the job ends. Returns its status."""
+    jobs = client(address)
+    status = _status(jobs, job_id)
+    if not follow:
+        sys.stdout.write(jobs.get_job_logs(job_id))
+        return status
+    import asyncio
+
+    async def tail() -> None:
+        async for lines in jobs.tail_job_logs(job_id):
+            sys.stdout.write(lines)
+            sys.stdout.flush()
+
+    asyncio.run(tail())
+    return _status(jobs, job_id)
+
+
+def stop(address: str, job_id: str) -> bool:
+    """Ask the job to stop (Ray sends its driver SIGTERM: hpo stops as on Ctrl+C, resumable).
+    False if it had ended already."""
+    jobs = client(address)
+    _status(jobs, job_id)
+    return bool(jobs.stop_job(job_id))
+
+
+def listing(address: str) -> list[dict[str, str]]:
+    """Every job on the cluster, oldest first: id, status, the hpo experiment, entrypoint."""
+    jobs = client(address)
+    rows = []
+    for job in sorted(jobs.list_jobs(), key=lambda j: j.start_time or 0):
+        rows.append(
+            {
+                "job": str(job.submission_id or job.job_id),
+                "status": str(job.status.value if hasattr(job.status, "value") else job.status),
+                "experiment": str((job.metadata or {}).get("hpo.experiment", "")),
+                "entrypoint": str(job.entrypoint)[:60],
+            }
+        )
+    return rows
+
+
+def _status(jobs: Any, job_id: str) -> str:
+    try:
+        status = jobs.get_job_status(job_id)
+    except RuntimeError as e:  # Ray's client raises RuntimeError for an unknown id
+        raise UsageError(f"job {job_id}: not found on the cluster ({_first_line(e)})") from None
+    return str(status.value if hasattr(status, "value") else status)
