@@ -357,8 +357,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         if on
     ]
     submitted = jobs.submit(address, Path(args.file), sweep_args, spec.name)
-    _said_submitted(submitted, spec.name, storage)
-    return EXIT_OK
+    return _after_submit(submitted, spec.name, storage)
 
 
 def _cluster_storage(args: argparse.Namespace) -> str:
@@ -378,9 +377,27 @@ def _cluster_storage(args: argparse.Namespace) -> str:
     return str(storage)
 
 
+def _after_submit(submitted: Submitted, name: str, storage: str) -> int:
+    """Wait until the job's driver passed its checks: a job that fails them ends `hpo submit`
+    with its lines and its exit code (2 for bad input), as `hpo sweep` would here."""
+    from tune import jobs
+
+    print(f"hpo: submitted '{name}' as Ray job {submitted.job_id}; waiting for its checks ...")
+    started = jobs.wait_started(submitted.address, submitted.job_id)
+    if started.status in jobs.TERMINAL:
+        stream = sys.stdout if started.status == "SUCCEEDED" else sys.stderr
+        for line in started.output:
+            print(line, file=stream)
+        if started.status == "SUCCEEDED":
+            return EXIT_OK
+        return started.exit_code or EXIT_FAILURE
+    _said_submitted(submitted, name, storage)
+    return EXIT_OK
+
+
 def _said_submitted(submitted: Submitted, name: str, storage: str) -> None:
     at = f"--address {submitted.address}"
-    print(f"hpo: submitted '{name}' as Ray job {submitted.job_id} to {submitted.address}")
+    print(f"hpo: '{name}' runs as Ray job {submitted.job_id} on {submitted.address}")
     print(f"  follow it:  hpo logs {submitted.job_id} --follow {at}")
     print(f"  stop it:    hpo stop {submitted.job_id} {at}   (resumable)")
     print(f"  its trials: hpo status {name} --storage {storage}")
@@ -462,8 +479,7 @@ def _submit_resume(args: argparse.Namespace, address: str) -> int:
         if on
     ]
     submitted = jobs.resubmit(jobs.job_address(address), resume_args, name)
-    _said_submitted(submitted, name, storage)
-    return EXIT_OK
+    return _after_submit(submitted, name, storage)
 
 
 def _said_caught_up(caught_up: Backfilled, tracking_uri: str) -> None:

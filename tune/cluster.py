@@ -24,6 +24,9 @@ EXCLUDES = ["__pycache__", "*.pyc", ".mypy_cache", ".ruff_cache"]
 # Ray sets this for a job's driver: its runtime_env (our code) is the job's, already shipped.
 JOB_CONFIG_VARIABLE = "RAY_JOB_CONFIG_JSON_ENV_VAR"
 PROBE_PREFIX = ".hpo-probe-"
+# What a job's driver prints once every check passed and trials start (`hpo submit` waits
+# for it; tune/jobs.py).
+STARTED = "hpo: every check passed; trials start"
 
 
 def packages() -> list[str]:

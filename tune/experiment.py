@@ -119,6 +119,8 @@ def run_experiment(
     caught_up = Backfilled(0, 0)
     if restoring:
         caught_up = _catch_up(record, folder)
+    if cluster.in_job():
+        print(cluster.STARTED, flush=True)  # `hpo submit` waits for this line
     tracker = TrackingCallback(
         TrackingConfig(record.tracking_uri, record.spec.name, str(records.tensorboard_dir(folder))),
         str(record.parent_run_id),

@@ -10,11 +10,14 @@ that file). The driver on the head node reads the data and ships it to the trial
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import re
 import shlex
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +29,11 @@ from tune.errors import UsageError
 # Where the job API's address comes from when --address is not given, in Ray's own order.
 ADDRESS_VARIABLES = ("RAY_API_SERVER_ADDRESS", "RAY_ADDRESS")
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+QUIET = (
+    "ray.dashboard.modules.dashboard_sdk",
+    "ray.dashboard.modules.job.sdk",
+    "ray._private.runtime_env.packaging",
+)
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,10 @@ def client(address: str) -> Any:
     """A job client, connected (it asks the dashboard for its version): one line on failure."""
     from ray.job_submission import JobSubmissionClient
 
+    # Ray's job client logs each upload and websocket at INFO (its modules set that level
+    # themselves); hpo says what matters itself.
+    for name in QUIET:
+        logging.getLogger(name).setLevel(logging.WARNING)
     try:
         with _only(address):
             return JobSubmissionClient(address)
@@ -94,6 +106,42 @@ def submit(address: str, spec_file: Path, cli_args: Sequence[str], name: str) ->
             entrypoint_num_cpus=0,
         )
     return Submitted(str(job_id), address)
+
+
+@dataclass(frozen=True)
+class Started:
+    """How a submitted job's start went: `exit_code` None while it runs (its checks passed)."""
+
+    status: str
+    exit_code: int | None
+    output: list[str]  # the driver's own lines (not Ray's log lines), when it ended
+
+
+# Ray's own lines in a job's log, around the driver's output.
+RAY_LOG_LINE = re.compile(
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+\s+(INFO|DEBUG|WARNING) |Running entrypoint for job )"
+)
+
+
+def wait_started(address: str, job_id: str, limit_s: float = 300.0) -> Started:
+    """Wait until the job's driver passed its checks (it prints cluster.STARTED) or ended,
+    so that `hpo submit` can say at once what a job would only say in its log: a data folder
+    missing on the head, storage a node cannot see, a trial no node can hold. After
+    `limit_s` (a runtime_env still installing, say) it stops waiting: the job goes on."""
+    jobs = client(address)
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        info = jobs.get_job_info(job_id)
+        status = str(getattr(info.status, "value", info.status))
+        logs = jobs.get_job_logs(job_id)
+        if cluster.STARTED in logs and status not in TERMINAL:
+            return Started(status, None, [])
+        if status in TERMINAL:
+            lines = [line for line in logs.splitlines() if line and not RAY_LOG_LINE.match(line)]
+            code = info.driver_exit_code
+            return Started(status, None if code is None else int(code), lines[-20:])
+        time.sleep(0.5)
+    return Started("PENDING", None, [])
 
 
 def resubmit(address: str, cli_args: Sequence[str], name: str) -> Submitted:
