@@ -356,7 +356,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         )
         if on
     ]
-    submitted = jobs.submit(address, Path(args.file), sweep_args, spec.name)
+    submitted = jobs.submit(address, sweep_args, spec.name, spec_file=Path(args.file))
     return _after_submit(submitted, spec.name, storage)
 
 
@@ -478,7 +478,7 @@ def _submit_resume(args: argparse.Namespace, address: str) -> int:
         for f, on in (("--restart-errored", args.restart_errored), ("--verbose", args.verbose))
         if on
     ]
-    submitted = jobs.resubmit(jobs.job_address(address), resume_args, name)
+    submitted = jobs.submit(jobs.job_address(address), resume_args, name)
     return _after_submit(submitted, name, storage)
 
 

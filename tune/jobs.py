@@ -29,6 +29,9 @@ from tune.errors import UsageError
 # Where the job API's address comes from when --address is not given, in Ray's own order.
 ADDRESS_VARIABLES = ("RAY_API_SERVER_ADDRESS", "RAY_ADDRESS")
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+# `hpo stop` (Ray's stop_job) sends the driver SIGTERM, then SIGKILL after this many seconds
+# (Ray's default: 3). hpo stops like on Ctrl+C and saves its state, which may take longer.
+STOP_GRACE_S = "60"
 QUIET = (
     "ray.dashboard.modules.dashboard_sdk",
     "ray.dashboard.modules.job.sdk",
@@ -90,16 +93,23 @@ def _first_line(e: BaseException) -> str:
     return (text[0] if text else type(e).__name__)[:200]
 
 
-def submit(address: str, spec_file: Path, cli_args: Sequence[str], name: str) -> Submitted:
-    """Submit `hpo CLI_ARGS` as a job whose working_dir holds only `spec_file` (under its own
-    name: a spec without `name:` is named after its file)."""
+def submit(
+    address: str, cli_args: Sequence[str], name: str, spec_file: Path | None = None
+) -> Submitted:
+    """Submit `hpo CLI_ARGS` as a job. With `spec_file`, the job's working_dir holds that file
+    only (under its own name: a spec without `name:` is named after its file); `hpo resume`
+    needs none."""
     jobs = client(address)
     with tempfile.TemporaryDirectory(prefix="hpo-job-") as folder:
-        shutil.copyfile(spec_file, Path(folder) / spec_file.name)
-        runtime_env = {**cluster.runtime_env(), "working_dir": folder}
-        entrypoint = shlex.join(["python", "-m", "tune.cli", *cli_args])
+        runtime_env: dict[str, Any] = {
+            **cluster.runtime_env(),
+            "env_vars": {"RAY_JOB_STOP_WAIT_TIME_S": STOP_GRACE_S},
+        }
+        if spec_file is not None:
+            shutil.copyfile(spec_file, Path(folder) / spec_file.name)
+            runtime_env["working_dir"] = folder
         job_id = jobs.submit_job(
-            entrypoint=entrypoint,
+            entrypoint=shlex.join(["python", "-m", "tune.cli", *cli_args]),
             runtime_env=runtime_env,
             metadata={"hpo.experiment": name},
             # The driver does no training: its CPU stays free for trials.
@@ -142,19 +152,6 @@ def wait_started(address: str, job_id: str, limit_s: float = 300.0) -> Started:
             return Started(status, None if code is None else int(code), lines[-20:])
         time.sleep(0.5)
     return Started("PENDING", None, [])
-
-
-def resubmit(address: str, cli_args: Sequence[str], name: str) -> Submitted:
-    """A job that needs no file (`hpo resume`): only the code travels."""
-    jobs = client(address)
-    entrypoint = shlex.join(["python", "-m", "tune.cli", *cli_args])
-    job_id = jobs.submit_job(
-        entrypoint=entrypoint,
-        runtime_env=cluster.runtime_env(),
-        metadata={"hpo.experiment": name},
-        entrypoint_num_cpus=0,
-    )
-    return Submitted(str(job_id), address)
 
 
 def follow(address: str, job_id: str, follow: bool) -> str:

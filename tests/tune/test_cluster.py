@@ -1,0 +1,210 @@
+"""Sweeps on a real two-node Ray cluster whose nodes cannot see this checkout (the worker not
+the data either): `hpo submit` as a Ray Job, code through the job's runtime_env, data through
+Ray's object store, results in storage both nodes share, every trial in a real `mlflow server`
+(tests/tune/loopback.py). Skipped, with the reason, where the machine lacks mount namespaces."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.tune.conftest import MlflowServer, wait_for
+from tests.tune.loopback import LoopbackCluster, why_not
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(why_not() is not None, reason=f"loopback cluster: {why_not()}"),
+]
+
+SPACE = """\
+name: {name}
+dataset: {{train_steps: {steps}, eval_steps: 2}}
+search:
+  dropout: {{grid: [0.0, 0.2, 0.4, 0.6]}}
+  filters: 8
+  units: 32
+  epochs: {epochs}
+search_algorithm: grid
+scheduler: none
+{extra}"""
+
+
+class Cluster:
+    """The loopback cluster with its MLflow server, a folder both nodes share (as NFS would),
+    and a folder of the test's own that no node can see."""
+
+    def __init__(self, nodes: LoopbackCluster, server: MlflowServer, private: Path) -> None:
+        self.nodes, self.server, self.private = nodes, server, private
+        self.shared = nodes.base / "shared"
+        self.shared.mkdir()
+
+    def space(self, name: str, epochs: int = 2, steps: int = 20, extra: str = "") -> Path:
+        path = self.private / f"{name}.yaml"
+        path.write_text(SPACE.format(name=name, epochs=epochs, steps=steps, extra=extra))
+        return path
+
+    def hpo(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`hpo ARGS` from the test's checkout, as a user on a laptop runs it."""
+        return subprocess.run(
+            [sys.executable, "-m", "tune.cli", *args],
+            cwd=self.private,
+            env=self.nodes.env(),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    def submit(self, space: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+        return self.hpo(
+            "submit", str(space), "--address", self.nodes.dashboard,
+            "--storage", str(self.shared), "--tracking-uri", self.server.uri, *flags,
+        )  # fmt: skip
+
+    def wait_for_job(self, job_id: str, *states: str) -> str:
+        status = ""
+
+        def ended() -> bool:
+            nonlocal status
+            status = str(self.nodes.job(job_id)["status"])
+            return status in states
+
+        wait_for(f"job {job_id} in {states}", ended, limit_s=600)
+        return status
+
+    def epochs(self, name: str) -> dict[str, list[tuple[int, str]]]:
+        """Per trial folder: (epoch, node_ip) of each epoch in its result.json."""
+        out = {}
+        for path in (self.shared / name).glob("*/result.json"):
+            rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            unique = {(r["epoch"], r["training_iteration"]): r["node_ip"] for r in rows}
+            out[path.parent.name] = [(epoch, ip) for (epoch, _), ip in unique.items()]
+        return out
+
+    def mlflow_steps(self, name: str) -> dict[str, list[int]]:
+        """Per trial run in the server's store: the steps its val_loss was logged at."""
+        store = MlflowClient(self.server.store)
+        exp = store.get_experiment_by_name(name)
+        assert exp is not None
+        runs = store.search_runs([exp.experiment_id])
+        trials = [r for r in runs if "hpo.trial_id" in r.data.tags]
+        assert len({r.data.tags["hpo.trial_id"] for r in trials}) == len(trials)  # once each
+        return {
+            r.data.tags["hpo.trial_id"]: sorted(
+                m.step for m in store.get_metric_history(r.info.run_id, "val_loss")
+            )
+            for r in trials
+        }
+
+
+def job_id_of(output: str) -> str:
+    found = re.search(r"as Ray job (\S+);", output)
+    assert found, output
+    return found.group(1)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    private = tmp_path_factory.mktemp("laptop")
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow"))
+    server.start()
+    data = [Path("/usr/share/datasets"), Path.home() / ".cache" / "hpo"]
+    nodes = LoopbackCluster(hide=[private], data=[d for d in data if d.is_dir()])
+    try:
+        nodes.start()
+        yield Cluster(nodes, server, private)
+    finally:
+        nodes.stop()
+        server.kill()
+
+
+def test_a_submitted_sweep_trains_on_both_nodes_and_is_recorded_once(cluster: Cluster) -> None:
+    space = cluster.space("spread")
+    submitted = cluster.submit(space)
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    job_id = job_id_of(submitted.stdout)
+    assert f"hpo logs {job_id} --follow" in submitted.stdout  # and the client is gone
+    assert cluster.wait_for_job(job_id, "SUCCEEDED", "FAILED", "STOPPED") == "SUCCEEDED", (
+        cluster.hpo("logs", job_id, "--address", cluster.nodes.dashboard).stdout
+    )
+    epochs = cluster.epochs("spread")
+    assert len(epochs) == 4 and all([e for e, _ in v] == [1, 2] for v in epochs.values())
+    # The worker has neither the code nor the data, and trained anyway.
+    assert {ip for v in epochs.values() for _, ip in v} == {"127.0.0.3", "127.0.0.2"}
+    for trial in epochs:
+        assert list((cluster.shared / "spread" / trial).glob("checkpoint_*/trainer.pt"))
+    assert sorted(cluster.mlflow_steps("spread").values()) == [[1, 2]] * 4
+    status = cluster.hpo("status", "spread", "--storage", str(cluster.shared))
+    assert status.returncode == 0 and status.stdout.count("TERMINATED") == 4, status.stdout
+    report = cluster.hpo("report", "spread", "--storage", str(cluster.shared))
+    assert report.returncode == 0, report.stderr
+    assert (cluster.shared / "spread" / "report" / "report.md").is_file()
+
+
+def test_a_stopped_job_resumes_as_a_new_job(cluster: Cluster) -> None:
+    """`hpo stop` mid-sweep, then `hpo resume NAME --address http://...`: the sweep ends
+    complete, finished trials as they were, no epoch trained or logged twice."""
+    space = cluster.space("stopped", epochs=4, steps=60, extra="max_concurrent_trials: 2\n")
+    submitted = cluster.submit(space)
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    job_id = job_id_of(submitted.stdout)
+    wait_for(
+        "a trial's second epoch",
+        lambda: any(len(v) >= 2 for v in cluster.epochs("stopped").values()),
+    )
+    stop = cluster.hpo("stop", job_id, "--address", cluster.nodes.dashboard)
+    assert stop.returncode == 0, stop.stderr
+    assert cluster.wait_for_job(job_id, "STOPPED", "SUCCEEDED", "FAILED") == "STOPPED"
+    before = cluster.epochs("stopped")
+
+    resumed = cluster.hpo(
+        "resume", "stopped", "--address", cluster.nodes.dashboard, "--storage", str(cluster.shared)
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    again_id = job_id_of(resumed.stdout)
+    assert cluster.wait_for_job(again_id, "SUCCEEDED", "FAILED", "STOPPED") == "SUCCEEDED"
+    after = cluster.epochs("stopped")
+    assert len(after) == 4 and all([e for e, _ in v] == [1, 2, 3, 4] for v in after.values())
+    for trial, rows in before.items():
+        if len(rows) == 4:
+            assert after[trial] == rows  # finished before the stop: untouched
+    assert sorted(cluster.mlflow_steps("stopped").values()) == [[1, 2, 3, 4]] * 4
+
+
+def test_what_the_cluster_cannot_do_is_one_line_and_exit_2(cluster: Cluster) -> None:
+    """Each refused before any trial starts, with nothing written."""
+    space = cluster.space("refused")
+    # A local folder: the nodes cannot see it (each has its own, empty, in its namespace).
+    local = cluster.private / "runs"
+    hidden = cluster.hpo(
+        "submit", str(space), "--address", cluster.nodes.dashboard,
+        "--storage", str(local), "--tracking-uri", cluster.server.uri,
+    )  # fmt: skip
+    assert hidden.returncode == 2, hidden.stdout + hidden.stderr
+    assert "is not the same storage on every node (127.0.0.2:" in hidden.stderr
+    assert not local.exists()
+    # A server nobody answers at, and a file store that would land on the head's disk.
+    for uri, says in (
+        ("http://127.0.0.1:9", "cannot be reached within"),
+        ("sqlite:///mlflow.db", "an MLflow server"),
+    ):
+        refused = cluster.hpo(
+            "submit", str(space), "--address", cluster.nodes.dashboard,
+            "--storage", str(cluster.shared), "--tracking-uri", uri,
+        )  # fmt: skip
+        assert refused.returncode == 2 and says in refused.stderr, refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
+    # A trial no node can hold: each node has 1 CPU.
+    big = cluster.space("big", extra="resources: {cpu: 2}\n")
+    too_big = cluster.submit(big)
+    assert too_big.returncode == 2, too_big.stdout + too_big.stderr
+    assert "resources.cpu: 2 per trial, but the largest of Ray's 2 node(s) has 1 CPUs" in (
+        too_big.stderr
+    )
+    assert not (cluster.shared / "big").exists() and not (cluster.shared / "refused").exists()
