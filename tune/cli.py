@@ -574,7 +574,7 @@ def absolute_tracking_uri(uri: str) -> str:
 
 def print_summary(result: RunResult, metric: str, tracking_uri: str) -> None:
     from tune.record import tensorboard_dir
-    from tune.status import fmt_value, format_table, summary_line
+    from tune.status import fmt_value, format_table, retried_lines, summary_line
 
     print(f"\n{summary_line(result.rows, metric)}")
     if result.rows:
@@ -596,6 +596,8 @@ def print_summary(result: RunResult, metric: str, tracking_uri: str) -> None:
         print(
             f"hpo: {result.errors} trial(s) failed; their error files are under {result.experiment_dir}"
         )
+    for line in retried_lines(result.rows):
+        print(line)
     _said_caught_up(result.caught_up, tracking_uri)
     if result.tracking_failures:
         print(
@@ -632,13 +634,15 @@ def _experiment(args: argparse.Namespace) -> Path:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from tune.status import experiment_rows, experiment_table
+    from tune.status import experiment_rows, experiment_table, retried_lines
 
     record, rows = experiment_rows(_experiment(args))
     print(experiment_table(record, rows))
     for row in rows:
         if row.error:
             print(f"{row.trial_id} failed: {row.error}")
+    for line in retried_lines(rows, most=len(rows)):
+        print(line)
     return EXIT_OK
 
 

@@ -27,7 +27,8 @@ class NoTrialsError(SpecError):
 
 @dataclass(frozen=True)
 class RunMetadata:
-    error_filename: str | None  # error.txt, in the trial's folder, when it failed
+    error_filename: str | None  # error.txt, in the trial's folder, once it has failed
+    num_failures: int = 0  # times it failed, retries that recovered included
 
 
 @dataclass(frozen=True)
@@ -79,9 +80,14 @@ def _trial(folder: Path, state: dict[str, Any], metadata: dict[str, Any]) -> Sav
         run_metadata=RunMetadata(
             error_filename=metadata.get("error_filename")
             if isinstance(metadata.get("error_filename"), str)
-            else None
+            else None,
+            num_failures=_count(metadata.get("num_failures")),
         ),
     )
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def _plain(value: Any) -> Any:

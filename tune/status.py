@@ -24,6 +24,9 @@ class TrialRow:
     best: float | None  # best value of the sweep's metric over its epochs
     config: dict[str, Any]
     error: str | None = None  # for a failed trial: the traceback's last line and its file
+    # Times it failed, retries that recovered included, and then its last error as `error` says.
+    failures: int = 0
+    failure: str | None = None
 
 
 def best_of(values: dict[str, Any] | None, mode: str) -> float | None:
@@ -43,6 +46,7 @@ def rows_from_trials(trials: Iterable[Any], metric: str, mode: str) -> list[Tria
         epochs = int(last.get(EPOCH, 0) or 0)
         max_epochs = int(t.config.get("epochs", epochs) or epochs)
         summary = t.metric_analysis.get(metric)
+        failures = int(getattr(t.run_metadata, "num_failures", 0) or 0)
         rows.append(
             TrialRow(
                 trial_id=t.trial_id,
@@ -52,6 +56,8 @@ def rows_from_trials(trials: Iterable[Any], metric: str, mode: str) -> list[Tria
                 best=best_of(summary, mode),
                 config=dict(t.config),
                 error=_error_of(t) if t.status == states.ERROR else None,
+                failures=failures,
+                failure=_error_of(t) if failures else None,
             )
         )
     return rows
@@ -69,6 +75,22 @@ def _error_of(trial: Any) -> str:
     except OSError:
         return f"failed (cannot read {path})"
     return f"{lines[-1].strip() if lines else 'unknown error'} (traceback in {path})"
+
+
+def retried_lines(rows: Sequence[TrialRow], most: int = 5) -> list[str]:
+    """What `hpo status` and a sweep's summary say of trials that failed and were retried,
+    those that recovered too: a retry that succeeds can hide a flaky node or a real bug."""
+    retried = [r for r in rows if r.failures and r.state != states.ERROR]
+    if not retried:
+        return []
+    lines = [f"hpo: {len(retried)} trial(s) failed and were retried from a checkpoint:"]
+    for r in sorted(retried, key=lambda r: r.trial_id)[:most]:
+        lines.append(
+            f"  {r.trial_id}: {r.failures} failure(s), {states.label(r.state)}; last: {r.failure}"
+        )
+    if len(retried) > most:
+        lines.append(f"  ... and {len(retried) - most} more (hpo status)")
+    return lines
 
 
 def sort_rows(rows: Sequence[TrialRow], mode: str) -> list[TrialRow]:

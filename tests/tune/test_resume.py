@@ -226,6 +226,12 @@ def test_failed_trials_retry_from_their_checkpoint(tmp_path: Path, ray_session: 
     assert result.errors == 0 and not result.interrupted, result.rows
     assert len(list(tmp_path.glob("*_0000*"))) == 5  # every trial did fail once
     assert_complete(sweep)
+    # Recovered, but said: in the summary and in `hpo status`, with the error line.
+    assert all(r.failures == 1 for r in result.rows)
+    ray.shutdown()
+    status = sweep.run("status", sweep.name)
+    assert "hpo: 5 trial(s) failed and were retried from a checkpoint:" in status.stdout
+    assert status.stdout.count(f"completed; last: RuntimeError: {FAULT_MESSAGE} 2") == 5
 
 
 def test_errored_trials_resume_from_their_checkpoint(tmp_path: Path, ray_session: None) -> None:

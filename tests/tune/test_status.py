@@ -47,3 +47,20 @@ def test_duration() -> None:
     assert duration(None) == "-"
     assert duration(250.4) == "4 min 10 s"
     assert duration(3 * 3600 + 125) == "3 h 02 min"
+
+
+def test_retried_trials_are_named_even_when_they_recovered() -> None:
+    from dataclasses import replace
+
+    from tune.status import retried_lines
+
+    assert retried_lines(ROWS) == []
+    flaky = replace(ROWS[1], failures=2, failure="OSError: node lost (traceback in x/error.txt)")
+    failed = replace(ROWS[0], state="ERROR", failures=3, failure="ValueError: bad")
+    lines = retried_lines([flaky, failed, ROWS[2]])
+    assert lines == [
+        "hpo: 1 trial(s) failed and were retried from a checkpoint:",
+        "  a_00001: 2 failure(s), completed; last: OSError: node lost (traceback in x/error.txt)",
+    ]  # the one that ended ERROR is reported as failed, not here
+    many = [replace(flaky, trial_id=f"a_{i:05d}") for i in range(7)]
+    assert retried_lines(many)[-1] == "  ... and 2 more (hpo status)"
