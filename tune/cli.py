@@ -3,7 +3,8 @@
 Exit codes: 0 done, 1 failure at run time, 2 bad input (file, flag, name), 130 interrupted.
 Bad input prints one line per problem on stderr and starts nothing; a traceback only with
 --verbose. Everything hpo takes from outside (flags, then $HPO_STORAGE, $MLFLOW_TRACKING_URI,
-$RAY_ADDRESS and $HPO_DATA_DIR) is read here, once, and passed on as options.
+$RAY_ADDRESS, $HPO_DATA_DIR, and for the job commands $RAY_API_SERVER_ADDRESS) is read here,
+once, and passed on as options.
 """
 
 from __future__ import annotations
@@ -58,6 +59,16 @@ def tracking_of(args: argparse.Namespace) -> str:
 def address_of(args: argparse.Namespace) -> str | None:
     """The Ray cluster to join: --address, else $RAY_ADDRESS; None = Ray in this process."""
     return getattr(args, "address", None) or os.environ.get("RAY_ADDRESS") or None
+
+
+def job_address_of(args: argparse.Namespace) -> str:
+    """The cluster's job API: --address, else $RAY_API_SERVER_ADDRESS, else $RAY_ADDRESS."""
+    from tune.jobs import ADDRESS_VARIABLES, job_address
+
+    flag = getattr(args, "address", None)
+    return job_address(
+        flag or next((os.environ[v] for v in ADDRESS_VARIABLES if os.environ.get(v)), None)
+    )
 
 
 def data_dir() -> str | None:
@@ -326,7 +337,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     storage or tracking URI is a line now, not a failed job later."""
     from tune import jobs
 
-    address = jobs.job_address(args.address)
+    address = job_address_of(args)
     spec = _sweep_spec(args, local=False, driver=False)  # the driver (and data) is on the head
     storage = _cluster_storage(args)
     tracking_uri = tracking_of(args)
@@ -407,7 +418,7 @@ def _said_submitted(submitted: Submitted, name: str, storage: str) -> None:
 def cmd_logs(args: argparse.Namespace) -> int:
     from tune import jobs
 
-    status = jobs.follow(jobs.job_address(args.address), args.job, args.follow)
+    status = jobs.follow(job_address_of(args), args.job, args.follow)
     if args.follow:
         print(f"hpo: job {args.job} {status.lower()}")
     return EXIT_OK if status != "FAILED" else EXIT_FAILURE
@@ -416,7 +427,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 def cmd_stop(args: argparse.Namespace) -> int:
     from tune import jobs
 
-    if jobs.stop(jobs.job_address(args.address), args.job):
+    if jobs.stop(job_address_of(args), args.job):
         print(f"hpo: job {args.job} asked to stop (it saves its state: `hpo resume` goes on)")
     else:
         print(f"hpo: job {args.job} had ended already")
@@ -427,7 +438,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     from tune import jobs
     from tune.status import format_columns
 
-    rows = jobs.listing(jobs.job_address(args.address))
+    rows = jobs.listing(job_address_of(args))
     if not rows:
         print("hpo: no jobs on this cluster")
         return EXIT_OK

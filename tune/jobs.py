@@ -26,7 +26,8 @@ from typing import Any
 from tune import cluster
 from tune.errors import UsageError
 
-# Where the job API's address comes from when --address is not given, in Ray's own order.
+# Where the job API's address comes from when --address is not given, in Ray's own order
+# (read by the CLI).
 ADDRESS_VARIABLES = ("RAY_API_SERVER_ADDRESS", "RAY_ADDRESS")
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 # `hpo stop` (Ray's stop_job) sends the driver SIGTERM, then SIGKILL after this many seconds
@@ -45,10 +46,10 @@ class Submitted:
     address: str
 
 
-def job_address(flag: str | None) -> str:
-    """The dashboard's http(s) address: --address, else $RAY_API_SERVER_ADDRESS, else
-    $RAY_ADDRESS. Jobs are submitted over HTTP: a GCS address (HOST:6379) is refused."""
-    address = flag or next((os.environ[v] for v in ADDRESS_VARIABLES if os.environ.get(v)), None)
+def job_address(address: str | None) -> str:
+    """The dashboard's http(s) address (the CLI takes it from --address, else
+    $RAY_API_SERVER_ADDRESS, else $RAY_ADDRESS). Jobs are submitted over HTTP: a GCS address
+    (HOST:6379) is refused."""
     if not address:
         raise UsageError(
             "--address: missing; the Ray dashboard of the cluster, e.g. http://HEAD:8265 "

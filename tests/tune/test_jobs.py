@@ -3,13 +3,14 @@ sent, and what a job would carry. (Submitting for real: tests/tune/test_cluster.
 
 from __future__ import annotations
 
+from argparse import Namespace
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import SEARCH_SPACES
 from tests.tune.loopback import REPO
-from tune.cli import main
+from tune.cli import job_address_of, main
 from tune.cluster import EXCLUDES, packages, runtime_env
 from tune.errors import UsageError
 from tune.jobs import job_address
@@ -21,12 +22,12 @@ def test_the_job_api_address_comes_from_the_flag_then_the_environment(
     monkeypatch.delenv("RAY_API_SERVER_ADDRESS", raising=False)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     with pytest.raises(UsageError, match="missing"):
-        job_address(None)
+        job_address_of(Namespace(address=None))
     monkeypatch.setenv("RAY_ADDRESS", "http://head:8265/")
-    assert job_address(None) == "http://head:8265"
+    assert job_address_of(Namespace(address=None)) == "http://head:8265"
     monkeypatch.setenv("RAY_API_SERVER_ADDRESS", "http://api:8265")
-    assert job_address(None) == "http://api:8265"
-    assert job_address("https://flag:443") == "https://flag:443"
+    assert job_address_of(Namespace(address=None)) == "http://api:8265"
+    assert job_address_of(Namespace(address="https://flag:443")) == "https://flag:443"
     with pytest.raises(UsageError, match="not the GCS address"):
         job_address("head:6379")
 
