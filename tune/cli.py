@@ -49,7 +49,13 @@ VERBOSE_HELP = "Ray's and MLflow's own logs, tracebacks"
 
 
 def storage_of(args: argparse.Namespace) -> str:
-    return str(args.storage or os.environ.get("HPO_STORAGE") or DEFAULT_STORAGE)
+    """--storage, else $HPO_STORAGE, else ./runs: a folder, or s3://bucket/prefix[?options]."""
+    from tune import storage
+
+    where = str(args.storage or os.environ.get("HPO_STORAGE") or DEFAULT_STORAGE)
+    if (problem := storage.check(where)) is not None:
+        raise UsageError(problem)
+    return where
 
 
 def tracking_of(args: argparse.Namespace) -> str:
@@ -298,6 +304,7 @@ def _not_a_job_address(address: str | None, command: str) -> None:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from tune import record as records
+    from tune import storage as storage_module
 
     address = address_of(args)
     _not_a_job_address(address, "sweep")
@@ -324,8 +331,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         aside = experiment.set_aside(exp_dir, spec, options)
         _said_aside(aside)
         print(
-            f"hpo: sweep '{spec.name}': {spec.describe()}; results in {exp_dir}, "
-            f"MLflow at {tracking_uri}",
+            f"hpo: sweep '{spec.name}': {spec.describe()}; results in "
+            f"{storage_module.ray_path(exp_dir)}, MLflow at {tracking_uri}",
             flush=True,
         )
         result = sweep.run_sweep(spec, exp_dir, tracking_uri, options, replacing=aside)
@@ -374,7 +381,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def _cluster_storage(args: argparse.Namespace) -> str:
     """Storage for a sweep whose driver runs elsewhere: every node must reach it by the same
     name, so a relative folder (the default ./runs) means nothing there."""
-    storage = args.storage or os.environ.get("HPO_STORAGE")
+    storage = storage_of(args) if args.storage or os.environ.get("HPO_STORAGE") else None
     if not storage:
         raise UsageError(
             "--storage: missing; a submitted sweep needs storage every node reaches: "
@@ -584,6 +591,7 @@ def absolute_tracking_uri(uri: str) -> str:
 
 
 def print_summary(result: RunResult, metric: str, tracking_uri: str) -> None:
+    from tune import storage
     from tune.record import tensorboard_dir
     from tune.status import fmt_value, format_table, retried_lines, summary_line
 
@@ -620,7 +628,10 @@ def print_summary(result: RunResult, metric: str, tracking_uri: str) -> None:
             "write(s); the experiment folder has all of it. Once the server is back, log it with:"
         )
         print(f"  hpo resume {result.experiment_dir}")
-    print(f"Finished in {result.seconds:.0f} s. Results: {result.experiment_dir}")
+    where = storage.ray_path(result.experiment_dir)
+    print(f"Finished in {result.seconds:.0f} s. Results: {where}")
+    if where != str(result.experiment_dir):
+        print(f"  (this machine's copy, without checkpoints: {result.experiment_dir})")
     if tracking_uri.startswith(("http://", "https://")):
         print(f"  MLflow UI:    {tracking_uri}")  # the server is the UI
     else:

@@ -20,9 +20,9 @@ from typing import Any
 
 from ray import tune as ray_tune
 
-from tune import checkpoints, cluster, states
+from tune import checkpoints, cluster, states, storage
 from tune import record as records
-from tune.errors import Problem, SpecError
+from tune.errors import Problem, SpecError, UsageError
 from tune.history import load_trials
 from tune.progress import ProgressCallback
 from tune.record import ExperimentRecord
@@ -103,10 +103,12 @@ def run_experiment(
     `replacing`: the experiment --overwrite moved aside; back it goes if this one cannot start."""
     # Ray saved state here: continue it. Else a new experiment, or one killed before Ray saved
     # anything: its trials start afresh.
-    restoring = ray_tune.Tuner.can_restore(str(folder))
+    storage.pull(folder)  # a bucket's mirror catches up first
+    restoring = ray_tune.Tuner.can_restore(storage.ray_path(folder))
     try:
         preflight(record.spec, options, folder.parent)
-        if restoring:
+        if restoring and storage.remote_of(folder) is None:
+            # In a bucket, each trial still checks its own checkpoint before loading it.
             repair_checkpoints(folder)
             check_checkpoints(folder)
         record = _with_parent_run(record, folder, plan)
@@ -177,6 +179,7 @@ def _fit(
         # Read back what Ray saved, not its in-memory trials: on Ctrl+C (SIGINT) Ray ends fit()
         # early and marks the trials it stopped TERMINATED in memory, while its saved state
         # (what a resume continues from) keeps them PENDING or RUNNING.
+        storage.pull(folder)
         _, rows = experiment_rows(folder)
         unfinished = sum(r.state in states.UNFINISHED for r in rows)
         budget = plan.time_budget_s
@@ -190,6 +193,7 @@ def _fit(
         raise
     finally:
         flushed = tracker.close(open_outcome)
+        storage.push(folder, records.TENSORBOARD_DIR)
         failed, missed = flushed.failed, flushed.missed
         if missed:
             missed += 1  # the store is down: the parent run's end waits for a resume too
@@ -218,14 +222,14 @@ def _fit(
 # -- the process and Ray ------------------------------------------------------------------------
 
 
-def preflight(spec: SweepSpec, options: RunOptions, storage: Path) -> None:
+def preflight(spec: SweepSpec, options: RunOptions, where: Path) -> None:
     """Everything checked before an experiment writes anything: Ray is up, one trial fits a
     node (also locally: Ray may see fewer CPUs than os.cpu_count() in a container), and on a
     cluster every node sees the storage."""
     start_ray(options)
     cluster.check_fits(spec.resources.cpu, spec.resources.gpu, spec.source)
     if options.address is not None:
-        cluster.check_storage(str(storage))
+        cluster.check_storage(storage.ray_path(where))
 
 
 def ray_environment(verbose: bool) -> dict[str, str]:
@@ -334,7 +338,7 @@ def _new_tuner(
         ),
         run_config=ray_tune.RunConfig(
             name=folder.name,
-            storage_path=str(folder.parent),
+            storage_path=storage.ray_path(folder.parent),
             callbacks=_callbacks(ours, plan.scheduler),
             failure_config=ray_tune.FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=ray_tune.CheckpointConfig(
@@ -352,7 +356,7 @@ def restore_tuner(
     pickled copies: finished trials stay, unfinished and errored ones continue. (Its
     checkpoints were repaired and checked by then: run_experiment.)"""
     restored = ray_tune.Tuner.restore(
-        str(folder),
+        storage.ray_path(folder),
         trainable=trainable,
         resume_unfinished=True,
         resume_errored=not restart_errored,
@@ -410,8 +414,9 @@ def check_checkpoints(folder: Path) -> None:
 def is_finished(folder: Path) -> bool:
     """Whether a resume has nothing left to do: Ray saved its state, every trial the
     experiment will ever have exists, and none is pending, running or errored."""
-    if not ray_tune.Tuner.can_restore(str(folder)):
+    if not ray_tune.Tuner.can_restore(storage.ray_path(folder)):
         return False
+    storage.pull(folder)
     record, rows = experiment_rows(folder)
     left = [r for r in rows if r.state in (*states.RESUMABLE, states.ERROR)]
     return not left and len(rows) >= record.trial_count
@@ -420,6 +425,7 @@ def is_finished(folder: Path) -> bool:
 def catch_up(record: ExperimentRecord, folder: Path) -> Backfilled:
     """Log into MLflow what the folder holds and MLflow missed while it could not be reached
     (tracking.backfill); a finished experiment's parent run is ended, if that was missed too."""
+    storage.pull(folder)
     _, trials = load_trials(folder)
     tracking = TrackingConfig(
         record.tracking_uri, record.spec.name, str(records.tensorboard_dir(folder))
@@ -474,6 +480,11 @@ def set_aside(folder: Path, spec: SweepSpec, options: RunOptions) -> Aside | Non
     checks of the new one (`spec`), and only then move the old one aside. None: no folder."""
     if not folder.exists():
         return None
+    if storage.remote_of(folder) is not None:
+        raise UsageError(
+            f"--overwrite: not supported yet for an experiment in a bucket "
+            f"({storage.remote_of(folder)}); use --name NEW"
+        )
     found = replaceable(folder)
     preflight(spec, options, folder.parent)
     return move_aside(folder, found)

@@ -21,6 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from tune import storage
 from tune.distributions import Distribution, Scalar
 from tune.errors import InUseError, Problem, SpecError
 from tune.files import write_atomic
@@ -120,8 +121,9 @@ def versions() -> dict[str, str]:
 # -- where things are ---------------------------------------------------------------------------
 
 
-def experiment_dir(storage: str, name: str) -> Path:
-    return Path(storage).expanduser().resolve() / name
+def experiment_dir(where: str, name: str) -> Path:
+    """The experiment's folder: in the storage folder, or in a bucket's local mirror."""
+    return storage.root(where) / name
 
 
 def confirm_dir(experiment: Path) -> Path:
@@ -140,9 +142,11 @@ def exists(folder: Path) -> bool:
     return (folder / RECORD_FILE).is_file()
 
 
-def locate(name_or_path: str, storage: str) -> Path | None:
-    """An experiment folder given directly, or a name under the storage folder."""
-    for candidate in (Path(name_or_path), Path(storage).expanduser() / name_or_path):
+def locate(name_or_path: str, where: str) -> Path | None:
+    """An experiment folder given directly, or a name under the storage (a bucket's mirror is
+    brought up to date first)."""
+    for candidate in (Path(name_or_path), experiment_dir(where, name_or_path)):
+        storage.pull(candidate)
         if exists(candidate):
             return candidate.resolve()
     return None
@@ -200,6 +204,7 @@ def save(folder: Path, record: ExperimentRecord) -> None:
         for key in ("candidates", "seeds", "sweep_parent_run_id"):
             del data[key]
     write_atomic(folder / RECORD_FILE, json.dumps(data, indent=2))
+    storage.push(folder, *(f for f in (RECORD_FILE, SPEC_COPY) if (folder / f).is_file()))
 
 
 def load(folder: Path) -> ExperimentRecord:

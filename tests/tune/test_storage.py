@@ -1,0 +1,133 @@
+"""Experiments in an S3-compatible bucket: moto's server on loopback (as Ray's own tests do),
+Ray writing to it through pyarrow, hpo's readers working on a local mirror."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.tune.conftest import hpo
+from tune import storage
+
+# moto takes any credentials; pyarrow must not go looking for an EC2 instance's role.
+AWS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+class Bucket:
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.uri = f"s3://hpo/runs?endpoint_override={endpoint}&scheme=http"
+
+    def keys(self, prefix: str = "") -> list[str]:
+        from pyarrow import fs as pafs
+
+        fs, base = storage.filesystem(self.uri)
+        found = fs.get_file_info(pafs.FileSelector(f"{base}/{prefix}", recursive=True))
+        return sorted(i.path[len(base) + 1 :] for i in found if i.type == pafs.FileType.File)
+
+
+@pytest.fixture(scope="module")
+def bucket() -> Iterator[Bucket]:
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    saved = {k: os.environ.get(k) for k in AWS}
+    os.environ.update(AWS)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="hpo")
+    try:
+        yield Bucket(endpoint)
+    finally:
+        server.stop()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def test_uris_keep_their_options_last() -> None:
+    uri = "s3://b/prefix?endpoint_override=http://h:9000&scheme=http"
+    assert storage.join(uri, "exp", "confirm") == (
+        "s3://b/prefix/exp/confirm?endpoint_override=http://h:9000&scheme=http"
+    )
+    assert storage.is_remote(uri) and not storage.is_remote("/shared/runs")
+    assert storage.check("gs://b/x") is not None and storage.check("/any/folder") is None
+
+
+def test_a_mirror_knows_its_bucket_and_pulls_all_but_checkpoints(
+    bucket: Bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(storage, "MIRRORS", tmp_path / "mirrors")
+    root = storage.root(bucket.uri)
+    folder = root / "exp"
+    assert storage.remote_of(folder) == storage.join(bucket.uri, "exp")
+    assert storage.remote_of(tmp_path / "plain") is None
+    fs, base = storage.filesystem(storage.join(bucket.uri, "exp"))
+    for name, data in (("a/result.json", b"{}\n"), ("a/checkpoint_000001/trainer.pt", b"w")):
+        fs.create_dir(f"{base}/{name.rsplit('/', 1)[0]}", recursive=True)
+        with fs.open_output_stream(f"{base}/{name}") as f:
+            f.write(data)
+    storage.pull(folder)
+    assert (folder / "a" / "result.json").read_bytes() == b"{}\n"
+    assert not (folder / "a" / "checkpoint_000001").exists()
+    (folder / "hpo_sweep.json").write_text("{}")
+    storage.push(folder, "hpo_sweep.json")
+    assert "exp/hpo_sweep.json" in bucket.keys("exp")
+
+
+SPACE = """\
+name: bucketed
+dataset: {train_steps: 10, eval_steps: 2}
+search:
+  dropout: {grid: [0.0, 0.5]}
+  filters: 8
+  units: 32
+  epochs: 2
+search_algorithm: grid
+scheduler: none
+"""
+
+
+@pytest.mark.integration
+def test_a_sweep_in_a_bucket_is_read_back_from_anywhere(bucket: Bucket, tmp_path: Path) -> None:
+    """Sweep into the bucket; then status, report and resume from another machine's view (an
+    empty mirror: another HOME) find everything there."""
+    (tmp_path / "space.yaml").write_text(SPACE)
+    env = {
+        **AWS,
+        "HOME": str(tmp_path / "home"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}",
+    }
+    swept = hpo(["sweep", "space.yaml", "--storage", bucket.uri], cwd=tmp_path, **env)
+    assert swept.returncode == 0, swept.stdout + swept.stderr
+    assert f"Results: {storage.join(bucket.uri, 'bucketed')}" in swept.stdout
+    keys = bucket.keys("bucketed")
+    assert "bucketed/hpo_sweep.json" in keys and "bucketed/search_space.yaml" in keys
+    assert any(k.startswith("bucketed/experiment_state-") for k in keys)
+    assert sum(k.endswith("/trainer.pt") for k in keys) >= 2  # a checkpoint per trial at least
+    assert any(k.startswith("bucketed/tensorboard/") for k in keys)
+
+    elsewhere = {**env, "HOME": str(tmp_path / "other-home")}
+    status = hpo(["status", "bucketed", "--storage", bucket.uri], cwd=tmp_path, **elsewhere)
+    assert status.returncode == 0 and status.stdout.count("TERMINATED") == 2, status.stdout
+    report = hpo(["report", "bucketed", "--storage", bucket.uri], cwd=tmp_path, **elsewhere)
+    assert report.returncode == 0, report.stderr
+    mirrors = list((tmp_path / "other-home" / ".cache" / "hpo" / "storage").glob("*/bucketed"))
+    assert len(mirrors) == 1 and (mirrors[0] / "report" / "report.md").is_file()
+    resumed = hpo(["resume", "bucketed", "--storage", bucket.uri], cwd=tmp_path, **elsewhere)
+    assert resumed.returncode == 0 and "already finished" in resumed.stdout, resumed.stderr
+    record = json.loads((mirrors[0] / "hpo_sweep.json").read_text())
+    assert record["spec"]["name"] == "bucketed"
