@@ -134,6 +134,57 @@ def mlflow_server(tmp_path: Path) -> Iterator[MlflowServer]:
         server.kill()
 
 
+# moto takes any credentials; pyarrow must not go looking for an EC2 instance's role.
+AWS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+class Bucket:
+    """The bucket `hpo` on the test's S3 server, and its storage URI for hpo and Ray."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.uri = f"s3://hpo/runs?endpoint_override={endpoint}&scheme=http"
+
+    def keys(self, prefix: str = "") -> list[str]:
+        from pyarrow import fs as pafs
+
+        from tune import storage
+
+        fs, base = storage.filesystem(self.uri)
+        found = fs.get_file_info(pafs.FileSelector(f"{base}/{prefix}", recursive=True))
+        return sorted(i.path[len(base) + 1 :] for i in found if i.type == pafs.FileType.File)
+
+
+@pytest.fixture(scope="module")
+def bucket() -> Iterator[Bucket]:
+    """A real S3-compatible server on loopback (moto's, as Ray's own tests use), in this
+    process; the credentials in AWS are set here and for every process a test starts."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    saved = {k: os.environ.get(k) for k in AWS}
+    os.environ.update(AWS)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="hpo")
+    try:
+        yield Bucket(endpoint)
+    finally:
+        server.stop()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 # -- fake trainables: scripted curves, for scheduling and state logic ----------------------------
 
 

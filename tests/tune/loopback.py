@@ -71,9 +71,13 @@ def why_not() -> str | None:
 
 
 class LoopbackCluster:
-    def __init__(self, hide: Sequence[Path], data: Sequence[Path]) -> None:
+    def __init__(
+        self, hide: Sequence[Path], data: Sequence[Path], extra_env: dict[str, str] | None = None
+    ) -> None:
         """`hide`: local folders no node may see (storage the test keeps for itself);
-        `data`: the data folders, hidden from the worker only."""
+        `data`: the data folders, hidden from the worker only; `extra_env`: what every node
+        and client runs with besides (credentials of the test's S3 server, say)."""
+        self.extra_env = dict(extra_env or {})
         # Short: Ray's socket paths live under it and must stay within 107 characters.
         self.base = Path(tempfile.mkdtemp(prefix="hpo-lb-", dir="/tmp"))
         self.hide, self.data = [str(p) for p in hide], [str(p) for p in data]
@@ -88,7 +92,7 @@ class LoopbackCluster:
         """What every process of the cluster and its clients runs with."""
         from tests.tune.conftest import hpo_env
 
-        return hpo_env(RAY_AUTH_MODE="token", RAY_USAGE_STATS_ENABLED="0")
+        return hpo_env(RAY_AUTH_MODE="token", RAY_USAGE_STATS_ENABLED="0", **self.extra_env)
 
     def start(self) -> None:
         self._node(

@@ -1,7 +1,8 @@
 """Sweeps on a real two-node Ray cluster whose nodes cannot see this checkout (the worker not
 the data either): `hpo submit` as a Ray Job, code through the job's runtime_env, data through
-Ray's object store, results in storage both nodes share, every trial in a real `mlflow server`
-(tests/tune/loopback.py). Skipped, with the reason, where the machine lacks mount namespaces."""
+Ray's object store, results in an S3-compatible bucket (moto's server) or a folder both nodes
+share, every trial in a real `mlflow server` (tests/tune/loopback.py). Skipped, with the
+reason, where the machine lacks mount namespaces."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.tune.conftest import MlflowServer, wait_for
+from tests.tune.conftest import AWS, Bucket, MlflowServer, wait_for
 from tests.tune.loopback import LoopbackCluster, why_not
+from tune import storage
 
 pytestmark = [
     pytest.mark.integration,
@@ -40,8 +42,10 @@ class Cluster:
     """The loopback cluster with its MLflow server, a folder both nodes share (as NFS would),
     and a folder of the test's own that no node can see."""
 
-    def __init__(self, nodes: LoopbackCluster, server: MlflowServer, private: Path) -> None:
-        self.nodes, self.server, self.private = nodes, server, private
+    def __init__(
+        self, nodes: LoopbackCluster, server: MlflowServer, private: Path, bucket: Bucket
+    ) -> None:
+        self.nodes, self.server, self.private, self.bucket = nodes, server, private, bucket
         self.shared = nodes.base / "shared"
         self.shared.mkdir()
 
@@ -61,10 +65,12 @@ class Cluster:
             timeout=600,
         )
 
-    def submit(self, space: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    def submit(
+        self, space: Path, *flags: str, storage: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return self.hpo(
             "submit", str(space), "--address", self.nodes.dashboard,
-            "--storage", str(self.shared), "--tracking-uri", self.server.uri, *flags,
+            "--storage", storage or str(self.shared), "--tracking-uri", self.server.uri, *flags,
         )  # fmt: skip
 
     def wait_for_job(self, job_id: str, *states: str) -> str:
@@ -79,9 +85,13 @@ class Cluster:
         return status
 
     def epochs(self, name: str) -> dict[str, list[tuple[int, str]]]:
+        return self.epochs_in(self.shared / name)
+
+    @staticmethod
+    def epochs_in(folder: Path) -> dict[str, list[tuple[int, str]]]:
         """Per trial folder: (epoch, node_ip) of each epoch in its result.json."""
         out = {}
-        for path in (self.shared / name).glob("*/result.json"):
+        for path in folder.glob("*/result.json"):
             rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
             unique = {(r["epoch"], r["training_iteration"]): r["node_ip"] for r in rows}
             out[path.parent.name] = [(epoch, ip) for (epoch, _), ip in unique.items()]
@@ -110,15 +120,15 @@ def job_id_of(output: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def cluster(tmp_path_factory: pytest.TempPathFactory, bucket: Bucket) -> Iterator[Cluster]:
     private = tmp_path_factory.mktemp("laptop")
     server = MlflowServer(tmp_path_factory.mktemp("mlflow"))
     server.start()
-    data = [Path("/usr/share/datasets"), Path.home() / ".cache" / "hpo"]
-    nodes = LoopbackCluster(hide=[private], data=[d for d in data if d.is_dir()])
+    data = [Path("/usr/share/datasets"), Path.home() / ".cache" / "hpo" / "data"]
+    nodes = LoopbackCluster(hide=[private], data=[d for d in data if d.is_dir()], extra_env=AWS)
     try:
         nodes.start()
-        yield Cluster(nodes, server, private)
+        yield Cluster(nodes, server, private, bucket)
     finally:
         nodes.stop()
         server.kill()
@@ -126,25 +136,29 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 def test_a_submitted_sweep_trains_on_both_nodes_and_is_recorded_once(cluster: Cluster) -> None:
     space = cluster.space("spread")
-    submitted = cluster.submit(space)
+    bucket = cluster.bucket.uri
+    submitted = cluster.submit(space, storage=bucket)
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
     job_id = job_id_of(submitted.stdout)
     assert f"hpo logs {job_id} --follow" in submitted.stdout  # and the client is gone
     assert cluster.wait_for_job(job_id, "SUCCEEDED", "FAILED", "STOPPED") == "SUCCEEDED", (
         cluster.hpo("logs", job_id, "--address", cluster.nodes.dashboard).stdout
     )
-    epochs = cluster.epochs("spread")
+    # Everything is in the bucket; the test reads it through a mirror, as `hpo status` does.
+    status = cluster.hpo("status", "spread", "--storage", bucket)
+    assert status.returncode == 0 and status.stdout.count("TERMINATED") == 4, status.stdout
+    mirror = storage.root(bucket) / "spread"
+    epochs = cluster.epochs_in(mirror)
     assert len(epochs) == 4 and all([e for e, _ in v] == [1, 2] for v in epochs.values())
     # The worker has neither the code nor the data, and trained anyway.
     assert {ip for v in epochs.values() for _, ip in v} == {"127.0.0.3", "127.0.0.2"}
+    keys = cluster.bucket.keys("spread")
     for trial in epochs:
-        assert list((cluster.shared / "spread" / trial).glob("checkpoint_*/trainer.pt"))
+        assert any(k.startswith(f"spread/{trial}/checkpoint_") for k in keys), trial
     assert sorted(cluster.mlflow_steps("spread").values()) == [[1, 2]] * 4
-    status = cluster.hpo("status", "spread", "--storage", str(cluster.shared))
-    assert status.returncode == 0 and status.stdout.count("TERMINATED") == 4, status.stdout
-    report = cluster.hpo("report", "spread", "--storage", str(cluster.shared))
+    report = cluster.hpo("report", "spread", "--storage", bucket)
     assert report.returncode == 0, report.stderr
-    assert (cluster.shared / "spread" / "report" / "report.md").is_file()
+    assert (mirror / "report" / "report.md").is_file()
 
 
 def test_a_stopped_job_resumes_as_a_new_job(cluster: Cluster) -> None:

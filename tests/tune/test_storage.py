@@ -4,58 +4,12 @@ Ray writing to it through pyarrow, hpo's readers working on a local mirror."""
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.tune.conftest import hpo
+from tests.tune.conftest import AWS, Bucket, hpo
 from tune import storage
-
-# moto takes any credentials; pyarrow must not go looking for an EC2 instance's role.
-AWS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_EC2_METADATA_DISABLED": "true",
-}
-
-
-class Bucket:
-    def __init__(self, endpoint: str) -> None:
-        self.endpoint = endpoint
-        self.uri = f"s3://hpo/runs?endpoint_override={endpoint}&scheme=http"
-
-    def keys(self, prefix: str = "") -> list[str]:
-        from pyarrow import fs as pafs
-
-        fs, base = storage.filesystem(self.uri)
-        found = fs.get_file_info(pafs.FileSelector(f"{base}/{prefix}", recursive=True))
-        return sorted(i.path[len(base) + 1 :] for i in found if i.type == pafs.FileType.File)
-
-
-@pytest.fixture(scope="module")
-def bucket() -> Iterator[Bucket]:
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    saved = {k: os.environ.get(k) for k in AWS}
-    os.environ.update(AWS)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="hpo")
-    try:
-        yield Bucket(endpoint)
-    finally:
-        server.stop()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def test_uris_keep_their_options_last() -> None:
