@@ -44,8 +44,8 @@ smoke: setup
 	$(BIN)/hpo sweep search_spaces/smoke.yaml --name smoke-$(shell date +%Y%m%d-%H%M%S)
 
 check: $(STAMP)
-	$(BIN)/ruff check tune models tests scripts
-	$(BIN)/ruff format --check tune models tests scripts
+	$(BIN)/ruff check tune models tests scripts bench
+	$(BIN)/ruff format --check tune models tests scripts bench
 	$(BIN)/mypy
 
 test: setup check
@@ -55,8 +55,8 @@ unit: setup
 	$(BIN)/pytest -q -m "not integration" tests
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix tune models tests scripts
-	$(BIN)/ruff format tune models tests scripts
+	$(BIN)/ruff check --fix tune models tests scripts bench
+	$(BIN)/ruff format tune models tests scripts bench
 
 constraints: $(STAMP)
 	(echo "# Every package of a working install, pinned (pip freeze). Regenerate: make constraints"; \

@@ -62,7 +62,9 @@ def main() -> None:
             # Wall time includes the worker's start, the same for both; `own` is the part
             # that differs.
             runs[name].append((time.perf_counter() - begin, own, rss))
-    print(f"driver reads and parses the IDX files once: {read_s:.2f} s; object store: {size:.0f} MB")
+    print(
+        f"driver reads and parses the IDX files once: {read_s:.2f} s; object store: {size:.0f} MB"
+    )
     print(f"{'path':<14} {'wall s':>7} {'data s':>7} {'min':>6} {'max':>6} {'peak RSS MB':>12}")
     for name, values in runs.items():
         own = [o for _, o, _ in values]

@@ -18,6 +18,7 @@ def trial(tid: str, status: str, epoch: int, best: float | None, dropout: float)
         config={"dropout": dropout, "epochs": 3, "lr": 0.001},
         last_result={"epoch": epoch} if epoch else {},
         metric_analysis={} if best is None else {"val_accuracy": {"max": best}},
+        run_metadata=SimpleNamespace(error_filename=None, num_failures=0),
     )
 
 
