@@ -13,6 +13,14 @@ def pick_device(requested: str = "auto") -> torch.device:
     return torch.device(requested)
 
 
+def limit_memory(device: torch.device, share: float) -> None:
+    """Hold this process to `share` of its GPU's memory: Ray gives a trial a fraction of a GPU
+    (resources.gpu: 0.25 packs four trials on one) but does not enforce it, so one trial's
+    allocator could starve the others. No-op on a CPU or for a whole GPU."""
+    if device.type == "cuda" and 0 < share < 1:
+        torch.cuda.set_per_process_memory_fraction(share, device)
+
+
 def describe(device: torch.device) -> str:
     """A human-readable name for tags: 'cpu' or 'cuda:0 (NVIDIA H100 80GB HBM3)'."""
     if device.type == "cuda":

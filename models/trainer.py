@@ -26,6 +26,9 @@ from models.data import Datasets, Split
 from models.device import pick_device
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
+# fp32: plain float32. bf16: forward passes under bfloat16 autocast and the model in
+# channels_last, which tensor cores want; meant for GPUs (it runs on a CPU, seldom faster).
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class TrainConfig:
     seed: int = 0  # seeds weights, dropout and batch order
     threads: int | None = None  # torch intra-op threads (the CPUs the trial owns); None = as is
     device: str = "auto"  # "auto" = the GPU when one is visible, else the CPU
+    precision: str = "fp32"  # one of PRECISIONS
 
 
 @dataclass(frozen=True)
@@ -79,11 +83,18 @@ class Trainer:
             # One trial owns `threads` CPUs; more threads than that fight the other trials.
             torch.set_num_threads(max(1, cfg.threads))
         torch.manual_seed(cfg.seed)
+        if cfg.precision not in PRECISIONS:
+            raise ValueError(f"precision {cfg.precision!r} is not one of {', '.join(PRECISIONS)}")
         self.device = pick_device(cfg.device)
-        # The whole dataset moves once; on a GPU every batch is then a slice, never a copy.
+        self.bf16 = cfg.precision == "bf16"
+        # The whole dataset moves once (a no-op when it is there already: tune/trainable.py
+        # keeps one copy per worker); on a GPU every batch is then a slice, never a copy.
         self.train_data = data.train.to(self.device)
         self.val_data = data.validation.to(self.device)
         self.model = CNN(model_cfg).to(self.device)
+        if self.bf16:
+            # Images have one channel: already channels_last in memory, nothing is copied.
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = make_optimizer(
             cfg.optimizer, self.model.parameters(), cfg.lr, cfg.weight_decay
         )
@@ -91,6 +102,10 @@ class Trainer:
         self.batch_order = torch.Generator().manual_seed(cfg.seed)
         self.epoch = 0
         self.last_metrics: EpochMetrics | None = None  # of the epoch that ended last
+
+    def autocast(self) -> torch.autocast:
+        """bfloat16 forward passes when precision is bf16; float32 otherwise (disabled)."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     # -- one epoch -------------------------------------------------------------------------
 
@@ -109,7 +124,8 @@ class Trainer:
         for step in range(steps):
             idx = order[step * self.cfg.batch_size : (step + 1) * self.cfg.batch_size]
             x, y = self.train_data.images[idx], self.train_data.labels[idx]
-            loss = F.cross_entropy(self.model(x), y)
+            with self.autocast():
+                loss = F.cross_entropy(self.model(x), y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -133,8 +149,9 @@ class Trainer:
         seen = 0
         for b in range(batches):
             x, y = split.images[b * bs : (b + 1) * bs], split.labels[b * bs : (b + 1) * bs]
-            logits = self.model(x)
-            total_loss += F.cross_entropy(logits, y, reduction="sum")
+            with self.autocast():
+                logits = self.model(x)
+            total_loss += F.cross_entropy(logits.float(), y, reduction="sum")
             correct += (logits.argmax(1) == y).sum()
             seen += len(y)
         return total_loss.item() / seen, correct.item() / seen, time.perf_counter() - start

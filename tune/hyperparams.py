@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 from typing import Any, cast
 
 from models.cnn import ModelConfig, max_conv_layers
-from models.trainer import OPTIMIZERS, TrainConfig
+from models.trainer import OPTIMIZERS, PRECISIONS, TrainConfig
 from tune.distributions import Distribution, Scalar, as_number
 from tune.errors import Problem, show
 
@@ -68,9 +68,10 @@ RULES: dict[str, Rule] = {
     "batch_size": Rule(int, low=1, high=60000),
     "optimizer": Rule(str, options=OPTIMIZERS),
     "epochs": Rule(int, low=1, high=10000),
+    "precision": Rule(str, options=PRECISIONS),
 }
 MODEL_KEYS = ("conv_layers", "filters", "units", "dropout", "normalization")
-TRAIN_KEYS = ("lr", "weight_decay", "batch_size", "optimizer", "epochs")
+TRAIN_KEYS = ("lr", "weight_decay", "batch_size", "optimizer", "epochs", "precision")
 # Which distributions make sense for each type.
 KINDS_FOR = {
     bool: ("choice", "grid"),
@@ -185,5 +186,7 @@ def train_config(config: dict[str, Any], **settings: Any) -> TrainConfig:
         batch_size=int(config["batch_size"]),
         optimizer=str(config["optimizer"]),
         epochs=int(config["epochs"]),
+        # Absent from the trials of experiments made before it existed: their default.
+        precision=str(config.get("precision", TrainConfig.precision)),
         **settings,
     )

@@ -106,6 +106,7 @@ def trial_settings(spec: SweepSpec, options: RunOptions) -> TrialSettings:
         threads=max(1, int(spec.resources.cpu)),
         # A trial that asked for no GPU stays on the CPU even where one is visible to it.
         device="cpu" if spec.resources.gpu == 0 else "auto",
+        gpu_share=spec.resources.gpu,
     )
 
 

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from ray import tune as ray_tune
 
 from models.data import DataConfig, Datasets, RawData, Split, datasets_from, test_split_from
-from models.device import describe
+from models.device import describe, limit_memory, pick_device
 from models.trainer import EpochMetrics, Trainer
 from tune import checkpoints
 from tune.checkpoints import CHECKPOINT_FILE
@@ -46,6 +47,7 @@ class TrialSettings:
     seed: int
     threads: int  # the CPUs a trial owns, as torch threads
     device: str  # "cpu" for CPU-only trials; "auto" = the GPU Ray gave the trial
+    gpu_share: float = 0.0  # resources.gpu: the part of its GPU a trial may fill
     # `hpo confirm`: after the last epoch, evaluate once on the held-out test set.
     test_at_end: bool = False
     fault: Fault | None = None  # tests only; never set by the CLI
@@ -56,15 +58,19 @@ class TrialSettings:
 # of the dataset, or of this project, still trains (docs/architecture.md, "Data"). A worker
 # process turns them into tensors once: with actor reuse, its later trials skip that and the
 # memory of a second copy.
-_DATA: dict[DataConfig, Datasets] = {}
+_DATA: dict[tuple[DataConfig, str], Datasets] = {}
 _TEST: dict[DataConfig, Split] = {}
 
 
-def datasets(cfg: DataConfig, raw: RawData) -> Datasets:
-    if cfg not in _DATA:
+def datasets(cfg: DataConfig, raw: RawData, device: torch.device) -> Datasets:
+    """The worker's one copy, on the trial's device: on a GPU it stays there for the next trial
+    the worker runs, instead of being copied again for each."""
+    key = (cfg, str(device))
+    if key not in _DATA:
         _DATA.clear()  # a worker serves one sweep; never hold two datasets
-        _DATA[cfg] = datasets_from(raw, cfg)
-    return _DATA[cfg]
+        made = datasets_from(raw, cfg)
+        _DATA[key] = Datasets(made.train.to(device), made.validation.to(device))
+    return _DATA[key]
 
 
 def held_out_test_set(cfg: DataConfig, raw: RawData) -> Split:
@@ -81,6 +87,8 @@ def train_trial(config: dict[str, Any], settings: TrialSettings, data: RawData) 
     resumed trial continues from its last checkpoint. A config with a `seed` (set by `hpo
     confirm`, which retrains one configuration with several seeds) overrides the sweep's."""
     seed = int(config.get(SEED_KEY, settings.seed))
+    device = pick_device(settings.device)
+    limit_memory(device, settings.gpu_share)
     trainer = Trainer(
         model_config(config),
         train_config(
@@ -91,7 +99,7 @@ def train_trial(config: dict[str, Any], settings: TrialSettings, data: RawData) 
             threads=settings.threads,
             device=settings.device,
         ),
-        datasets(settings.data, data),
+        datasets(settings.data, data, device),
     )
     replay = False
     restored = ray_tune.get_checkpoint()
@@ -100,17 +108,17 @@ def train_trial(config: dict[str, Any], settings: TrialSettings, data: RawData) 
             checkpoints.check(Path(folder))
             trainer.load(os.path.join(folder, CHECKPOINT_FILE))
             replay = os.path.exists(os.path.join(folder, REPLAY_MARKER))
-    device = describe(trainer.device)
+    name = describe(trainer.device)
     if replay and trainer.last_metrics is not None:
         # A checkpoint that resume put in place of one Ray had lost (repair_checkpoints in
         # tune/experiment.py):
         # Ray never saw its epoch, so report it now, before going on.
-        _report(trainer, trainer.last_metrics, device, _test(trainer, settings, data))
+        _report(trainer, trainer.last_metrics, name, _test(trainer, settings, data))
     while trainer.epoch < trainer.cfg.epochs:
         if settings.fault is not None:
             _injected_fault(settings.fault, trainer.epoch + 1)
         metrics = trainer.run_epoch()
-        _report(trainer, metrics, device, _test(trainer, settings, data))
+        _report(trainer, metrics, name, _test(trainer, settings, data))
 
 
 def _test(trainer: Trainer, settings: TrialSettings, data: RawData) -> dict[str, float]:

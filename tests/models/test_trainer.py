@@ -90,3 +90,35 @@ def test_checkpoint_resumes_exactly(tiny_data: Datasets, tmp_path: Path) -> None
     assert second.epoch == 2
     assert second.val_loss == pytest.approx(straight[1].val_loss, rel=1e-5)
     assert second.train_loss == pytest.approx(straight[1].train_loss, rel=1e-5)
+
+
+def test_bf16_precision_autocasts_and_uses_channels_last(tiny_data: Datasets) -> None:
+    """The GPU switch, on the CPU here (autocast runs there too): forward passes in bfloat16,
+    the model's weights in channels_last, metrics as float32 numbers; fp32 is the default."""
+    assert TrainConfig().precision == "fp32"
+    trainer = Trainer(SMALL, TrainConfig(epochs=1, train_steps=3, precision="bf16"), tiny_data)
+    conv = next(m for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    with trainer.autocast():
+        out = trainer.model(tiny_data.train.images[:4])
+    assert out.dtype == torch.bfloat16
+    (m,) = trainer.fit()
+    assert all(isinstance(v, float) and v == v for v in (m.train_loss, m.val_loss))
+    with pytest.raises(ValueError, match="precision 'fp16' is not one of fp32, bf16"):
+        Trainer(SMALL, TrainConfig(precision="fp16"), tiny_data)
+
+
+def test_a_gpu_share_limits_memory_only_on_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No GPU here: the CUDA call is recorded instead of made (bench/gpu_check.sh runs it)."""
+    from models.device import limit_memory
+
+    calls: list[tuple[float, torch.device]] = []
+    monkeypatch.setattr(
+        torch.cuda, "set_per_process_memory_fraction", lambda f, d: calls.append((f, d))
+    )
+    gpu = torch.device("cuda", 0)
+    limit_memory(torch.device("cpu"), 0.25)  # a CPU: nothing to limit
+    limit_memory(gpu, 1.0)  # a whole GPU: nothing to share
+    limit_memory(gpu, 0.0)  # no GPU asked for
+    limit_memory(gpu, 0.25)
+    assert calls == [(0.25, gpu)]

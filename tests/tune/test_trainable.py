@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import torch
+
 from models.cnn import ModelConfig
 from models.data import DataConfig, Datasets, read_raw
 from models.trainer import TrainConfig, Trainer
@@ -23,11 +25,12 @@ def test_data_is_made_once_per_worker_and_one_set_at_a_time(idx_folder: Path) ->
     cfg = DataConfig(root=str(idx_folder), validation_fraction=0.2)
     raw = read_raw(cfg)
     assert raw.test_images is None  # a sweep's driver never reads the test set
-    first = datasets(cfg, raw)
-    assert datasets(cfg, raw) is first and len(first.validation) == 20
-    other = datasets(replace(cfg, validation_fraction=0.5), raw)
+    cpu = torch.device("cpu")
+    first = datasets(cfg, raw, cpu)
+    assert datasets(cfg, raw, cpu) is first and len(first.validation) == 20
+    other = datasets(replace(cfg, validation_fraction=0.5), raw, cpu)
     assert len(other.validation) == 50 and list(trainable._DATA) == [
-        replace(cfg, validation_fraction=0.5)
+        (replace(cfg, validation_fraction=0.5), "cpu")
     ]
 
 
