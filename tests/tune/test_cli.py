@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import SEARCH_SPACES
-from tests.tune.conftest import hpo
+from tests.tune.conftest import OUTSIDE, hpo
 from tune.cli import absolute_tracking_uri, build_parser, main
 
 SMOKE = str(SEARCH_SPACES / "smoke.yaml")
@@ -21,6 +22,35 @@ def run_hpo(fake_data_dir: Path) -> Any:
 
     def run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
         return hpo(args, cwd, timeout=120, HPO_DATA_DIR=str(fake_data_dir), **env)
+
+    return run
+
+
+@pytest.fixture
+def hpo_here(
+    fake_data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Any:
+    """`hpo` run by this process, for refusals that come before Ray starts: the same exit code
+    and lines as a new process, without its 4 s of imports. The environment is put back."""
+    import ray
+
+    def run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+        monkeypatch.chdir(cwd)
+        for key in OUTSIDE:
+            monkeypatch.delenv(key, raising=False)
+        for key, value in {"HPO_DATA_DIR": str(fake_data_dir), **env}.items():
+            monkeypatch.setenv(key, value)
+        saved = dict(os.environ)
+        try:
+            code = main(args)
+        except SystemExit as e:  # argparse's own refusals
+            code = int(e.code or 0)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+            ray.shutdown()  # had it not refused, its Ray must not outlive the test
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out.out, out.err)
 
     return run
 
@@ -54,12 +84,12 @@ def test_validate_reports_every_file(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "smoke.yaml: valid" in captured.out and "search.dropout" in captured.err
 
 
-def test_bad_sweep_exits_2_and_leaves_no_trace(tmp_path: Path, run_hpo: Any) -> None:
+def test_bad_sweep_exits_2_and_leaves_no_trace(tmp_path: Path, hpo_here: Any) -> None:
     bad = tmp_path / "space.yaml"
     bad.write_text("search:\n  dropout: {uniform: [0.5, 0.1]}\n")
     work = tmp_path / "work"
     work.mkdir()
-    result = run_hpo(["sweep", str(bad)], cwd=work)
+    result = hpo_here(["sweep", str(bad)], cwd=work)
     assert result.returncode == 2, result.stderr
     assert (
         result.stderr.strip()
@@ -106,17 +136,17 @@ def test_bad_sweep_exits_2_and_leaves_no_trace(tmp_path: Path, run_hpo: Any) -> 
         (["frobnicate"], "invalid choice"),
     ],
 )
-def test_bad_flags_exit_2(tmp_path: Path, run_hpo: Any, args: list[str], fragment: str) -> None:
-    result = run_hpo(args, cwd=tmp_path)
+def test_bad_flags_exit_2(tmp_path: Path, hpo_here: Any, args: list[str], fragment: str) -> None:
+    result = hpo_here(args, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert fragment in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "runs").exists() and not (tmp_path / "mlflow.db").exists()
 
 
-def test_existing_experiment_is_not_overwritten(tmp_path: Path, run_hpo: Any) -> None:
+def test_existing_experiment_is_not_overwritten(tmp_path: Path, hpo_here: Any) -> None:
     (tmp_path / "runs" / "smoke").mkdir(parents=True)
-    result = run_hpo(["sweep", str(SEARCH_SPACES / "smoke.yaml")], cwd=tmp_path)
+    result = hpo_here(["sweep", str(SEARCH_SPACES / "smoke.yaml")], cwd=tmp_path)
     assert result.returncode == 2
     assert "already exists" in result.stderr and "--name" in result.stderr
 
@@ -131,7 +161,7 @@ def test_a_relative_sqlite_store_is_recorded_absolute(
 
 
 def test_an_unreadable_record_stops_overwrite_before_anything_is_deleted(
-    tmp_path: Path, run_hpo: Any
+    tmp_path: Path, hpo_here: Any
 ) -> None:
     """A record that cannot be read would leave its MLflow runs active if the folder went
     anyway; --overwrite refuses it, naming the file, and deletes nothing."""
@@ -139,14 +169,14 @@ def test_an_unreadable_record_stops_overwrite_before_anything_is_deleted(
     folder.mkdir(parents=True)
     (folder / "hpo_sweep.json").write_text('{"spec": ')
     (folder / "keep.txt").write_text("mine")
-    result = run_hpo(["sweep", str(SEARCH_SPACES / "smoke.yaml"), "--overwrite"], cwd=tmp_path)
+    result = hpo_here(["sweep", str(SEARCH_SPACES / "smoke.yaml"), "--overwrite"], cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith(f"{folder / 'hpo_sweep.json'}: cannot be read")
     assert (folder / "keep.txt").read_text() == "mine"
 
 
-def test_storage_defaults_to_hpo_storage(tmp_path: Path, run_hpo: Any) -> None:
-    result = run_hpo(["status", "nothing"], cwd=tmp_path, HPO_STORAGE=str(tmp_path / "elsewhere"))
+def test_storage_defaults_to_hpo_storage(tmp_path: Path, hpo_here: Any) -> None:
+    result = hpo_here(["status", "nothing"], cwd=tmp_path, HPO_STORAGE=str(tmp_path / "elsewhere"))
     assert result.returncode == 2
     assert f"no experiment 'nothing' (neither a folder nor a name in {tmp_path / 'elsewhere'})" in (
         result.stderr
@@ -175,11 +205,11 @@ def test_validate_goes_on_after_a_file_it_cannot_read(
     assert "smoke.yaml: valid" in captured.out
 
 
-def test_overwrite_never_deletes_a_folder_hpo_did_not_make(tmp_path: Path, run_hpo: Any) -> None:
+def test_overwrite_never_deletes_a_folder_hpo_did_not_make(tmp_path: Path, hpo_here: Any) -> None:
     thesis = tmp_path / "runs" / "smoke"
     thesis.mkdir(parents=True)
     (thesis / "thesis.tex").write_text("three years of work")
-    result = run_hpo(["sweep", str(SEARCH_SPACES / "smoke.yaml"), "--overwrite"], cwd=tmp_path)
+    result = hpo_here(["sweep", str(SEARCH_SPACES / "smoke.yaml"), "--overwrite"], cwd=tmp_path)
     assert result.returncode == 2
     assert f"{thesis}: exists but holds no hpo experiment" in result.stderr
     assert (thesis / "thesis.tex").read_text() == "three years of work"
@@ -219,21 +249,21 @@ def test_one_writer_per_experiment(tmp_path: Path, run_hpo: Any) -> None:
     assert records.exists(folder)
 
 
-def test_resume_refuses_a_tracking_server_that_is_gone(tmp_path: Path, run_hpo: Any) -> None:
+def test_resume_refuses_a_tracking_server_that_is_gone(tmp_path: Path, hpo_here: Any) -> None:
     from tune import record as records
     from tune.spec import load_spec
 
     folder = tmp_path / "runs" / "smoke"
     record = records.new_record(load_spec(SEARCH_SPACES / "smoke.yaml"), "http://127.0.0.1:9")
     records.save(folder, record)
-    result = run_hpo(["resume", "smoke"], cwd=tmp_path)
+    result = hpo_here(["resume", "smoke"], cwd=tmp_path)
     assert result.returncode == 2
     assert "hpo resume: the recorded tracking URI http://127.0.0.1:9 cannot be reached" in (
         result.stderr
     )
 
 
-def test_damaged_experiment_folders_are_one_line_each(tmp_path: Path, run_hpo: Any) -> None:
+def test_damaged_experiment_folders_are_one_line_each(tmp_path: Path, hpo_here: Any) -> None:
     """A record with no Ray state, and records that are empty, cut short or not an object:
     exit 2, one line naming the folder or file, no traceback."""
     from tune import record as records
@@ -242,7 +272,7 @@ def test_damaged_experiment_folders_are_one_line_each(tmp_path: Path, run_hpo: A
     folder = tmp_path / "runs" / "smoke"
     records.save(folder, records.new_record(load_spec(SEARCH_SPACES / "smoke.yaml"), "x"))
     for command in ("status", "report"):
-        result = run_hpo([command, "smoke"], cwd=tmp_path)
+        result = hpo_here([command, "smoke"], cwd=tmp_path)
         assert result.returncode == 2, result.stderr
         assert result.stderr.startswith(f"{folder}: holds no trial state saved by Ray")
         assert result.stderr.count("\n") == 1
@@ -253,6 +283,6 @@ def test_damaged_experiment_folders_are_one_line_each(tmp_path: Path, run_hpo: A
         ("[]", "is not a mapping"),
     ):
         path.write_text(text)
-        result = run_hpo(["status", "smoke"], cwd=tmp_path)
+        result = hpo_here(["status", "smoke"], cwd=tmp_path)
         assert result.returncode == 2 and result.stderr.startswith(f"{path}: "), result.stderr
         assert what in result.stderr and result.stderr.count("\n") == 1
