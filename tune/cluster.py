@@ -17,6 +17,7 @@ import ray
 
 import models
 import tune
+from tune import storage
 from tune.errors import Problem, SpecError
 
 # What a package folder may hold that a worker does not need.
@@ -69,38 +70,37 @@ def check_fits(cpu: float, gpu: float, source: str) -> None:
         raise SpecError(source, problems)
 
 
-def check_storage(storage: str) -> None:
+def check_storage(where: str) -> None:
     """Every alive node sees the storage the driver writes to: the driver leaves a probe file
     there and a small task on each node reads it back. A node with its own folder of the same
     name does not pass: it would hold that node's trials where nobody else looks. Ray checks
     this only at a trial's first checkpoint, after minutes of training. Exit 2 names the nodes
     that cannot see it."""
-    import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     nodes = alive_nodes()
     if len(nodes) < 2:
         return  # the driver's own node: it just wrote there
     probe = f"{PROBE_PREFIX}{uuid.uuid4().hex}"
-    made = _write_probe(storage, probe)
+    made = _write_probe(where, probe)
     try:
         tasks = {
             n["NodeManagerAddress"]: _sees.options(
                 scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
-            ).remote(storage, probe)
+            ).remote(where, probe)
             for n in nodes
         }
         blind = {ip: why for ip, task in tasks.items() if (why := ray.get(task)) is not None}
     finally:
-        _remove_probe(storage, probe, made)
+        _remove_probe(where, probe, made)
     if blind:
-        where = "; ".join(f"{ip}: {why}" for ip, why in sorted(blind.items()))
+        which = "; ".join(f"{ip}: {why}" for ip, why in sorted(blind.items()))
         raise SpecError(
             "--storage",
             [
                 Problem(
                     "",
-                    f"{storage} is not the same storage on every node ({where})",
+                    f"{where} is not the same storage on every node ({which})",
                     "a folder every node mounts at the same path (NFS), or an S3-compatible "
                     "URI such as s3://bucket/prefix?endpoint_override=http://host:9000",
                 )
@@ -108,9 +108,9 @@ def check_storage(storage: str) -> None:
         )
 
 
-def _write_probe(storage: str, probe: str) -> bool:
+def _write_probe(where: str, probe: str) -> bool:
     """Write the probe file; True if the storage folder had to be made for it."""
-    fs, root = _filesystem(storage)
+    fs, root = _filesystem(where)
     from pyarrow import fs as pafs
 
     made = bool(fs.get_file_info(root).type == pafs.FileType.NotFound)
@@ -120,27 +120,27 @@ def _write_probe(storage: str, probe: str) -> bool:
     return made
 
 
-def _remove_probe(storage: str, probe: str, made: bool) -> None:
-    fs, root = _filesystem(storage)
+def _remove_probe(where: str, probe: str, made: bool) -> None:
+    fs, root = _filesystem(where)
     fs.delete_file(f"{root}/{probe}")
     if made:
         fs.delete_dir(root)  # it was made for the probe: leave nothing behind
 
 
-def _filesystem(storage: str) -> tuple[Any, str]:
+def _filesystem(where: str) -> tuple[Any, str]:
+    """pyarrow's filesystem and path for a folder or a bucket URI."""
     from pyarrow import fs as pafs
 
-    if "://" not in storage:
-        return pafs.LocalFileSystem(), str(Path(storage).absolute())
-    fs, root = pafs.FileSystem.from_uri(storage)
-    return fs, str(root)
+    if not storage.is_remote(where):
+        return pafs.LocalFileSystem(), str(Path(where).absolute())
+    return storage.filesystem(where)
 
 
 @ray.remote(num_cpus=0)
-def _sees(storage: str, probe: str) -> str | None:
+def _sees(where: str, probe: str) -> str | None:
     """On one node: None if the probe is there, else why not, in a few words."""
     try:
-        fs, root = _filesystem(storage)
+        fs, root = _filesystem(where)
         with fs.open_input_stream(f"{root}/{probe}") as f:
             return None if f.read() == probe.encode() else "another file under the same name"
     except FileNotFoundError:
