@@ -57,8 +57,8 @@ scheduler: none
 
 @pytest.mark.integration
 def test_a_sweep_in_a_bucket_is_read_back_from_anywhere(bucket: Bucket, tmp_path: Path) -> None:
-    """Sweep into the bucket; then status, report and resume from another machine's view (an
-    empty mirror: another HOME) find everything there."""
+    """Sweep into the bucket; then status, report, resume and confirm from another machine's
+    view (an empty mirror: another HOME) find everything there."""
     (tmp_path / "space.yaml").write_text(SPACE)
     env = {
         **AWS,
@@ -85,3 +85,13 @@ def test_a_sweep_in_a_bucket_is_read_back_from_anywhere(bucket: Bucket, tmp_path
     assert resumed.returncode == 0 and "already finished" in resumed.stdout, resumed.stderr
     record = json.loads((mirrors[0] / "hpo_sweep.json").read_text())
     assert record["spec"]["name"] == "bucketed"
+    confirmed = hpo(
+        ["confirm", "bucketed", "--top", "1", "--seeds", "1", "--storage", bucket.uri],
+        cwd=tmp_path,
+        **elsewhere,
+    )
+    assert confirmed.returncode == 0, confirmed.stdout + confirmed.stderr
+    assert any(
+        k.startswith("bucketed/confirm/") and k.endswith("result.json")
+        for k in bucket.keys("bucketed/confirm")
+    )
