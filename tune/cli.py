@@ -467,7 +467,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         _check_recorded_uri(record)
         options = run_options(args)
         if experiment.is_finished(exp_dir):
-            caught_up = experiment.catch_up(record, exp_dir)
+            caught_up = experiment.catch_up(record, exp_dir, finished=True)
             _, rows = experiment_rows(exp_dir)
             print(f"hpo: '{record.name}' already finished; nothing to resume.")
             print(experiment_table(record, rows))

@@ -239,8 +239,9 @@ def ray_environment(verbose: bool) -> dict[str, str]:
         # other names; its JSON and CSV loggers are added explicitly (_callbacks), and
         # tune/tracking.py writes the TensorBoard files.
         "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
-        # MLflow retries a dead server for minutes by default; a sweep's tracking gives up on a
-        # write within about a minute (counted and reported; training goes on).
+        # MLflow retries a dead server for minutes by default; a sweep's write gives up within
+        # seconds (a minute if nothing answers) and waits in the tracking backlog
+        # (tune/tracking.py) for the server to return.
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
         "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
         # With a tracking server, MLflow prints two lines with links each time a run ends,
@@ -422,22 +423,22 @@ def is_finished(folder: Path) -> bool:
     return not left and len(rows) >= record.trial_count
 
 
-def catch_up(record: ExperimentRecord, folder: Path) -> Backfilled:
-    """Log into MLflow what the folder holds and MLflow missed while it could not be reached
-    (tracking.backfill); a finished experiment's parent run is ended, if that was missed too."""
-    storage.pull(folder)
+def catch_up(record: ExperimentRecord, folder: Path, finished: bool) -> Backfilled:
+    """Log into MLflow what the folder holds (a bucket's mirror: pulled by the caller) and
+    MLflow missed while it could not be reached (tracking.backfill); a `finished`
+    experiment's parent run is ended, if that was missed too."""
     _, trials = load_trials(folder)
     tracking = TrackingConfig(
         record.tracking_uri, record.spec.name, str(records.tensorboard_dir(folder))
     )
-    finished = "FINISHED" if is_finished(folder) else None
-    return backfill(tracking, str(record.parent_run_id), trials, parent_status=finished)
+    ending = "FINISHED" if finished else None
+    return backfill(tracking, str(record.parent_run_id), trials, parent_status=ending)
 
 
 def _catch_up(record: ExperimentRecord, folder: Path) -> Backfilled:
     """catch_up before a resume trains: a failure is a warning, never the end of the resume."""
     try:
-        return catch_up(record, folder)
+        return catch_up(record, folder, finished=False)
     except Exception as e:
         log.warning("MLflow: could not log what it missed before: %s", e)
         return Backfilled(0, 0)
