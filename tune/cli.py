@@ -294,7 +294,9 @@ def _sweep_spec(args: argparse.Namespace, *, local: bool, driver: bool) -> Sweep
 
 
 def _not_a_job_address(address: str | None, command: str) -> None:
-    if address is not None and address.startswith(("http://", "https://")):
+    from tune.jobs import is_job_address
+
+    if is_job_address(address):
         raise UsageError(
             f"--address {address} is the cluster's job API: `hpo {command}` there runs as a "
             "Ray Job with `hpo submit` (or `hpo resume NAME --address http://...`); "
@@ -456,10 +458,11 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     from tune import confirm, experiment, sweep
     from tune import record as records
+    from tune.jobs import is_job_address
     from tune.status import experiment_rows, experiment_table
 
     address = address_of(args)
-    if address is not None and address.startswith(("http://", "https://")):
+    if address is not None and is_job_address(address):
         return _submit_resume(args, address)
     exp_dir = _experiment(args)
     with records.lock(exp_dir):

@@ -55,12 +55,17 @@ def job_address(address: str | None) -> str:
             "--address: missing; the Ray dashboard of the cluster, e.g. http://HEAD:8265 "
             "(or set RAY_API_SERVER_ADDRESS)"
         )
-    if not address.startswith(("http://", "https://")):
+    if not is_job_address(address):
         raise UsageError(
             f"--address {address}: jobs go to the Ray dashboard, an http(s):// address such "
             "as http://HEAD:8265 (not the GCS address HOST:6379)"
         )
     return address.rstrip("/")
+
+
+def is_job_address(address: str | None) -> bool:
+    """Whether an --address is the job API (http(s)://HEAD:8265) rather than a GCS address."""
+    return address is not None and address.startswith(("http://", "https://"))
 
 
 @contextlib.contextmanager
@@ -143,7 +148,7 @@ def wait_started(address: str, job_id: str, limit_s: float = 300.0) -> Started:
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
         info = jobs.get_job_info(job_id)
-        status = str(getattr(info.status, "value", info.status))
+        status = _name(info.status)
         logs = jobs.get_job_logs(job_id)
         if cluster.STARTED in logs and status not in TERMINAL:
             return Started(status, None, [])
@@ -189,7 +194,7 @@ def listing(address: str) -> list[dict[str, str]]:
         rows.append(
             {
                 "job": str(job.submission_id or job.job_id),
-                "status": str(job.status.value if hasattr(job.status, "value") else job.status),
+                "status": _name(job.status),
                 "experiment": str((job.metadata or {}).get("hpo.experiment", "")),
                 "entrypoint": str(job.entrypoint)[:60],
             }
@@ -202,4 +207,9 @@ def _status(jobs: Any, job_id: str) -> str:
         status = jobs.get_job_status(job_id)
     except RuntimeError as e:  # Ray's client raises RuntimeError for an unknown id
         raise UsageError(f"job {job_id}: not found on the cluster ({_first_line(e)})") from None
-    return str(status.value if hasattr(status, "value") else status)
+    return _name(status)
+
+
+def _name(status: Any) -> str:
+    """A job status as its name: Ray gives a JobStatus enum (or, from older servers, a str)."""
+    return str(getattr(status, "value", status))
