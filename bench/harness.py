@@ -1,0 +1,66 @@
+"""What every benchmark shares: the machine's description, a table printer, and the verdict line.
+
+Each benchmark in bench/ compares hpo with a baseline run side by side in the same script, and
+ends with one line that `make bench` and BENCHMARKS.md read:
+
+    NAME: ratio=1.31 target=>=1.20 PASS
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def machine() -> str:
+    """CPU model and core count, for the header of every table."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores"
+
+
+def header(name: str, what: str) -> None:
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    print(f"{name}: {what}")
+    print(f"machine: {machine()}; {stamp}")
+
+
+def spread(values: Sequence[float]) -> str:
+    """Median and the range over repeats: '1.31 (1.27-1.35)'."""
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+
+
+def table(rows: Sequence[Sequence[object]], head: Sequence[str]) -> None:
+    cells = [[str(c) for c in head]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(head))]
+    for n, row in enumerate(cells):
+        print(
+            "  ".join(
+                c.rjust(w) if i else c.ljust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def verdict(name: str, ratio: float, target: float, higher_is_better: bool) -> bool:
+    """Print the last line and say whether the target was met."""
+    ok = ratio >= target if higher_is_better else ratio <= target
+    sign = ">=" if higher_is_better else "<="
+    print(f"{name}: ratio={ratio:.2f} target={sign}{target:.2f} {'PASS' if ok else 'FAIL'}")
+    return ok
