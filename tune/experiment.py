@@ -33,6 +33,7 @@ from tune.status import TrialRow, experiment_rows
 from tune.tracking import (
     DIR_TAG,
     Backfilled,
+    NewStore,
     TrackingCallback,
     TrackingConfig,
     backfill,
@@ -105,14 +106,19 @@ def run_experiment(
     # anything: its trials start afresh.
     storage.pull(folder)  # a bucket's mirror catches up first
     restoring = ray_tune.Tuner.can_restore(storage.ray_path(folder))
+    # A new SQLite store takes MLflow 1-2 s to build: that happens while Ray starts, and the
+    # store is put in place once the checks passed (bench/sweep_overhead.py).
+    store = NewStore(record.tracking_uri).start()
     try:
         preflight(record.spec, options, folder.parent)
         if restoring and storage.remote_of(folder) is None:
             # In a bucket, each trial still checks its own checkpoint before loading it.
             repair_checkpoints(folder)
             check_checkpoints(folder)
+        store.install()
         record = _with_parent_run(record, folder, plan)
     except BaseException:
+        store.discard()
         if replacing is not None:
             put_back(replacing)
         raise

@@ -17,6 +17,7 @@ import os
 import queue
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -65,19 +66,70 @@ def ensure_store(tracking_uri: str) -> None:
     its tables in several steps, and a store killed half-way would be unusable for good. The
     link fails when the file exists, so a store another process created meanwhile is kept (and
     used), never replaced with this one."""
-    if not tracking_uri.startswith("sqlite:///"):
-        return
-    path = Path(tracking_uri.removeprefix("sqlite:///"))
-    if path.exists():
-        return
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    MlflowClient(f"sqlite:///{partial}").search_experiments(max_results=1)
-    try:
-        os.link(partial, path)
-    except FileExistsError:
-        pass  # another process's store won the race; ours is dropped
-    finally:
-        partial.unlink(missing_ok=True)
+    store = NewStore(tracking_uri)
+    store.build()
+    store.install()
+
+
+class NewStore:
+    """A new SQLite store built beside other work: MLflow takes 1-2 s to create its tables,
+    which can happen while Ray starts (run_experiment), and is put in place only once every
+    check has passed; `discard` removes it otherwise. A no-op for other URIs and for a store
+    that exists already."""
+
+    def __init__(self, tracking_uri: str) -> None:
+        self.path: Path | None = None
+        if tracking_uri.startswith("sqlite:///"):
+            path = Path(tracking_uri.removeprefix("sqlite:///"))
+            if not path.exists():
+                self.path = path
+        self.partial: Path | None = None
+        if self.path is not None:
+            # A new name each time: MLflow caches a store per URI, and a second store built
+            # under a name it has seen would not be built at all.
+            token = f"{os.getpid()}.{uuid.uuid4().hex[:8]}"
+            self.partial = self.path.with_name(f".{self.path.name}.{token}.partial")
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def build(self) -> None:
+        if self.partial is None:
+            return
+        try:
+            MlflowClient(f"sqlite:///{self.partial}").search_experiments(max_results=1)
+        except BaseException as e:  # raised again by install, on the caller's thread
+            self.error = e
+
+    def start(self) -> NewStore:
+        """Build it on a thread; `install` or `discard` waits for it."""
+        if self.partial is not None:
+            self.thread = threading.Thread(target=self.build, name="hpo-new-store", daemon=True)
+            self.thread.start()
+        return self
+
+    def _wait(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
+
+    def install(self) -> None:
+        if self.path is None or self.partial is None:
+            return
+        self._wait()
+        try:
+            if self.error is not None:
+                raise self.error
+            os.link(self.partial, self.path)
+        except FileExistsError:
+            pass  # another process's store won the race; ours is dropped
+        finally:
+            self.partial.unlink(missing_ok=True)
+            self.path = None
+
+    def discard(self) -> None:
+        self._wait()
+        if self.partial is not None:
+            self.partial.unlink(missing_ok=True)
 
 
 def artifact_location(tracking_uri: str, experiment: str) -> str | None:

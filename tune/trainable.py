@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,7 +133,13 @@ def _test(trainer: Trainer, settings: TrialSettings, data: RawData) -> dict[str,
 def _report(trainer: Trainer, metrics: EpochMetrics, device: str, extra: dict[str, float]) -> None:
     """The epoch's metrics and a complete checkpoint, to Tune; Ray copies the folder into the
     trial's storage before this returns."""
-    result: dict[str, Any] = {**metrics.as_dict(), **extra, "device": device}
+    # reported_at: Ray's own `timestamp` has whole seconds; bench/sweep_overhead.py needs finer.
+    result: dict[str, Any] = {
+        **metrics.as_dict(),
+        **extra,
+        "device": device,
+        "reported_at": time.time(),
+    }
     with tempfile.TemporaryDirectory() as folder:
         trainer.save(os.path.join(folder, CHECKPOINT_FILE))
         result["checkpoint_sha256"] = checkpoints.seal(Path(folder))

@@ -21,6 +21,7 @@ from tune.tracking import (
     TRIAL_TAG,
     Backfilled,
     Flushed,
+    NewStore,
     TrackingConfig,
     _Writer,
     backfill,
@@ -133,6 +134,20 @@ def test_a_store_created_meanwhile_is_never_replaced(
     monkeypatch.setattr("tune.tracking.MlflowClient", _SlowClient)
     ensure_store(f"sqlite:///{path}")
     assert MlflowClient(f"sqlite:///{path}").get_experiment_by_name("theirs") is not None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db"]
+
+
+def test_a_store_built_beside_ray_is_put_in_place_only_when_installed(tmp_path: Path) -> None:
+    """run_experiment builds a new store while Ray starts: a check that fails meanwhile leaves
+    no file behind; one that passes gets a working store."""
+    path = tmp_path / "mlflow.db"
+    NewStore(f"sqlite:///{path}").start().discard()
+    assert list(tmp_path.iterdir()) == []
+    NewStore(f"sqlite:///{path}").start().install()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db"]
+    assert MlflowClient(f"sqlite:///{path}").search_experiments() != []  # MLflow's Default
+    NewStore(f"sqlite:///{path}").start().install()  # it exists: nothing is built or replaced
+    NewStore("http://127.0.0.1:5000").start().install()  # a server: nothing to build
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db"]
 
 
