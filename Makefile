@@ -13,13 +13,14 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 PIP_QUIET := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 DEMO_NAME ?= fashion_seed-$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: help setup data demo smoke test unit check format constraints clean
+.PHONY: help setup data demo smoke test unit check format constraints clean bench bench-quick
 
 help:
 	@echo "make demo   set up, then run the study's ASHA sweep on Fashion-MNIST (search_spaces/fashion_seed.yaml) and its report"
 	@echo "make test   set up, then lint, type-check and run every test"
 	@echo "make smoke  set up, then a 4-trial sweep in under a minute"
 	@echo "make check  ruff + mypy only;  make unit  fast tests only"
+	@echo "make bench  set up, then every benchmark in bench/, one after the other (hours: run alone)"
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +54,20 @@ test: setup check
 
 unit: setup
 	$(BIN)/pytest -q -m "not integration" tests
+
+# Benchmarks, one after the other: each must run alone on the machine. The last line of each is
+# its verdict (NAME: ratio=... target=... PASS|FAIL); BENCHMARKS.md holds the figures.
+# best_accuracy.py takes over an hour per searcher; BENCH_SKIP=best_accuracy leaves it out.
+BENCHES := trainer_throughput data_paths sweep_overhead scaling vs_plain_ray asha_vs_grid best_accuracy
+BENCH_SKIP ?=
+bench: setup
+	@failed=0; for b in $(filter-out $(BENCH_SKIP),$(BENCHES)); do \
+	  $(BIN)/python bench/$$b.py || failed=1; echo; \
+	done; exit $$failed
+
+# Every benchmark's --quick mode: the scripts still run (the test suite does the same).
+bench-quick: setup
+	@for b in $(BENCHES); do $(BIN)/python bench/$$b.py --quick | tail -1; done
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix tune models tests scripts bench

@@ -14,10 +14,12 @@ from __future__ import annotations
 import argparse
 import resource
 import statistics
+import sys
 import time
 
 import ray
 
+from harness import verdict
 from models.data import DataConfig, RawData, datasets_from, load_datasets, read_raw
 
 
@@ -40,10 +42,13 @@ def from_files(cfg: DataConfig) -> tuple[float, float]:
     return time.perf_counter() - start, _peak_rss_mb()
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="one repeat: a check")
     args = parser.parse_args()
+    if args.quick:
+        args.repeats = 1
     ray.init(address="local", include_dashboard=False, num_cpus=1)
     cfg = DataConfig()
     start = time.perf_counter()
@@ -76,8 +81,10 @@ def main() -> None:
     ratio = statistics.median(o for _, o, _ in runs["files"]) / statistics.median(
         o for _, o, _ in runs["object store"]
     )
-    print(f"data_paths: ratio={ratio:.2f} (files / object store, seconds to tensors)")
+    print("ratio: files / object store, seconds from a fresh worker to tensors")
+    ok = verdict("data_paths", ratio, 1.0, higher_is_better=True)
+    return 0 if ok or args.quick else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -37,11 +37,11 @@ def header(name: str, what: str) -> None:
     print(f"machine: {machine()}; {stamp}")
 
 
-def spread(values: Sequence[float]) -> str:
+def spread(values: Sequence[float], fmt: str = ".2f") -> str:
     """Median and the range over repeats: '1.31 (1.27-1.35)'."""
     if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+        return f"{values[0]:{fmt}}"
+    return f"{statistics.median(values):{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
 
 
 def table(rows: Sequence[Sequence[object]], head: Sequence[str]) -> None:
@@ -65,5 +65,5 @@ def verdict(
     the benchmark states above this line)."""
     ok = (ratio >= target if higher_is_better else ratio <= target) and also
     sign = ">=" if higher_is_better else "<="
-    print(f"{name}: ratio={ratio:.2f} target={sign}{target:.2f} {'PASS' if ok else 'FAIL'}")
+    print(f"{name}: ratio={ratio:.4g} target={sign}{target:.4g} {'PASS' if ok else 'FAIL'}")
     return ok

@@ -41,7 +41,7 @@ SPACE = """\
 name: overhead
 dataset: {{train_steps: {steps}, eval_steps: null}}
 search:
-  dropout: {{grid: [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]}}
+  dropout: {{grid: {dropouts}}}
   normalization: {{grid: [false, true]}}
   conv_layers: 2
   epochs: {epochs}
@@ -123,7 +123,9 @@ def one_sweep(work: Path, steps: int, epochs: int, started: float) -> dict[str, 
     clock.wrap(tracking._Writer, "_run", "MLflow writes")
     clock.wrap(experiment, "_fit", "Tuner")
     space = work / "overhead.yaml"
-    space.write_text(SPACE.format(steps=steps, epochs=epochs))
+    # --quick: 4 trials instead of 12 (only the script is checked, not the figure).
+    dropouts = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5] if steps >= 100 else [0.0, 0.1]
+    space.write_text(SPACE.format(steps=steps, epochs=epochs, dropouts=dropouts))
     args = ["sweep", str(space), "--storage", str(work / "runs")]
     args += ["--tracking-uri", f"sqlite:///{work / 'mlflow.db'}"]
     with contextlib.redirect_stdout(io.StringIO()):
@@ -182,7 +184,7 @@ def child(args: argparse.Namespace) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="tiny epochs, one sweep: a check")
+    parser.add_argument("--quick", action="store_true", help="4 trials of tiny epochs: a check")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # the child: run one sweep in this folder
     parser.add_argument("--steps", type=int, default=100, help=argparse.SUPPRESS)
     parser.add_argument("--epochs", type=int, default=9, help=argparse.SUPPRESS)
@@ -191,7 +193,10 @@ def main() -> int:
     if args.one:
         return child(args)
     steps, epochs, repeats = (5, 3, 1) if args.quick else (100, 9, args.repeats)
-    header(NAME, f"12 trials, ASHA (grace 1, factor 3), up to {epochs} epochs of {steps} batches")
+    trials = 4 if args.quick else 12
+    header(
+        NAME, f"{trials} trials, ASHA (grace 1, factor 3), up to {epochs} epochs of {steps} batches"
+    )
     runs, floors = [], []
     for _ in range(repeats):
         # Each sweep in a new process, as a user runs it: its imports count.

@@ -254,14 +254,22 @@ def main() -> int:
                 "hpo sweep"
                 if name == "hpo"
                 else f"Ray Tune script{'' if name == 'plain' else ' ' + name}",
-                spread([r["wall"] for r in runs]),
-                spread([r["best"] for r in runs]),
-                spread([r["epochs"] for r in runs]),
-                spread([r["runs"] for r in runs]),
+                spread([r["wall"] for r in runs], ".0f"),
+                spread([r["best"] for r in runs], ".4f"),
+                spread([r["epochs"] for r in runs], ".0f"),
+                spread([r["wall"] / r["epochs"] for r in runs]),
+                spread([r["runs"] for r in runs], ".0f"),
             )
         )
     print()
-    table(rows, ("", "wall s", "best val_accuracy", "trial-epochs", "MLflow runs"))
+    table(
+        rows,
+        ("", "wall s", "best val_accuracy", "trial-epochs", "wall s / trial-epoch", "MLflow runs"),
+    )
+    print(
+        "\nASHA's decisions depend on when parallel trials reach a rung, so the trial-epochs"
+        " differ from run to run; wall s / trial-epoch compares the cost of an epoch."
+    )
     ours = statistics.median(r["wall"] for r in results["hpo"])
     theirs = statistics.median(r["wall"] for r in results["plain"])
     gap = statistics.median(r["best"] for r in results["plain"]) - statistics.median(

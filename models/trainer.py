@@ -6,8 +6,9 @@ Every trial of every sweep runs this code, and so can a script or a notebook:
     for metrics in trainer.fit():
         print(metrics)
 
-Read it top to bottom: config, set-up (seed, threads, device, model, optimizer), one training
-epoch, one evaluation, the epoch loop, and a complete checkpoint.
+Read it top to bottom: config, set-up (seed, threads, device, model, optimizer, learning-rate
+schedule), one training epoch (with optional augmentation), one evaluation, the epoch loop, and
+a complete checkpoint.
 """
 
 from __future__ import annotations
@@ -21,11 +22,16 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from models.augment import crop_and_flip
 from models.cnn import CNN, ModelConfig
 from models.data import Datasets, Split
 from models.device import pick_device
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
+# How the learning rate moves over a trial's steps (all of its `epochs`, also when ASHA stops it
+# earlier). constant: `lr` throughout. onecycle: up to `lr` over the first 30% of the steps,
+# then annealed far below it. cosine: from `lr` down to 0 along a half cosine.
+LR_SCHEDULES = ("constant", "onecycle", "cosine")
 # fp32: plain float32. bf16: forward passes under bfloat16 autocast, which tensor cores want;
 # meant for GPUs (it runs on a CPU, seldom faster).
 PRECISIONS = ("fp32", "bf16")
@@ -41,6 +47,8 @@ class TrainConfig:
     weight_decay: float = 0.0  # L2 penalty (decoupled for adamw), >= 0
     batch_size: int = 64  # training batch size
     optimizer: str = "adam"  # one of OPTIMIZERS; sgd uses momentum 0.9
+    lr_schedule: str = "constant"  # one of LR_SCHEDULES; `lr` is onecycle's peak
+    augment: bool = False  # random crop (padding 2) and horizontal flip of training batches
     epochs: int = 10  # epochs to run when nobody stops the trial earlier
     train_steps: int | None = None  # batches per epoch; None = a full pass over the train split
     eval_steps: int | None = None  # validation batches per epoch; None = the whole split
@@ -83,6 +91,24 @@ def make_optimizer(name: str, params: Any, lr: float, weight_decay: float) -> to
     raise ValueError(f"optimizer {name!r} is not one of {', '.join(OPTIMIZERS)}")
 
 
+def make_schedule(
+    name: str, optimizer: torch.optim.Optimizer, total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The learning-rate schedule over a trial's `total_steps` batches; None for constant."""
+    if name == "constant":
+        return None
+    if name == "onecycle":
+        lr = optimizer.param_groups[0]["lr"]
+        # One step more than the batches: the schedule steps after every batch, the last too,
+        # and OneCycleLR's curve is only defined up to its total.
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=lr, total_steps=total_steps + 1
+        )
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    raise ValueError(f"lr_schedule {name!r} is not one of {', '.join(LR_SCHEDULES)}")
+
+
 class Trainer:
     def __init__(self, model_cfg: ModelConfig, cfg: TrainConfig, data: Datasets) -> None:
         self.model_cfg = model_cfg
@@ -107,7 +133,11 @@ class Trainer:
         self.optimizer = make_optimizer(
             cfg.optimizer, self.model.parameters(), cfg.lr, cfg.weight_decay
         )
-        # Batch order has its own generator so that resuming from a checkpoint replays it.
+        self.schedule = make_schedule(
+            cfg.lr_schedule, self.optimizer, cfg.epochs * self.steps_per_epoch()
+        )
+        # Batch order (and augmentation) have their own generator, so that resuming from a
+        # checkpoint replays them.
         self.batch_order = torch.Generator().manual_seed(cfg.seed)
         self.epoch = 0
         self.last_metrics: EpochMetrics | None = None  # of the epoch that ended last
@@ -118,26 +148,33 @@ class Trainer:
 
     # -- one epoch -------------------------------------------------------------------------
 
-    def train_epoch(self) -> tuple[float, int, float]:
-        """One pass (or `train_steps` batches) of SGD; returns mean loss, samples, seconds."""
-        self.model.train()
-        start = time.perf_counter()
+    def steps_per_epoch(self) -> int:
         n = len(self.train_data)
-        order = torch.randperm(n, generator=self.batch_order).to(self.device)
         steps = math.ceil(n / self.cfg.batch_size)
         if n % self.cfg.batch_size == 1:
             steps -= 1  # a last batch of one sample: BatchNorm cannot train on it, so skip it
         if self.cfg.train_steps is not None:
             steps = min(steps, self.cfg.train_steps)
+        return steps
+
+    def train_epoch(self) -> tuple[float, int, float]:
+        """One pass (or `train_steps` batches) of SGD; returns mean loss, samples, seconds."""
+        self.model.train()
+        start = time.perf_counter()
+        order = torch.randperm(len(self.train_data), generator=self.batch_order).to(self.device)
         total_loss, seen = torch.zeros((), device=self.device), 0
-        for step in range(steps):
+        for step in range(self.steps_per_epoch()):
             idx = order[step * self.cfg.batch_size : (step + 1) * self.cfg.batch_size]
             x, y = self.train_data.images[idx], self.train_data.labels[idx]
+            if self.cfg.augment:
+                x = crop_and_flip(x, self.batch_order)
             with self.autocast():
                 loss = F.cross_entropy(self.model(x), y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
+            if self.schedule is not None:
+                self.schedule.step()
             # Summing on the device avoids a GPU->CPU sync on every step.
             total_loss += loss.detach() * len(y)
             seen += len(y)
@@ -198,6 +235,7 @@ class Trainer:
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "lr_schedule": self.schedule.state_dict() if self.schedule is not None else None,
             "epoch": self.epoch,
             "last_metrics": self.last_metrics.as_dict() if self.last_metrics else None,
             "batch_order": self.batch_order.get_state(),
@@ -211,6 +249,8 @@ class Trainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.schedule is not None and state.get("lr_schedule"):
+            self.schedule.load_state_dict(state["lr_schedule"])
         self.epoch = int(state["epoch"])
         last = state.get("last_metrics")
         self.last_metrics = EpochMetrics(**last) if last else None

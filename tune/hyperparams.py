@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 from typing import Any, cast
 
 from models.cnn import ModelConfig, max_conv_layers
-from models.trainer import OPTIMIZERS, PRECISIONS, TrainConfig
+from models.trainer import LR_SCHEDULES, OPTIMIZERS, PRECISIONS, TrainConfig
 from tune.distributions import Distribution, Scalar, as_number
 from tune.errors import Problem, show
 
@@ -69,9 +69,20 @@ RULES: dict[str, Rule] = {
     "optimizer": Rule(str, options=OPTIMIZERS),
     "epochs": Rule(int, low=1, high=10000),
     "precision": Rule(str, options=PRECISIONS),
+    "lr_schedule": Rule(str, options=LR_SCHEDULES),
+    "augment": Rule(bool),
 }
 MODEL_KEYS = ("conv_layers", "filters", "units", "dropout", "normalization")
-TRAIN_KEYS = ("lr", "weight_decay", "batch_size", "optimizer", "epochs", "precision")
+TRAIN_KEYS = (
+    "lr",
+    "weight_decay",
+    "batch_size",
+    "optimizer",
+    "epochs",
+    "precision",
+    "lr_schedule",
+    "augment",
+)
 # Which distributions make sense for each type.
 KINDS_FOR = {
     bool: ("choice", "grid"),
@@ -186,7 +197,9 @@ def train_config(config: dict[str, Any], **settings: Any) -> TrainConfig:
         batch_size=int(config["batch_size"]),
         optimizer=str(config["optimizer"]),
         epochs=int(config["epochs"]),
-        # Absent from the trials of experiments made before it existed: their default.
+        # Absent from the trials of experiments made before they existed: their defaults.
         precision=str(config.get("precision", TrainConfig.precision)),
+        lr_schedule=str(config.get("lr_schedule", TrainConfig.lr_schedule)),
+        augment=bool(config.get("augment", TrainConfig.augment)),
         **settings,
     )

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from models.augment import crop_and_flip
 from models.cnn import ModelConfig
 from models.data import Datasets, Split
 from models.trainer import EVAL_CHUNK, OPTIMIZERS, EpochMetrics, TrainConfig, Trainer
@@ -109,10 +111,18 @@ def test_same_seed_same_run(tiny_data: Datasets) -> None:
     assert a == b
 
 
-def test_checkpoint_resumes_exactly(tiny_data: Datasets, tmp_path: Path) -> None:
-    """Stopping after epoch 1 and loading the checkpoint gives the same epoch 2 as going on."""
+@pytest.mark.parametrize(
+    ("schedule", "augment"), [("constant", False), ("onecycle", True), ("cosine", False)]
+)
+def test_checkpoint_resumes_exactly(
+    tiny_data: Datasets, tmp_path: Path, schedule: str, augment: bool
+) -> None:
+    """Stopping after epoch 1 and loading the checkpoint gives the same epoch 2 as going on:
+    the learning-rate schedule and the augmentation's draws go on where they were."""
     model = ModelConfig(conv_layers=2, filters=8, units=16, dropout=0.5, normalization=True)
-    cfg = TrainConfig(epochs=2, train_steps=4, seed=5, threads=1)
+    cfg = TrainConfig(
+        epochs=2, train_steps=4, seed=5, threads=1, lr_schedule=schedule, augment=augment
+    )
     straight = list(Trainer(model, cfg, tiny_data).fit())
 
     first = Trainer(model, cfg, tiny_data)
@@ -126,6 +136,55 @@ def test_checkpoint_resumes_exactly(tiny_data: Datasets, tmp_path: Path) -> None
     assert second.epoch == 2
     assert second.val_loss == pytest.approx(straight[1].val_loss, rel=1e-5)
     assert second.train_loss == pytest.approx(straight[1].train_loss, rel=1e-5)
+
+
+def test_learning_rate_schedules(tiny_data: Datasets) -> None:
+    """onecycle starts at lr/25, peaks at lr near 30% of the trial's steps, ends far below;
+    cosine falls from lr to 0; constant stays. Over all `epochs`, also if a trial stops early."""
+
+    def lrs(schedule: str) -> list[float]:
+        cfg = TrainConfig(epochs=10, train_steps=1, lr=1e-2, threads=1, lr_schedule=schedule)
+        trainer = Trainer(SMALL, cfg, tiny_data)
+        seen = [trainer.optimizer.param_groups[0]["lr"]]
+        for _ in trainer.fit():
+            seen.append(trainer.optimizer.param_groups[0]["lr"])
+        return seen
+
+    one = lrs("onecycle")
+    assert one[0] == pytest.approx(1e-2 / 25)
+    assert max(one) == pytest.approx(1e-2, rel=0.05) and one.index(max(one)) in (2, 3, 4)
+    assert one[-1] < 1e-5  # annealed far below where it started
+    cos = lrs("cosine")
+    assert cos[0] == pytest.approx(1e-2) and cos[-1] == pytest.approx(0.0, abs=1e-12)
+    assert all(a >= b for a, b in itertools.pairwise(cos))
+    assert set(lrs("constant")) == {1e-2}
+    with pytest.raises(ValueError, match="lr_schedule 'step' is not one of constant, onecycle"):
+        Trainer(SMALL, TrainConfig(lr_schedule="step"), tiny_data)
+
+
+def test_augmentation_shifts_and_flips_each_image_on_its_own() -> None:
+    x = torch.arange(2 * 1 * 6 * 6, dtype=torch.float32).reshape(2, 1, 6, 6) + 1
+    out = crop_and_flip(x, torch.Generator().manual_seed(0), pad=0)
+    for image, original in zip(out, x, strict=True):  # no padding: only flips
+        assert torch.equal(image, original) or torch.equal(image, original.flip(2))
+    shifted = crop_and_flip(x, torch.Generator().manual_seed(1), pad=2)
+    assert shifted.shape == x.shape
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    for image, source in zip(shifted, padded, strict=True):  # each a window of its padded image
+        windows = [
+            source[:, r : r + 6, c : c + 6].flip(2) if flip else source[:, r : r + 6, c : c + 6]
+            for r in range(5)
+            for c in range(5)
+            for flip in (False, True)
+        ]
+        assert any(torch.equal(image, w) for w in windows)
+    draws = {
+        tuple(crop_and_flip(x, torch.Generator().manual_seed(s)).flatten().tolist())
+        for s in range(8)
+    }
+    assert len(draws) > 1  # the draws differ between seeds...
+    again = crop_and_flip(x, torch.Generator().manual_seed(3))
+    assert torch.equal(again, crop_and_flip(x, torch.Generator().manual_seed(3)))  # ...not within
 
 
 def test_bf16_precision_autocasts(tiny_data: Datasets) -> None:

@@ -1,0 +1,138 @@
+"""The best model in a budget: `hpo sweep search_spaces/fashion_best.yaml` (45 minutes on 2 CPUs,
+Optuna's TPE under ASHA), then `hpo confirm --top 3 --seeds 3`, which retrains the top three
+configurations with three new seeds each and tests each final model once on the held-out test
+set. The figure is the recommended (confirmed first) configuration's mean test accuracy.
+
+`--search random` runs the same budget with `search_algorithm: random` instead, to say which
+searcher found the better confirmed model. Each search takes over an hour with its confirm, so
+each run saves its outcome in bench/results/best_accuracy-SEARCH.json and the table shows every
+saved one. Run alone on the machine:
+
+    .venv/bin/python bench/best_accuracy.py [--search optuna|random] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from harness import ROOT, header, machine, table, verdict
+
+NAME = "best_accuracy"
+TARGET = 0.92  # mean test accuracy of the recommended configuration
+SPACE = ROOT / "search_spaces" / "fashion_best.yaml"
+RESULTS = ROOT / "bench" / "results"
+HPO = str(ROOT / ".venv" / "bin" / "hpo")
+SHOWN = ("conv_layers", "filters", "dropout", "lr", "augment")
+
+
+def hpo(*args: str) -> float:
+    start = time.time()
+    done = subprocess.run([HPO, *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"hpo {' '.join(args)} exited {done.returncode}:\n{done.stderr[-2000:]}")
+    return time.time() - start
+
+
+def trial_epochs(folder: Path) -> tuple[int, int]:
+    epochs, trials = 0, 0
+    for path in folder.glob("*/result.json"):
+        trials += 1
+        epochs += sum(1 for line in path.read_text().splitlines() if line.strip())
+    return trials, epochs
+
+
+def run(search: str, quick: bool) -> dict[str, Any]:
+    """The sweep and its confirmation, in a folder of their own; returns what they found."""
+    from tune.confirm import load_confirmation
+
+    top, seeds = (1, 2) if quick else (3, 3)
+    with tempfile.TemporaryDirectory(prefix="hpo-bench-") as work:
+        space = Path(work) / f"fashion_best_{search}.yaml"
+        text = SPACE.read_text()
+        space.write_text(text.replace("search_algorithm: optuna", f"search_algorithm: {search}"))
+        runs = Path(work) / "runs"
+        tracking = ["--tracking-uri", f"sqlite:///{work}/mlflow.db"]
+        sweep_s = hpo(
+            "sweep", str(space), "--name", search, "--storage", str(runs), *tracking,
+            *(["--smoke"] if quick else []),
+        )  # fmt: skip
+        trials, epochs = trial_epochs(runs / search)
+        confirm_s = hpo("confirm", str(runs / search), "--top", str(top), "--seeds", str(seeds))
+        confirmation = load_confirmation(runs / search)
+    assert confirmation is not None and confirmation.winner is not None
+    winner = confirmation.winner
+    return {
+        "search": search,
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        "sweep_s": round(sweep_s),
+        "confirm_s": round(confirm_s),
+        "trials": trials,
+        "trial_epochs": epochs,
+        "winner": {k: winner.config.get(k) for k in SHOWN},
+        "val_accuracy": winner.metric,
+        "test_accuracy": winner.test_accuracy,
+        "distinguishable_from_runner_up": confirmation.distinguishable,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--search", choices=("optuna", "random"), default="optuna")
+    parser.add_argument("--quick", action="store_true", help="a --smoke sweep, 1 x 2 confirm")
+    args = parser.parse_args()
+    header(NAME, f"{SPACE.name} ({args.search}), then hpo confirm")
+    result = run(args.search, args.quick)
+    found = {args.search: result}
+    if not args.quick:  # a check's numbers mean nothing: never saved
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / f"{NAME}-{args.search}.json").write_text(json.dumps(result, indent=1) + "\n")
+        for path in sorted(RESULTS.glob(f"{NAME}-*.json")):
+            saved = json.loads(path.read_text())
+            found.setdefault(saved["search"], saved)
+    rows = [
+        (
+            r["search"],
+            r["date"],
+            f"{r['sweep_s']} + {r['confirm_s']}",
+            f"{r['trials']} / {r['trial_epochs']}",
+            ", ".join(
+                f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                for k, v in r["winner"].items()
+            ),
+            f"{statistics.mean(r['test_accuracy']):.4f} ({min(r['test_accuracy']):.4f}-{max(r['test_accuracy']):.4f})",
+        )
+        for r in found.values()
+    ]
+    print()
+    table(
+        rows,
+        (
+            "search",
+            "run",
+            "sweep + confirm s",
+            "trials / trial-epochs",
+            "recommended",
+            "mean test_accuracy (range over seeds)",
+        ),
+    )
+    if len(found) == 2:
+        means = {s: statistics.mean(r["test_accuracy"]) for s, r in found.items()}
+        better = max(means, key=lambda s: means[s])
+        print(f"\nthe better confirmed model: {better} ({means[better]:.4f})")
+    mean = statistics.mean(result["test_accuracy"])
+    ok = verdict(NAME, mean, TARGET, higher_is_better=True)
+    return 0 if ok or args.quick else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
