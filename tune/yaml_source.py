@@ -103,8 +103,14 @@ def read_yaml(path: Path) -> tuple[Any, list[Problem]]:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         what = e.problem or e.context or "cannot be parsed"
         return None, [Problem("", f"{where}invalid YAML: {what}", "fix the YAML syntax there")]
+    except yaml.reader.ReaderError as e:  # a character YAML does not allow, e.g. U+0080
+        what = f"character {e.character:#x} at position {e.position}: {e.reason}"
+        return None, [Problem("", f"invalid YAML: {what}", "remove or quote it")]
     except yaml.YAMLError as e:
-        return None, [Problem("", f"invalid YAML: {e}", "fix the YAML syntax")]
+        # PyYAML's own text spans lines; a problem is one line.
+        return None, [
+            Problem("", f"invalid YAML: {' '.join(str(e).split())}", "fix the YAML syntax")
+        ]
     return data, duplicate_keys(node, "")
 
 

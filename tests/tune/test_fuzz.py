@@ -120,3 +120,21 @@ def test_validate_survives_malformed_files(tmp_path: Path, fake_data_dir: Path) 
         assert (path in valid) != (path in problems), path  # valid, or its problems
     assert len(problems) > FILES * 0.8  # the mutations do break most files
     assert peak_mb < 1500, f"validate peaked at {peak_mb:.0f} MB"
+
+
+def test_a_character_yaml_forbids_is_one_line(tmp_path: Path, fake_data_dir: Path) -> None:
+    """PyYAML's reader error spans two lines; found by the fuzz test above once
+    fashion_best.yaml joined the shipped spaces."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: a\x80b\n", encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "tune.cli", "validate", str(bad)],
+        env=hpo_env(HPO_DATA_DIR=str(fake_data_dir)),
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"{bad}: invalid YAML: character 0x80 at position 7: special characters are not allowed"
+        " (remove or quote it)\n"
+    )
