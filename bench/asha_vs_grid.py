@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import ROOT, header, table, verdict
+from harness import ROOT, experiment_in, header, table, verdict
 
 NAME = "asha_vs_grid"
 TARGET = 0.35  # ASHA's trial-epochs / the grid's
@@ -30,14 +30,27 @@ ASHA_BLOCK = "scheduler:\n  asha: {grace_period: 1, reduction_factor: 3}\n"
 HPO = str(ROOT / ".venv" / "bin" / "hpo")
 
 
-def spaces(work: Path) -> dict[str, Path]:
+# --quick: the same two ways over two configurations of two epochs of 5 batches (a check).
+QUICK_SPACE = """\
+name: quick
+dataset: {train_steps: 5, eval_steps: 2}
+search: {dropout: {grid: [0.0, 0.5]}, normalization: false, conv_layers: 2, epochs: 2}
+search_algorithm: grid
+scheduler:
+  asha: {grace_period: 1, reduction_factor: 3}
+"""
+
+
+def spaces(work: Path, quick: bool) -> dict[str, Path]:
     """The seed study as shipped (ASHA), and the same with no scheduler (the full grid)."""
-    text = SPACE.read_text()
+    text = QUICK_SPACE if quick else SPACE.read_text()
     if ASHA_BLOCK not in text:
         raise SystemExit(f"{SPACE}: its scheduler block changed; update {Path(__file__).name}")
     grid = work / "grid.yaml"
     grid.write_text(text.replace(ASHA_BLOCK, "scheduler: none\n"))
-    return {"grid": grid, "asha": SPACE}
+    asha = work / "asha.yaml"
+    asha.write_text(text)
+    return {"grid": grid, "asha": asha}
 
 
 def hpo(*args: str) -> float:
@@ -61,9 +74,9 @@ def outcome(folder: Path) -> tuple[float, int]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="--smoke sweeps, 1 x 2 confirm")
+    parser.add_argument("--quick", action="store_true", help="2 tiny configurations, 1 x 1 confirm")
     args = parser.parse_args()
-    top, seeds = (1, 2) if args.quick else (3, 3)
+    top, seeds = (1, 1) if args.quick else (3, 3)
     header(NAME, f"the seed study's 24 configurations, full grid vs ASHA, confirm {top} x {seeds}")
     from scipy import stats
 
@@ -71,14 +84,15 @@ def main() -> int:
 
     rows, found = [], {}
     with tempfile.TemporaryDirectory(prefix="hpo-bench-") as work:
-        runs = Path(work) / "runs"
         tracking = ["--tracking-uri", f"sqlite:///{work}/mlflow.db"]
-        for name, space in spaces(Path(work)).items():
+        for name, space in spaces(Path(work), args.quick).items():
+            runs = Path(work) / name  # each in a storage folder of its own
             sweep = ["sweep", str(space), "--name", name, "--storage", str(runs), *tracking]
-            wall = hpo(*sweep, *(["--smoke"] if args.quick else []))
-            best, epochs = outcome(runs / name)
-            confirm_s = hpo("confirm", str(runs / name), "--top", str(top), "--seeds", str(seeds))
-            confirmation = load_confirmation(runs / name)
+            wall = hpo(*sweep)
+            experiment = experiment_in(runs)
+            best, epochs = outcome(experiment)
+            confirm_s = hpo("confirm", str(experiment), "--top", str(top), "--seeds", str(seeds))
+            confirmation = load_confirmation(experiment)
             assert confirmation is not None and confirmation.winner is not None
             winner = confirmation.winner
             found[name] = (best, epochs, winner)

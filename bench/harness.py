@@ -67,3 +67,10 @@ def verdict(
     sign = ">=" if higher_is_better else "<="
     print(f"{name}: ratio={ratio:.4g} target={sign}{target:.4g} {'PASS' if ok else 'FAIL'}")
     return ok
+
+
+def experiment_in(storage: Path) -> Path:
+    """The one experiment folder a sweep made in `storage` (with --smoke its name ends in
+    _smoke; hpo's lock files beside it start with a dot)."""
+    (found,) = [p for p in storage.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    return found

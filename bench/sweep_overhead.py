@@ -192,7 +192,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.one:
         return child(args)
-    steps, epochs, repeats = (5, 3, 1) if args.quick else (100, 9, args.repeats)
+    steps, epochs, repeats = (5, 2, 1) if args.quick else (100, 9, args.repeats)
     trials = 4 if args.quick else 12
     header(
         NAME, f"{trials} trials, ASHA (grace 1, factor 3), up to {epochs} epochs of {steps} batches"
