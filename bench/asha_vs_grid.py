@@ -13,21 +13,17 @@ Run alone on the machine (about 15 minutes here):
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from harness import ROOT, experiment_in, header, table, verdict
+from harness import ROOT, experiment_in, header, hpo, outcome, table, verdict
 
 NAME = "asha_vs_grid"
 TARGET = 0.35  # ASHA's trial-epochs / the grid's
 SPACE = ROOT / "search_spaces" / "fashion_seed.yaml"
 ASHA_BLOCK = "scheduler:\n  asha: {grace_period: 1, reduction_factor: 3}\n"
-HPO = str(ROOT / ".venv" / "bin" / "hpo")
 
 
 # --quick: the same two ways over two configurations of two epochs of 5 batches (a check).
@@ -53,25 +49,6 @@ def spaces(work: Path, quick: bool) -> dict[str, Path]:
     return {"grid": grid, "asha": asha}
 
 
-def hpo(*args: str) -> float:
-    start = time.time()
-    done = subprocess.run([HPO, *args], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"hpo {' '.join(args)} exited {done.returncode}:\n{done.stderr[-2000:]}")
-    return time.time() - start
-
-
-def outcome(folder: Path) -> tuple[float, int]:
-    """Best validation accuracy of any epoch and the trial-epochs, from Ray's result files."""
-    best, epochs = 0.0, 0
-    for path in folder.glob("*/result.json"):
-        for line in path.read_text().splitlines():
-            if line.strip():
-                best = max(best, json.loads(line)["val_accuracy"])
-                epochs += 1
-    return best, epochs
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 tiny configurations, 1 x 1 confirm")
@@ -90,7 +67,7 @@ def main() -> int:
             sweep = ["sweep", str(space), "--name", name, "--storage", str(runs), *tracking]
             wall = hpo(*sweep)
             experiment = experiment_in(runs)
-            best, epochs = outcome(experiment)
+            _, epochs, best = outcome(experiment)
             confirm_s = hpo("confirm", str(experiment), "--top", str(top), "--seeds", str(seeds))
             confirmation = load_confirmation(experiment)
             assert confirmation is not None and confirmation.winner is not None

@@ -16,38 +16,19 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness import ROOT, experiment_in, header, machine, table, verdict
+from harness import ROOT, experiment_in, header, hpo, machine, outcome, table, verdict
 
 NAME = "best_accuracy"
 TARGET = 0.92  # mean test accuracy of the recommended configuration
 SPACE = ROOT / "search_spaces" / "fashion_best.yaml"
 RESULTS = ROOT / "bench" / "results"
-HPO = str(ROOT / ".venv" / "bin" / "hpo")
 SHOWN = ("conv_layers", "filters", "dropout", "lr", "augment")
-
-
-def hpo(*args: str) -> float:
-    start = time.time()
-    done = subprocess.run([HPO, *args], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"hpo {' '.join(args)} exited {done.returncode}:\n{done.stderr[-2000:]}")
-    return time.time() - start
-
-
-def trial_epochs(folder: Path) -> tuple[int, int]:
-    epochs, trials = 0, 0
-    for path in folder.glob("*/result.json"):
-        trials += 1
-        epochs += sum(1 for line in path.read_text().splitlines() if line.strip())
-    return trials, epochs
 
 
 def run(search: str, quick: bool) -> dict[str, Any]:
@@ -66,7 +47,7 @@ def run(search: str, quick: bool) -> dict[str, Any]:
             *(["--smoke"] if quick else []),
         )  # fmt: skip
         experiment = experiment_in(runs)
-        trials, epochs = trial_epochs(experiment)
+        trials, epochs, _ = outcome(experiment)
         confirm_s = hpo("confirm", str(experiment), "--top", str(top), "--seeds", str(seeds))
         confirmation = load_confirmation(experiment)
     assert confirmation is not None and confirmation.winner is not None

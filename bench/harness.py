@@ -8,9 +8,12 @@ ends with one line that `make bench` and BENCHMARKS.md read:
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
+import subprocess
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,3 +77,26 @@ def experiment_in(storage: Path) -> Path:
     _smoke; hpo's lock files beside it start with a dot)."""
     (found,) = [p for p in storage.iterdir() if p.is_dir() and not p.name.startswith(".")]
     return found
+
+
+HPO = str(ROOT / ".venv" / "bin" / "hpo")
+
+
+def hpo(*args: str) -> float:
+    """Run an hpo command as a user would; its wall seconds. Exits with its stderr if it fails."""
+    start = time.time()
+    done = subprocess.run([HPO, *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"hpo {' '.join(args)} exited {done.returncode}:\n{done.stderr[-2000:]}")
+    return time.time() - start
+
+
+def outcome(experiment: Path) -> tuple[int, int, float]:
+    """Trials, trial-epochs and the best validation accuracy of any epoch, from the result
+    files Ray wrote in an experiment folder (hpo's or a plain Ray Tune script's)."""
+    trials, epochs, best = 0, 0, 0.0
+    for path in experiment.glob("*/result.json"):
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        trials, epochs = trials + 1, epochs + len(rows)
+        best = max([best, *(r["val_accuracy"] for r in rows)])
+    return trials, epochs, best

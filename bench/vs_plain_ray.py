@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import json
 import sqlite3
 import statistics
 import subprocess
@@ -26,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import ROOT, header, spread, table, verdict
+from harness import ROOT, experiment_in, header, hpo, outcome, spread, table, verdict
 
 NAME = "vs_plain_ray"
 TARGET = 0.65  # hpo's wall time / the script's
@@ -200,28 +199,23 @@ def count_runs(db: Path) -> int:
         )
 
 
-def outcome(folder: Path) -> tuple[float, int]:
-    """Best validation accuracy of any epoch, and trial-epochs, from Ray's result files."""
-    best, epochs = 0.0, 0
-    for path in folder.glob("*/*/result.json"):  # runs/EXPERIMENT/TRIAL/result.json
-        for line in path.read_text().splitlines():
-            if line.strip():
-                best = max(best, json.loads(line)["val_accuracy"])
-                epochs += 1
-    return best, epochs
-
-
 def run_hpo(work: Path, quick: bool) -> dict[str, float]:
     space = SPACE
     if quick:
         space = work / "quick.yaml"
         space.write_text(QUICK_SPACE)
-    command = [str(ROOT / ".venv" / "bin" / "hpo"), "sweep", str(space), "--name", "hpo"]
-    command += ["--storage", str(work / "runs"), "--tracking-uri", f"sqlite:///{work}/mlflow.db"]
-    start = time.time()
-    subprocess.run(command, check=True, capture_output=True)
-    wall = time.time() - start
-    best, epochs = outcome(work / "runs")
+    tracking = f"sqlite:///{work}/mlflow.db"
+    wall = hpo(
+        "sweep",
+        str(space),
+        "--name",
+        "hpo",
+        "--storage",
+        str(work / "runs"),
+        "--tracking-uri",
+        tracking,
+    )
+    _, epochs, best = outcome(experiment_in(work / "runs"))
     # hpo's parent run holds the trials' runs; the script's callback makes only trial runs.
     return {"wall": wall, "best": best, "epochs": epochs, "runs": count_runs(work / "mlflow.db")}
 
@@ -232,7 +226,7 @@ def run_plain(work: Path, variant: str, quick: bool) -> dict[str, float]:
     start = time.time()
     subprocess.run(command, check=True, capture_output=True)
     wall = time.time() - start
-    best, epochs = outcome(work / "runs")
+    _, epochs, best = outcome(experiment_in(work / "runs"))
     return {"wall": wall, "best": best, "epochs": epochs, "runs": count_runs(work / "mlflow.db")}
 
 
