@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from harness import ROOT, experiment_in, header, hpo, outcome, table, verdict
+from harness import ROOT, header, outcome, sweep_and_confirm, table, verdict
 
 NAME = "asha_vs_grid"
 TARGET = 0.35  # ASHA's trial-epochs / the grid's
@@ -57,21 +57,12 @@ def main() -> int:
     header(NAME, f"the seed study's 24 configurations, full grid vs ASHA, confirm {top} x {seeds}")
     from scipy import stats
 
-    from tune.confirm import load_confirmation
-
     rows, found = [], {}
     with tempfile.TemporaryDirectory(prefix="hpo-bench-") as work:
-        tracking = ["--tracking-uri", f"sqlite:///{work}/mlflow.db"]
         for name, space in spaces(Path(work), args.quick).items():
-            runs = Path(work) / name  # each in a storage folder of its own
-            sweep = ["sweep", str(space), "--name", name, "--storage", str(runs), *tracking]
-            wall = hpo(*sweep)
-            experiment = experiment_in(runs)
-            _, epochs, best = outcome(experiment)
-            confirm_s = hpo("confirm", str(experiment), "--top", str(top), "--seeds", str(seeds))
-            confirmation = load_confirmation(experiment)
-            assert confirmation is not None and confirmation.winner is not None
-            winner = confirmation.winner
+            done = sweep_and_confirm(space, name, Path(work), top, seeds)
+            _, epochs, best = outcome(done.experiment)
+            wall, confirm_s, winner = done.sweep_s, done.confirm_s, done.confirmation.winner
             found[name] = (best, epochs, winner)
             config = ", ".join(
                 f"{k}={winner.config[k]}" for k in ("dropout", "normalization", "conv_layers")

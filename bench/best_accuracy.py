@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness import ROOT, experiment_in, header, hpo, machine, outcome, table, verdict
+from harness import ROOT, header, machine, outcome, sweep_and_confirm, table, verdict
 
 NAME = "best_accuracy"
 TARGET = 0.92  # mean test accuracy of the recommended configuration
@@ -33,24 +33,16 @@ SHOWN = ("conv_layers", "filters", "dropout", "lr", "augment")
 
 def run(search: str, quick: bool) -> dict[str, Any]:
     """The sweep and its confirmation, in a folder of their own; returns what they found."""
-    from tune.confirm import load_confirmation
-
     top, seeds = (1, 1) if quick else (3, 3)
     with tempfile.TemporaryDirectory(prefix="hpo-bench-") as work:
         space = Path(work) / f"fashion_best_{search}.yaml"
         text = SPACE.read_text()
         space.write_text(text.replace("search_algorithm: optuna", f"search_algorithm: {search}"))
-        runs = Path(work) / "runs"
-        tracking = ["--tracking-uri", f"sqlite:///{work}/mlflow.db"]
-        sweep_s = hpo(
-            "sweep", str(space), "--name", search, "--storage", str(runs), *tracking,
-            *(["--smoke"] if quick else []),
-        )  # fmt: skip
-        experiment = experiment_in(runs)
-        trials, epochs, _ = outcome(experiment)
-        confirm_s = hpo("confirm", str(experiment), "--top", str(top), "--seeds", str(seeds))
-        confirmation = load_confirmation(experiment)
-    assert confirmation is not None and confirmation.winner is not None
+        done = sweep_and_confirm(
+            space, search, Path(work), top, seeds, *(["--smoke"] if quick else [])
+        )
+        trials, epochs, _ = outcome(done.experiment)
+    sweep_s, confirm_s, confirmation = done.sweep_s, done.confirm_s, done.confirmation
     winner = confirmation.winner
     return {
         "search": search,

@@ -15,8 +15,10 @@ import statistics
 import subprocess
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -100,3 +102,32 @@ def outcome(experiment: Path) -> tuple[int, int, float]:
         trials, epochs = trials + 1, epochs + len(rows)
         best = max([best, *(r["val_accuracy"] for r in rows)])
     return trials, epochs, best
+
+
+@dataclass(frozen=True)
+class Confirmed:
+    """A sweep and its `hpo confirm`, as two benchmarks run them."""
+
+    experiment: Path
+    sweep_s: float
+    confirm_s: float
+    confirmation: Any  # tune.analysis.Confirmation, with a winner
+
+
+def sweep_and_confirm(
+    space: Path, name: str, work: Path, top: int, seeds: int, *flags: str
+) -> Confirmed:
+    """`hpo sweep` of `space` into a storage folder of its own under `work` (MLflow in
+    work/mlflow.db), then `hpo confirm --top --seeds` on it; extra sweep `flags` (--smoke)."""
+    from tune.confirm import load_confirmation
+
+    storage = work / name
+    tracking = f"sqlite:///{work}/mlflow.db"
+    sweep_s = hpo("sweep", str(space), "--name", name, "--storage", str(storage),
+                  "--tracking-uri", tracking, *flags)  # fmt: skip
+    experiment = experiment_in(storage)
+    confirm_s = hpo("confirm", str(experiment), "--top", str(top), "--seeds", str(seeds))
+    confirmation = load_confirmation(experiment)
+    if confirmation is None or confirmation.winner is None:
+        raise SystemExit(f"hpo confirm {experiment}: no configuration was confirmed")
+    return Confirmed(experiment, sweep_s, confirm_s, confirmation)
