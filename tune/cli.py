@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from tune.errors import (
     EXIT_BAD_INPUT,
+    EXIT_BROKEN_PIPE,
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -244,7 +245,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "jobs": cmd_jobs,
     }[args.command]
     try:
-        return handler(args)
+        status = handler(args)
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at the interpreter's exit
+        return status
     except SpecError as e:
         for line in e.lines():
             print(line, file=sys.stderr)
@@ -255,11 +258,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hpo: interrupted", file=sys.stderr)
         return EXIT_TERMINATED if terminated() else EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return _reader_gone()
     except Exception as e:  # a run-time failure: one line unless asked for more
         if getattr(args, "verbose", False):
             traceback.print_exc()
         print(f"hpo {args.command}: failed: {type(e).__name__}: {e}", file=sys.stderr)
         return EXIT_FAILURE
+
+
+def _reader_gone() -> int:
+    """`hpo status | head`: the reader closed the pipe, which is no failure of ours. Whatever is
+    still buffered goes to /dev/null, or Python's flush at exit would print a traceback."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return EXIT_BROKEN_PIPE
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

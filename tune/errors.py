@@ -16,6 +16,7 @@ EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130  # the shell's code for Ctrl+C
 EXIT_TERMINATED = 143  # the shell's code for SIGTERM (tune/signals.py)
+EXIT_BROKEN_PIPE = 141  # the shell's code for SIGPIPE: the reader of stdout went away
 
 
 class UsageError(Exception):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,25 @@ def test_validate_shipped_files(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert out.count(": valid: ") == len(files)
     assert "24 trials of up to 12 epochs" in out
+
+
+@pytest.mark.parametrize("lines", [1, 300], ids=["flushed_at_exit", "flushed_midway"])
+def test_a_reader_that_goes_away_is_no_failure(tmp_path: Path, lines: int) -> None:
+    """`hpo status | head`: the pipe's reader is gone before hpo's output is written. Exit 141
+    (the shell's code for SIGPIPE) with nothing on stderr, not a traceback."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # gone before the first write: EPIPE, deterministically
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "tune.cli", "validate", *[SMOKE] * lines],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (141, "")
 
 
 def test_validate_bad_file_exits_2_with_one_line_per_problem(
