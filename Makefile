@@ -57,8 +57,9 @@ unit: setup
 
 # Benchmarks, one after the other: each must run alone on the machine. The last line of each is
 # its verdict (NAME: ratio=... target=... PASS|FAIL); BENCHMARKS.md holds the figures.
-# best_accuracy.py takes over an hour per searcher; BENCH_SKIP=best_accuracy leaves it out.
-BENCHES := trainer_throughput data_paths sweep_overhead scaling vs_plain_ray asha_vs_grid best_accuracy
+# best_accuracy.py takes over an hour per searcher and accuracy_ladder.py (which retrains what
+# it recommended) most of one; BENCH_SKIP="best_accuracy accuracy_ladder" leaves them out.
+BENCHES := trainer_throughput data_paths sweep_overhead scaling vs_plain_ray asha_vs_grid best_accuracy accuracy_ladder
 BENCH_SKIP ?=
 bench: setup
 	@failed=0; for b in $(filter-out $(BENCH_SKIP),$(BENCHES)); do \

@@ -1,0 +1,167 @@
+"""Which change bought how much: the seed study's confirmed winner, trained as the seed study
+trained it, then one change at a time up to the configuration bench/best_accuracy.py recommended.
+Every rung trains with the seeds `hpo confirm` uses (1..S) on the same train/validation split,
+one trial per CPU as in a sweep, and is tested once on the held-out test set. The rungs are
+cumulative: each gain is measured on top of the ones below it.
+
+The top rung is the recommended configuration itself, so its mean test accuracy is a second,
+independent measurement of best_accuracy's figure (target 0.92). Run alone on the machine, after
+bench/best_accuracy.py (about 45 minutes here):
+
+    .venv/bin/python bench/accuracy_ladder.py [--seeds 3] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import yaml
+
+from harness import ROOT, header, table, verdict
+
+NAME = "accuracy_ladder"
+TARGET = 0.92  # the top rung's mean test accuracy, as best_accuracy's
+SPACE = ROOT / "search_spaces" / "fashion_best.yaml"
+RESULT = ROOT / "bench" / "results" / "best_accuracy-optuna.json"
+
+# The seed study's winner, confirmed by bench/asha_vs_grid.py, trained as
+# search_spaces/fashion_seed.yaml trains it: 12 epochs of 100 batches of 64, constant lr.
+SEED_WINNER: dict[str, Any] = {
+    "conv_layers": 2,
+    "filters": 32,
+    "units": 128,
+    "dropout": 0.0,
+    "normalization": True,
+    "lr": 1e-3,
+    "lr_schedule": "constant",
+    "augment": False,
+    "weight_decay": 0.0,
+    "optimizer": "adam",
+    "batch_size": 64,
+    "epochs": 12,
+    "train_steps": 100,
+}
+
+
+def recommended(quick: bool) -> dict[str, Any]:
+    """fashion_best.yaml's fixed values with the searched ones best_accuracy's run recommended
+    (--quick, before any run: each searched key's first choice, the middle of each range)."""
+    search = yaml.safe_load(SPACE.read_text())["search"]
+    config = {k: v for k, v in search.items() if not isinstance(v, dict)}
+    if RESULT.exists():
+        config.update(json.loads(RESULT.read_text())["winner"])
+    elif quick:
+        for key, dist in search.items():
+            if isinstance(dist, dict):
+                (kind, values), *_ = dist.items()
+                config[key] = values[0] if kind == "choice" else sum(values) / 2
+    else:
+        raise SystemExit(f"{RESULT}: missing; run bench/best_accuracy.py first")
+    config["train_steps"] = None  # a full pass per epoch
+    return config
+
+
+def rungs(best: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Cumulative: each rung's config is the one below with one change."""
+    steps = [
+        ("the seed study's winner: 12 x 100 batches of 64", {}),
+        (
+            "+ full passes: 10 epochs x 54,000 images, batches of 128",
+            {"epochs": best["epochs"], "train_steps": None, "batch_size": best["batch_size"]},
+        ),
+        (
+            f"+ one-cycle learning rate, peak {best['lr']:.2g}",
+            {"lr_schedule": best["lr_schedule"], "lr": best["lr"]},
+        ),
+        (
+            f"+ the recommended model: {best['conv_layers']} blocks of {best['filters']}, "
+            f"{best['units']} units, dropout {best['dropout']:.2f}",
+            {k: best[k] for k in ("conv_layers", "filters", "units", "dropout")},
+        ),
+    ]
+    if best.get("augment"):
+        steps.append(("+ augmentation: crop (padding 2) and flip", {"augment": True}))
+    out, config = [], dict(SEED_WINNER)
+    for label, change in steps:
+        config = {**config, **change}
+        out.append((label, config))
+    top = {k: config.get(k) for k in best}
+    assert top == best, f"the top rung is not the recommended configuration: {top} != {best}"
+    return out
+
+
+_DATA: dict[str, Any] = {}
+
+
+def _load_data() -> None:
+    """Once per worker process: the splits every sweep uses, and the test set."""
+    import torch
+
+    from models.data import DataConfig, datasets_from, read_raw, test_split_from
+
+    torch.set_num_threads(1)  # one trial per CPU, as Ray gives a 1-CPU trial
+    raw = read_raw(DataConfig(), test=True)
+    _DATA["splits"], _DATA["test"] = datasets_from(raw, DataConfig()), test_split_from(raw)
+
+
+def train(config: dict[str, Any], seed: int, quick: bool) -> tuple[float, float, float]:
+    """One rung with one seed, to its last epoch, then tested once: (val, test accuracy, s)."""
+    from models.trainer import Trainer
+    from tune.hyperparams import defaults, model_config, train_config
+
+    hyper = {**defaults(), **{k: v for k, v in config.items() if k != "train_steps"}}
+    steps = 5 if quick else config["train_steps"]
+    if quick:
+        hyper["epochs"] = 1
+    start = time.perf_counter()
+    trainer = Trainer(
+        model_config(hyper),
+        train_config(hyper, train_steps=steps, eval_steps=2 if quick else None, seed=seed),
+        _DATA["splits"],
+    )
+    last = list(trainer.fit())[-1]
+    _, test_accuracy = trainer.test(_DATA["test"])
+    return last.val_accuracy, test_accuracy, time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per rung (hpo confirm's)")
+    parser.add_argument("--quick", action="store_true", help="1 epoch of 5 batches, 1 seed")
+    args = parser.parse_args()
+    seeds = list(range(1, 2 if args.quick else args.seeds + 1))
+    ladder = rungs(recommended(args.quick))
+    header(NAME, f"{len(ladder)} rungs x {len(seeds)} seeds, one trial per CPU")
+    with ProcessPoolExecutor(os.cpu_count(), initializer=_load_data) as pool:
+        futures = {
+            (n, seed): pool.submit(train, config, seed, args.quick)
+            for n, (_, config) in enumerate(ladder)
+            for seed in seeds
+        }
+        done = {key: future.result() for key, future in futures.items()}
+    rows, below, means = [], None, []
+    for n, (label, _) in enumerate(ladder):
+        val, test, secs = zip(*(done[n, seed] for seed in seeds), strict=True)
+        mean = statistics.mean(test)
+        gain = "" if below is None else f"{(mean - below) * 100:+.2f}"
+        spread = f"{min(test):.4f}-{max(test):.4f}"
+        rows.append((label, f"{statistics.mean(val):.4f}", f"{mean:.4f} ({spread})", gain,
+                     f"{statistics.mean(secs):.0f}"))  # fmt: skip
+        below = mean
+        means.append(mean)
+    print()
+    table(rows, ("rung", "val_accuracy", "test_accuracy (range)", "gain, points", "s per seed"))
+    print(f"\nseeds {seeds}; the top rung is the recommended configuration ({RESULT.name})")
+    ok = verdict(NAME, means[-1], TARGET, higher_is_better=True)
+    return 0 if ok or args.quick else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
