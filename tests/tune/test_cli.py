@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import SEARCH_SPACES
-from tests.tune.conftest import OUTSIDE, hpo
+from tests.tune.conftest import Runner, hpo
 from tune.cli import absolute_tracking_uri, build_parser, main
 
 SMOKE = str(SEARCH_SPACES / "smoke.yaml")
@@ -28,30 +28,12 @@ def run_hpo(fake_data_dir: Path) -> Any:
 
 
 @pytest.fixture
-def hpo_here(
-    fake_data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> Any:
-    """`hpo` run by this process, for refusals that come before Ray starts: the same exit code
-    and lines as a new process, without its 4 s of imports. The environment is put back."""
-    import ray
+def hpo_here(hpo_here: Runner, fake_data_dir: Path) -> Runner:
+    """tests/tune/conftest.py's in-process `hpo`, finding the fake dataset through
+    $HPO_DATA_DIR, for refusals that come before Ray starts."""
 
     def run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-        monkeypatch.chdir(cwd)
-        for key in OUTSIDE:
-            monkeypatch.delenv(key, raising=False)
-        for key, value in {"HPO_DATA_DIR": str(fake_data_dir), **env}.items():
-            monkeypatch.setenv(key, value)
-        saved = dict(os.environ)
-        try:
-            code = main(args)
-        except SystemExit as e:  # argparse's own refusals
-            code = int(e.code or 0)
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
-            ray.shutdown()  # had it not refused, its Ray must not outlive the test
-        out = capsys.readouterr()
-        return subprocess.CompletedProcess(args, code, out.out, out.err)
+        return hpo_here(args, cwd, **{"HPO_DATA_DIR": str(fake_data_dir), **env})
 
     return run
 

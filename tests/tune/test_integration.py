@@ -19,7 +19,14 @@ from mlflow.tracking import MlflowClient
 from ray import tune as ray_tune
 
 from tests.conftest import SEARCH_SPACES
-from tests.tune.conftest import held_trainable, hpo, hpo_env, runs_of, scripted_curve_trainable
+from tests.tune.conftest import (
+    Runner,
+    held_trainable,
+    hpo,
+    hpo_env,
+    runs_of,
+    scripted_curve_trainable,
+)
 from tune import states
 from tune.experiment import RunOptions
 from tune.hyperparams import RULES
@@ -37,7 +44,7 @@ def trial_ids(experiment_dir: Path) -> set[str]:
     return ids
 
 
-def test_smoke_sweep_through_the_cli(tmp_path: Path) -> None:
+def test_smoke_sweep_through_the_cli(tmp_path: Path, hpo_here: Runner) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     result = hpo(
         [
@@ -82,7 +89,7 @@ def test_smoke_sweep_through_the_cli(tmp_path: Path) -> None:
             (exp_dir / "tensorboard" / run.data.tags["hpo.trial_id"]).glob("events.out.tfevents.*")
         )
 
-    status = hpo(["status", "smoke", "--storage", str(tmp_path / "runs")], cwd=tmp_path)
+    status = hpo_here(["status", "smoke", "--storage", str(tmp_path / "runs")], tmp_path)
     assert status.returncode == 0, status.stderr
     assert all(i in status.stdout for i in ids)
 

@@ -16,7 +16,7 @@ import pytest
 import ray
 from mlflow.tracking import MlflowClient
 
-from tests.tune.conftest import MlflowServer, hpo_env, wait_for
+from tests.tune.conftest import MlflowServer, Runner, hpo_env, wait_for
 from tune.checkpoints import FIX
 from tune.experiment import RunOptions, RunResult
 from tune.spec import load_spec
@@ -77,6 +77,10 @@ class Sweep:
             text=True,
             timeout=300,
         )
+
+    def here(self, hpo_here: Runner, *args: str) -> subprocess.CompletedProcess[str]:
+        """`hpo ARGS` in this process: for commands that never start Ray."""
+        return hpo_here(list(args), self.cwd, MLFLOW_TRACKING_URI=self.uri)
 
     def run_with_fault(self, fault: Fault) -> RunResult:
         """The sweep in this process, every trial failing once before `fault.epoch`."""
@@ -156,7 +160,11 @@ def assert_complete(sweep: Sweep, before: dict[str, list[tuple[int, float]]] | N
 @pytest.mark.parametrize(
     "sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM], ids=["SIGKILL", "SIGINT", "SIGTERM"]
 )
-def test_killed_sweep_resumes_to_a_complete_experiment(tmp_path: Path, sig: signal.Signals) -> None:
+def test_killed_sweep_resumes_to_a_complete_experiment(
+    tmp_path: Path, sig: signal.Signals, hpo_here: Runner
+) -> None:
+    """SIGTERM is turned into SIGINT at once (tune/signals.py), so after its own exit code,
+    hint and KILLED parent run, its resume would repeat SIGINT's case: not run twice."""
     sweep = Sweep(tmp_path, f"killed_{sig.name.lower()}")
     proc = sweep.start()
     sweep.wait_for(two_done_one_midway)
@@ -171,14 +179,16 @@ def test_killed_sweep_resumes_to_a_complete_experiment(tmp_path: Path, sig: sign
         runs, _ = sweep.mlflow_runs()
         parent = next(r for r in runs if "hpo.trial_id" not in r.data.tags)  # type: ignore[attr-defined]
         assert parent.info.status == "KILLED"  # type: ignore[attr-defined]
-    status = sweep.run("status", sweep.name)
+    status = sweep.here(hpo_here, "status", sweep.name)
     assert status.returncode == 0, status.stderr
+    if sig == signal.SIGTERM:
+        return
 
     resumed = sweep.run("resume", sweep.name)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert_complete(sweep, before)
 
-    again = sweep.run("resume", sweep.name)
+    again = sweep.here(hpo_here, "resume", sweep.name)
     assert again.returncode == 0 and "already finished" in again.stdout
 
 
@@ -218,7 +228,9 @@ def test_a_sweep_outlives_its_tracking_server_and_resume_logs_what_it_missed(
     assert again.returncode == 0 and "had missed" not in again.stdout
 
 
-def test_failed_trials_retry_from_their_checkpoint(tmp_path: Path, ray_session: None) -> None:
+def test_failed_trials_retry_from_their_checkpoint(
+    tmp_path: Path, ray_session: None, hpo_here: Runner
+) -> None:
     """Every trial raises once before epoch 2 (test-only fault injection); with retries it
     goes on from its epoch-1 checkpoint, never from epoch 1 again."""
     sweep = Sweep(tmp_path, "flaky")
@@ -229,31 +241,52 @@ def test_failed_trials_retry_from_their_checkpoint(tmp_path: Path, ray_session: 
     # Recovered, but said: in the summary and in `hpo status`, with the error line.
     assert all(r.failures == 1 for r in result.rows)
     ray.shutdown()
-    status = sweep.run("status", sweep.name)
+    status = sweep.here(hpo_here, "status", sweep.name)
     assert "hpo: 5 trial(s) failed and were retried from a checkpoint:" in status.stdout
     assert status.stdout.count(f"completed; last: RuntimeError: {FAULT_MESSAGE} 2") == 5
 
 
-def test_errored_trials_resume_from_their_checkpoint(tmp_path: Path, ray_session: None) -> None:
-    """Without retries the injected failure ends each trial as ERROR, shown by `hpo status`;
-    `hpo resume` then continues them from their last checkpoint."""
+def test_errored_trials_resume_from_their_checkpoint(
+    tmp_path: Path, ray_session: None, hpo_here: Runner
+) -> None:
+    """Without retries the injected failure ends each trial as ERROR, shown by `hpo status`.
+    With two of their epoch-1 checkpoints damaged (one cut short, one gone), `hpo resume` names
+    both, one line each, exits 2 and runs nothing; with them put back, it continues every trial
+    from its last checkpoint."""
     sweep = Sweep(tmp_path, "fragile", failures=0)
     result = sweep.run_with_fault(Fault(epoch=2, marker_dir=str(tmp_path)))
     assert result.errors == 5, result.rows
     ray.shutdown()  # `hpo resume` below starts its own
-    status = sweep.run("status", sweep.name)
+    status = sweep.here(hpo_here, "status", sweep.name)
     assert f"failed: RuntimeError: {FAULT_MESSAGE} 2" in status.stdout
     assert list(sweep.exp_dir.glob("*/error.txt"))
 
+    first, second, *_ = sorted(sweep.exp_dir.glob("*/checkpoint_*/trainer.pt"))
+    kept = {first: first.read_bytes(), second: second.read_bytes()}
+    first.write_bytes(kept[first][:100])
+    second.unlink()
+    refused = sweep.here(hpo_here, "resume", sweep.name)  # refuses before Ray starts
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    expected = [
+        f"{sweep.exp_dir}: {first.relative_to(sweep.exp_dir)}: is not the file that was written "
+        f"(its SHA-256 differs) ({FIX})",
+        f"{sweep.exp_dir}: {second.relative_to(sweep.exp_dir)}: missing ({FIX})",
+    ]
+    # One line each, in the order Ray lists its trials.
+    assert sorted(refused.stderr.strip().splitlines()) == sorted(expected)
+    assert "Best trial" not in refused.stdout
+
+    for path, data in kept.items():
+        path.write_bytes(data)
     resumed = sweep.run("resume", sweep.name)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert_complete(sweep)
 
 
-def test_sweep_onto_an_existing_experiment(tmp_path: Path) -> None:
+def test_sweep_onto_an_existing_experiment(tmp_path: Path, hpo_here: Runner) -> None:
     sweep = Sweep(tmp_path, "twice")
     assert sweep.run("sweep", str(sweep.space), "--num-samples", "2").returncode == 0
-    refused = sweep.run("sweep", str(sweep.space))
+    refused = sweep.here(hpo_here, "sweep", str(sweep.space))
     assert refused.returncode == 2
     assert "hpo resume twice" in refused.stderr and "--overwrite" in refused.stderr
 
@@ -261,27 +294,3 @@ def test_sweep_onto_an_existing_experiment(tmp_path: Path) -> None:
     assert again.returncode == 0, again.stdout + again.stderr
     runs, steps = sweep.mlflow_runs()  # the first sweep's runs were deleted with it
     assert len(runs) == 2 + 1 and len(steps) == 2
-
-
-def test_a_damaged_checkpoint_stops_resume_with_one_line_each(
-    tmp_path: Path, ray_session: None
-) -> None:
-    """Errored trials wait on their epoch-1 checkpoints; one is cut short, one is gone. `hpo
-    resume` names both, exits 2, and runs nothing."""
-    sweep = Sweep(tmp_path, "damaged", failures=0)
-    result = sweep.run_with_fault(Fault(epoch=2, marker_dir=str(tmp_path)))
-    assert result.errors == 5, result.rows
-    ray.shutdown()
-    first, second, *_ = sorted(sweep.exp_dir.glob("*/checkpoint_*/trainer.pt"))
-    first.write_bytes(first.read_bytes()[:100])
-    second.unlink()
-    resumed = sweep.run("resume", sweep.name)
-    assert resumed.returncode == 2, resumed.stdout + resumed.stderr
-    expected = [
-        f"{sweep.exp_dir}: {first.relative_to(sweep.exp_dir)}: is not the file that was written "
-        f"(its SHA-256 differs) ({FIX})",
-        f"{sweep.exp_dir}: {second.relative_to(sweep.exp_dir)}: missing ({FIX})",
-    ]
-    # One line each, in the order Ray lists its trials.
-    assert sorted(resumed.stderr.strip().splitlines()) == sorted(expected)
-    assert "Best trial" not in resumed.stdout
