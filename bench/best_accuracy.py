@@ -5,8 +5,9 @@ set. The figure is the recommended (confirmed first) configuration's mean test a
 
 `--search random` runs the same budget with `search_algorithm: random` instead, to say which
 searcher found the better confirmed model. Each search takes over an hour with its confirm, so
-each run saves its outcome in bench/results/best_accuracy-SEARCH.json and the table shows every
-saved one. Run alone on the machine:
+each run saves its outcome in bench/results/best_accuracy-SEARCH.json (and hpo's report of it,
+with the plots, in bench/results/best_accuracy-SEARCH/), and the table shows every saved one.
+Run alone on the machine:
 
     .venv/bin/python bench/best_accuracy.py [--search optuna|random] [--quick]
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -29,6 +31,18 @@ TARGET = 0.92  # mean test accuracy of the recommended configuration
 SPACE = ROOT / "search_spaces" / "fashion_best.yaml"
 RESULTS = ROOT / "bench" / "results"
 SHOWN = ("conv_layers", "filters", "dropout", "lr", "augment")
+KEPT_PLOTS = ("learning_curves.png", "confirmation.png", "importance.png", "effect_augment.png")
+
+
+def keep_report(report: Path, to: Path) -> None:
+    """report.md and the plots that show the search (learning curves, confirmation, what
+    mattered); the rest of the folder is hpo's to remake (`hpo report`)."""
+    shutil.rmtree(to, ignore_errors=True)
+    (to / "plots").mkdir(parents=True)
+    shutil.copy2(report / "report.md", to / "report.md")
+    for plot in KEPT_PLOTS:
+        if (report / "plots" / plot).exists():
+            shutil.copy2(report / "plots" / plot, to / "plots" / plot)
 
 
 def run(search: str, quick: bool) -> dict[str, Any]:
@@ -42,6 +56,8 @@ def run(search: str, quick: bool) -> dict[str, Any]:
             space, search, Path(work), top, seeds, *(["--smoke"] if quick else [])
         )
         trials, epochs, _ = outcome(done.experiment)
+        if not quick:  # the report hpo wrote, with its plots, outlives the folder
+            keep_report(done.experiment / "report", RESULTS / f"{NAME}-{search}")
     sweep_s, confirm_s, confirmation = done.sweep_s, done.confirm_s, done.confirmation
     winner = confirmation.winner
     return {
