@@ -46,22 +46,33 @@ def test_train_and_eval_steps_limit_the_work(tiny_data: Datasets) -> None:
 
 
 def test_channels_last_is_the_default_and_changes_no_result(tiny_data: Datasets) -> None:
-    """The layout is a speed choice: the same seed gives the same losses within float rounding
-    with the weights in channels_last (the default) or contiguous: summed in another order,
-    the rounding drifts by about 1e-4 over 32 steps, far below what a second seed changes."""
+    """The layout is a speed choice. The same weights give the same outputs in either layout
+    up to float rounding. Trained from the same seed, that rounding (sums taken in another
+    order) drifts over the steps: after 2 epochs of this tiny set the validation loss differs
+    by up to 4e-3 relative (measured on an AMD EPYC; 1e-4 on an Intel Xeon), a tenth or less of
+    what a second seed changes. The accuracy is not compared: on 128 images at 55-85%, that
+    drift flips a handful of near-tied predictions."""
     norm = ModelConfig(conv_layers=2, filters=8, units=16, normalization=True, dropout=0.2)
-    runs = []
-    for layout in (True, False):
-        cfg = TrainConfig(epochs=2, batch_size=32, threads=1, channels_last=layout)
+    images = tiny_data.validation.images[:64]
+
+    def train(layout: bool, seed: int = 0) -> tuple[torch.Tensor, list[EpochMetrics]]:
+        cfg = TrainConfig(epochs=2, batch_size=32, threads=1, channels_last=layout, seed=seed)
         trainer = Trainer(norm, cfg, tiny_data)
         # The second conv: the first has one input channel, which is both layouts at once.
         conv = [m for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d)][1]
         assert conv.weight.is_contiguous(memory_format=torch.channels_last) == layout
-        runs.append(list(trainer.fit()))
-    for fast, plain in zip(*runs, strict=True):
-        assert fast.train_loss == pytest.approx(plain.train_loss, rel=1e-3)
-        assert fast.val_loss == pytest.approx(plain.val_loss, rel=1e-3)
-        assert fast.val_accuracy == pytest.approx(plain.val_accuracy, abs=0.01)
+        with torch.no_grad():
+            before = trainer.model.eval()(images)
+        return before, list(trainer.fit())
+
+    (out_fast, fast), (out_plain, plain) = train(True), train(False)
+    torch.testing.assert_close(out_fast, out_plain, rtol=1e-5, atol=1e-5)
+    for f, p in zip(fast, plain, strict=True):
+        assert f.train_loss == pytest.approx(p.train_loss, rel=1e-3)
+        assert f.val_loss == pytest.approx(p.val_loss, rel=1e-2)
+    _, other_seed = train(True, seed=1)
+    layout_drift = abs(fast[-1].val_loss - plain[-1].val_loss)
+    assert layout_drift < abs(fast[-1].val_loss - other_seed[-1].val_loss) / 10
 
 
 def test_evaluation_in_chunks_equals_one_pass(tiny_data: Datasets) -> None:
