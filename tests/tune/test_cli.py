@@ -47,7 +47,7 @@ def test_validate_shipped_files(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.mark.parametrize("lines", [1, 300], ids=["flushed_at_exit", "flushed_midway"])
-def test_a_reader_that_goes_away_is_no_failure(tmp_path: Path, lines: int) -> None:
+def test_a_reader_that_goes_away_is_no_failure(lines: int) -> None:
     """`hpo status | head`: the pipe's reader is gone before hpo's output is written. Exit 141
     (the shell's code for SIGPIPE) with nothing on stderr, not a traceback."""
     read_end, write_end = os.pipe()
