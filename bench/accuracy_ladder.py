@@ -54,20 +54,27 @@ SEED_WINNER: dict[str, Any] = {
 }
 
 
-def recommended(quick: bool) -> dict[str, Any]:
+def saved_result(quick: bool) -> dict[str, Any] | None:
+    """best_accuracy's saved outcome; None before any run, which only --quick accepts."""
+    if RESULT.exists():
+        return dict(json.loads(RESULT.read_text()))
+    if quick:
+        return None
+    raise SystemExit(f"{RESULT}: missing; run bench/best_accuracy.py first")
+
+
+def recommended(saved: dict[str, Any] | None) -> dict[str, Any]:
     """fashion_best.yaml's fixed values with the searched ones best_accuracy's run recommended
-    (--quick, before any run: each searched key's first choice, the middle of each range)."""
+    (before any run: each searched key's first choice, the middle of each range)."""
     search = yaml.safe_load(SPACE.read_text())["search"]
     config = {k: v for k, v in search.items() if not isinstance(v, dict)}
-    if RESULT.exists():
-        config.update(json.loads(RESULT.read_text())["winner"])
-    elif quick:
+    if saved is not None:
+        config.update(saved["winner"])
+    else:
         for key, dist in search.items():
             if isinstance(dist, dict):
                 (kind, values), *_ = dist.items()
                 config[key] = values[0] if kind == "choice" else sum(values) / 2
-    else:
-        raise SystemExit(f"{RESULT}: missing; run bench/best_accuracy.py first")
     config["train_steps"] = None  # a full pass per epoch
     return config
 
@@ -148,10 +155,11 @@ def measure(
         return {key: future.result() for key, future in futures.items()}
 
 
-def confirmed_top(top: int, seeds: list[int]) -> dict[tuple[int, int], tuple[float, float, float]]:
+def confirmed_top(
+    saved: dict[str, Any], top: int, seeds: list[int]
+) -> dict[tuple[int, int], tuple[float, float, float]]:
     """The top rung as best_accuracy's confirm measured it with the same seeds (no seconds:
     confirm's trials shared the machine differently)."""
-    saved = json.loads(RESULT.read_text())
     val, test = saved["val_accuracy"], saved["test_accuracy"]
     if len(test) != len(seeds):
         raise SystemExit(f"{RESULT}: {len(test)} seeds, not {len(seeds)}; add --retrain-top")
@@ -165,12 +173,13 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="1 epoch of 5 batches, 1 seed")
     args = parser.parse_args()
     seeds = list(range(1, 2 if args.quick else args.seeds + 1))
-    ladder = rungs(recommended(args.quick))
+    saved = saved_result(args.quick)
+    ladder = rungs(recommended(saved))
     retrain = args.retrain_top or args.quick
     header(NAME, f"{len(ladder)} rungs x {len(seeds)} seeds, one trial per CPU")
     done = measure(ladder if retrain else ladder[:-1], seeds, args.quick)
-    if not retrain:
-        done |= confirmed_top(len(ladder) - 1, seeds)
+    if not retrain and saved is not None:  # (saved is None only in --quick)
+        done |= confirmed_top(saved, len(ladder) - 1, seeds)
     rows, means = [], []
     for n, (label, _) in enumerate(ladder):
         val, test, secs = zip(*(done[n, seed] for seed in seeds), strict=True)
