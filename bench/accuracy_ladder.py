@@ -180,20 +180,20 @@ def main() -> int:
     done = measure(ladder if retrain else ladder[:-1], seeds, args.quick)
     if not retrain and saved is not None:  # (saved is None only in --quick)
         done |= confirmed_top(saved, len(ladder) - 1, seeds)
-    rows, means = [], []
-    for n, (label, _) in enumerate(ladder):
-        val, test, secs = zip(*(done[n, seed] for seed in seeds), strict=True)
-        means.append(statistics.mean(test))
-        gain = f"{(means[-1] - means[-2]) * 100:+.2f}" if n else ""
+    found = [list(zip(*(done[n, seed] for seed in seeds), strict=True)) for n in range(len(ladder))]
+    means = [statistics.mean(test) for _, test, _ in found]
+    gains = [(b - a) * 100 for a, b in itertools.pairwise(means)]
+    rows = []
+    for n, ((label, _), (val, test, secs)) in enumerate(zip(ladder, found, strict=True)):
+        gain = f"{gains[n - 1]:+.2f}" if n else ""
         spread = f"{min(test):.4f}-{max(test):.4f}"
         took = "(confirm's)" if math.isnan(secs[0]) else f"{statistics.mean(secs):.0f}"
         rows.append(
-            (label, f"{statistics.mean(val):.4f}", f"{means[-1]:.4f} ({spread})", gain, took)
+            (label, f"{statistics.mean(val):.4f}", f"{means[n]:.4f} ({spread})", gain, took)
         )
     print()
     table(rows, ("rung", "val_accuracy", "test_accuracy (range)", "gain, points", "s per seed"))
     print(f"\nseeds {seeds}; the top rung is the recommended configuration ({RESULT.name})")
-    gains = [(b - a) * 100 for a, b in itertools.pairwise(means)]
     ok = verdict(NAME, min(gains), TARGET, higher_is_better=True)
     return 0 if ok or args.quick else 1
 
