@@ -49,8 +49,13 @@ check: $(STAMP)
 	$(BIN)/ruff format --check tune models tests scripts bench
 	$(BIN)/mypy
 
+# Two pytest workers (pytest-xdist): most of a Ray test is one core busy starting processes, so
+# two share this 2-core machine well. Tests that share a module's fixture (a cluster, a sweep)
+# are one xdist_group, so it is made once. TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 2
+
 test: setup check
-	$(BIN)/pytest -v --timeout=600 tests
+	$(BIN)/pytest -v --timeout=600 -n $(TEST_WORKERS) --dist loadgroup tests
 
 unit: setup
 	$(BIN)/pytest -q -m "not integration" tests

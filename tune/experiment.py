@@ -194,6 +194,9 @@ def _fit(
         status = "KILLED" if interrupted else "FINISHED"
         if budget_hit:
             open_outcome = "stopped_early"  # Ray never reports budget-ended trials complete
+            # What it created is all it will have: status, report and resume read this.
+            record = replace(record, budget_ended=time.strftime("%Y-%m-%dT%H:%M:%S"))
+            records.save(folder, record)
     except KeyboardInterrupt:
         status = "KILLED"
         raise
@@ -420,13 +423,14 @@ def check_checkpoints(folder: Path) -> None:
 
 def is_finished(folder: Path) -> bool:
     """Whether a resume has nothing left to do: Ray saved its state, every trial the
-    experiment will ever have exists, and none is pending, running or errored."""
+    experiment will ever have exists (those of num_samples, or the ones it had when its time
+    budget ended it), and none is pending, running or errored."""
     if not ray_tune.Tuner.can_restore(storage.ray_path(folder)):
         return False
     storage.pull(folder)
     record, rows = experiment_rows(folder)
     left = [r for r in rows if r.state in (*states.RESUMABLE, states.ERROR)]
-    return not left and len(rows) >= record.trial_count
+    return not left and len(rows) >= record.expected_trials(len(rows))
 
 
 def catch_up(record: ExperimentRecord, folder: Path, finished: bool) -> Backfilled:

@@ -62,6 +62,10 @@ class ExperimentRecord:
     candidates: tuple[Candidate, ...] = ()
     seeds: tuple[int, ...] = ()
     sweep_parent_run_id: str | None = None
+    # When time_budget_s ended the sweep (local time); "" while it has not. From then on the
+    # trials it created are all it will ever have: a lazy searcher (Optuna) never creates the
+    # rest of num_samples, and a resume has nothing left to do.
+    budget_ended: str = ""
 
     @property
     def is_confirm(self) -> bool:
@@ -86,6 +90,11 @@ class ExperimentRecord:
         if self.is_confirm:
             return len(self.candidates) * len(self.seeds)
         return self.spec.trial_count()
+
+    def expected_trials(self, created: int) -> int:
+        """Trials the experiment will have when it is done, given the `created` ones it has:
+        trial_count, or those it created once its time budget ended it."""
+        return created if self.budget_ended else self.trial_count
 
     @property
     def max_epochs(self) -> int:
@@ -263,6 +272,7 @@ class _Reader:
             ),
             seeds=tuple(int(s) for s in (self.get(data, "", "seeds", list) if confirm else [])),
             sweep_parent_run_id=data.get("sweep_parent_run_id"),
+            budget_ended=str(data.get("budget_ended", "")),  # absent before hpo recorded it
         )
 
     def candidate(self, data: Any, path: str) -> Candidate:

@@ -135,16 +135,23 @@ class _Context:
         return self.record.mode
 
 
-def _state_text(trials: Sequence[Trial], trial_count: int) -> str:
+def _state_text(record: ExperimentRecord, trials: Sequence[Trial]) -> str:
     open_ = sum(t.state in states.RESUMABLE for t in trials)
-    missing = max(0, trial_count - len(trials))
+    missing = max(0, record.expected_trials(len(trials)) - len(trials))
     if open_ or missing:
         return (
             f"**Snapshot of an unfinished sweep**: {open_} trial(s) pending or running, {missing} "
             f"not created yet. Numbers below cover what has been reported so far; `hpo resume` "
             f"continues an interrupted sweep, and `hpo report` again updates this report."
         )
-    return "The sweep is finished: every trial completed, stopped early or failed."
+    done = "every trial completed, stopped early or failed"
+    if record.budget_ended:
+        return (
+            f"The sweep is finished: its time budget ({record.spec.time_budget_s:g} s) ended it "
+            f"at {record.budget_ended}, when it had created {len(trials)} of the "
+            f"{record.trial_count} trials num_samples allows; {done}, or never started."
+        )
+    return f"The sweep is finished: {done}."
 
 
 def _config_table(config: dict[str, Any]) -> Table:
@@ -161,7 +168,7 @@ def _overview(ctx: _Context) -> list[Block]:
             f"MLflow: experiment `{r.name}` at `{r.tracking_uri}`, sweep run "
             f"`{r.parent_run_id}` (each trial a child run tagged `hpo.trial_id`)."
         ),
-        Para(_state_text(ctx.trials, r.trial_count)),
+        Para(_state_text(r, ctx.trials)),
         *[
             Para(f"Trial `{t.trial_id}` failed after {t.epochs} epoch(s): {t.error}")
             for t in ctx.trials
@@ -573,7 +580,7 @@ def write_report(
         record, experiment_dir, trials, board, params, scales(record, trials, params), plots_dir,
         confirmation,
     )  # fmt: skip
-    acc = analysis.accounting(trials, record.trial_count, record.max_epochs)
+    acc = analysis.accounting(trials, record.expected_trials(len(trials)), record.max_epochs)
     blocks: list[Block] = [
         *_overview(ctx), *_recommendation(ctx), *_confirmation(ctx), *_best(ctx),
         *_leaderboard(ctx), *_curves(ctx), *_effects(ctx), *_interactions(ctx),

@@ -167,7 +167,7 @@ def summary_line(rows: Sequence[TrialRow], metric: str, total: int | None = None
 
 def experiment_table(record: ExperimentRecord, rows: Sequence[TrialRow]) -> str:
     """`hpo status`'s view: the summary line, then one row a trial."""
-    summary = summary_line(rows, record.metric, record.trial_count)
+    summary = summary_line(rows, record.metric, record.expected_trials(len(rows)))
     return f"{record.name}: {summary}\n{format_table(rows, record.metric)}"
 
 

@@ -52,6 +52,21 @@ def test_derived_values_follow_the_spec(tmp_path: Path) -> None:
     assert set(record.versions) >= {"hpo", "torch", "ray", "mlflow"}
 
 
+def test_a_budget_ended_sweep_has_the_trials_it_created(tmp_path: Path) -> None:
+    """Once its time budget ended it, a sweep expects only the trials it created (Optuna
+    creates them lazily); the time is kept, and a record without it reads as not ended."""
+    spec = load_spec(SEARCH_SPACES / "fashion_best.yaml")
+    record = records.new_record(spec, "sqlite:////abs/mlflow.db")
+    assert (record.budget_ended, record.expected_trials(16)) == ("", 30)
+    ended = replace(record, budget_ended="2026-11-29T19:10:00")
+    records.save(tmp_path, ended)
+    assert records.load(tmp_path) == ended and ended.expected_trials(16) == 16
+    data = json.loads((tmp_path / records.RECORD_FILE).read_text())
+    del data["budget_ended"]  # as hpo wrote it before it recorded the budget's end
+    (tmp_path / records.RECORD_FILE).write_text(json.dumps(data))
+    assert records.load(tmp_path) == record
+
+
 def old_record(spec_dict: dict[str, object]) -> dict[str, object]:
     """A record as hpo wrote it before the typed record (no format, derived fields kept)."""
     return {
