@@ -50,12 +50,13 @@ check: $(STAMP)
 	$(BIN)/mypy
 
 # Two pytest workers (pytest-xdist): most of a Ray test is one core busy starting processes, so
-# two share this 2-core machine well. Tests that share a module's fixture (a cluster, a sweep)
-# are one xdist_group, so it is made once. TEST_WORKERS=0 runs them in this process.
+# two share this 2-core machine well. A test file goes whole to one worker (loadfile), so a
+# module's fixture (the two-node cluster, a shared sweep) is made once. TEST_WORKERS=0 runs
+# the tests in this process, one after the other.
 TEST_WORKERS ?= 2
 
 test: setup check
-	$(BIN)/pytest -v --timeout=600 -n $(TEST_WORKERS) --dist loadgroup tests
+	$(BIN)/pytest -v --timeout=600 -n $(TEST_WORKERS) --dist loadfile tests
 
 unit: setup
 	$(BIN)/pytest -q -m "not integration" tests

@@ -22,7 +22,6 @@ from tune import storage
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.xdist_group("cluster"),  # one pytest worker starts the module's cluster, once
     pytest.mark.skipif(why_not() is not None, reason=f"loopback cluster: {why_not()}"),
 ]
 

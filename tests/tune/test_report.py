@@ -97,10 +97,6 @@ def new_sweep(root: Path, space: str, name: str = NAME) -> Sweep:
     return s
 
 
-# Tests that read the module's sweep run in one pytest worker (pytest -n), which makes it once.
-SHARES_SWEEP = pytest.mark.xdist_group("report_sweep")
-
-
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> Sweep:
     """One sweep that the report tests only read (each writes its report anew)."""
@@ -113,7 +109,6 @@ def best_trial(histories: dict[str, list[dict[str, Any]]]) -> tuple[str, float]:
 
 
 @pytest.mark.integration
-@SHARES_SWEEP
 def test_report_files_plots_and_mlflow_artifacts(
     sweep: Sweep, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -149,7 +144,6 @@ def test_report_files_plots_and_mlflow_artifacts(
 
 
 @pytest.mark.integration
-@SHARES_SWEEP
 def test_best_config_is_the_best_trial_and_retrains_exactly(sweep: Sweep) -> None:
     assert sweep.main("report", NAME) == 0
     best_id, best_value = best_trial(sweep.histories())
@@ -173,7 +167,6 @@ def test_best_config_is_the_best_trial_and_retrains_exactly(sweep: Sweep) -> Non
 
 
 @pytest.mark.integration
-@SHARES_SWEEP
 def test_leaderboard_and_accounting_match_the_trials(sweep: Sweep) -> None:
     assert sweep.main("report", NAME, "--out", str(sweep.root / "elsewhere")) == 0
     folder = sweep.root / "elsewhere"
@@ -359,7 +352,6 @@ def test_best_config_is_a_valid_space_of_constants(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
-@SHARES_SWEEP
 def test_out_never_touches_or_uploads_a_users_files(
     sweep: Sweep, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -385,7 +377,6 @@ def test_out_never_touches_or_uploads_a_users_files(
 
 
 @pytest.mark.integration
-@SHARES_SWEEP
 def test_a_report_that_cannot_be_written_names_the_file_and_keeps_the_old_one(
     sweep: Sweep,
 ) -> None:

@@ -193,7 +193,7 @@ def test_killed_sweep_resumes_to_a_complete_experiment(
 
 
 def test_a_sweep_outlives_its_tracking_server_and_resume_logs_what_it_missed(
-    tmp_path: Path, mlflow_server: MlflowServer
+    tmp_path: Path, mlflow_server: MlflowServer, hpo_here: Runner
 ) -> None:
     """A real `mlflow server` is killed after the first epoch reached it. The sweep trains to
     the end anyway, says what MLflow missed and how to log it; once the server is back,
@@ -217,14 +217,14 @@ def test_a_sweep_outlives_its_tracking_server_and_resume_logs_what_it_missed(
     assert all(e == list(range(1, EPOCHS + 1)) for e in sweep.epochs().values())
 
     mlflow_server.start()
-    resumed = sweep.run("resume", sweep.name)
+    resumed = sweep.here(hpo_here, "resume", sweep.name)  # finished: Ray never starts
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "already finished" in resumed.stdout
     assert f"MLflow at {mlflow_server.uri} had missed" in resumed.stdout
     assert_complete(sweep)
     # MLflow's own links, printed each time a run ends on a server, stay out of hpo's output.
     assert "View run" not in output + resumed.stdout
-    again = sweep.run("resume", sweep.name)
+    again = sweep.here(hpo_here, "resume", sweep.name)
     assert again.returncode == 0 and "had missed" not in again.stdout
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tune.conftest import AWS, Bucket, hpo
+from tests.tune.conftest import AWS, Bucket, Runner, hpo
 from tune import storage
 
 
@@ -56,7 +56,9 @@ scheduler: none
 
 
 @pytest.mark.integration
-def test_a_sweep_in_a_bucket_is_read_back_from_anywhere(bucket: Bucket, tmp_path: Path) -> None:
+def test_a_sweep_in_a_bucket_is_read_back_from_anywhere(
+    bucket: Bucket, tmp_path: Path, hpo_here: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Sweep into the bucket; then status, report, resume and confirm from another machine's
     view (an empty mirror: another HOME) find everything there."""
     (tmp_path / "space.yaml").write_text(SPACE)
@@ -75,13 +77,16 @@ def test_a_sweep_in_a_bucket_is_read_back_from_anywhere(bucket: Bucket, tmp_path
     assert any(k.startswith("bucketed/tensorboard/") for k in keys)
 
     elsewhere = {**env, "HOME": str(tmp_path / "other-home")}
-    status = hpo(["status", "bucketed", "--storage", bucket.uri], cwd=tmp_path, **elsewhere)
+    # Commands that never start Ray run in this process, whose mirrors are the other HOME's.
+    other_mirrors = tmp_path / "other-home" / ".cache" / "hpo" / "storage"
+    monkeypatch.setattr(storage, "MIRRORS", other_mirrors)
+    status = hpo_here(["status", "bucketed", "--storage", bucket.uri], tmp_path, **elsewhere)
     assert status.returncode == 0 and status.stdout.count("TERMINATED") == 2, status.stdout
-    report = hpo(["report", "bucketed", "--storage", bucket.uri], cwd=tmp_path, **elsewhere)
+    report = hpo_here(["report", "bucketed", "--storage", bucket.uri], tmp_path, **elsewhere)
     assert report.returncode == 0, report.stderr
-    mirrors = list((tmp_path / "other-home" / ".cache" / "hpo" / "storage").glob("*/bucketed"))
+    mirrors = list(other_mirrors.glob("*/bucketed"))
     assert len(mirrors) == 1 and (mirrors[0] / "report" / "report.md").is_file()
-    resumed = hpo(["resume", "bucketed", "--storage", bucket.uri], cwd=tmp_path, **elsewhere)
+    resumed = hpo_here(["resume", "bucketed", "--storage", bucket.uri], tmp_path, **elsewhere)
     assert resumed.returncode == 0 and "already finished" in resumed.stdout, resumed.stderr
     record = json.loads((mirrors[0] / "hpo_sweep.json").read_text())
     assert record["spec"]["name"] == "bucketed"

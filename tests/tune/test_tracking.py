@@ -236,7 +236,12 @@ def test_writes_wait_while_the_server_is_down_and_catch_up_when_it_returns(
         run_id = writer.run_ids.get("t_00000")
         return steps(store, run_id) if run_id else []
 
-    wait_for("epoch 1 in MLflow", lambda: logged() == [1])
+    # Logged, and the writer has its answer: a server killed between committing a write and
+    # answering it leaves that write in the backlog too (it is written again later).
+    wait_for(
+        "epoch 1 in MLflow",
+        lambda: logged() == [1] and writer.logged_epoch.get("t_00000") == 1,
+    )
     mlflow_server.kill()
     # Made while the server is down (a sweep's callback at its first trial): no error.
     assert _Writer(cfg, parent).close("interrupted") == Flushed()
