@@ -75,6 +75,23 @@ def run(search: str, quick: bool) -> dict[str, Any]:
     }
 
 
+def compare(found: dict[str, dict[str, Any]]) -> str:
+    """Which searcher's confirmed model tested better, and whether the seeds tell them apart
+    (Welch's t-test on their per-seed test accuracy)."""
+    from scipy import stats
+
+    means = {s: statistics.mean(r["test_accuracy"]) for s, r in found.items()}
+    better, worse = sorted(means, key=lambda s: -means[s])
+    p = stats.ttest_ind(
+        found[better]["test_accuracy"], found[worse]["test_accuracy"], equal_var=False
+    ).pvalue
+    apart = "distinguishable" if p < 0.05 else "not distinguishable over these seeds"
+    return (
+        f"the better confirmed model: {better} ({means[better]:.4f} against {means[worse]:.4f}, "
+        f"{(means[better] - means[worse]) * 100:+.2f} points; Welch p = {p:.2f}: {apart})"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--search", choices=("optuna", "random"), default="optuna")
@@ -116,9 +133,7 @@ def main() -> int:
         ),
     )
     if len(found) == 2:
-        means = {s: statistics.mean(r["test_accuracy"]) for s, r in found.items()}
-        better = max(means, key=lambda s: means[s])
-        print(f"\nthe better confirmed model: {better} ({means[better]:.4f})")
+        print(f"\n{compare(found)}")
     mean = statistics.mean(result["test_accuracy"])
     ok = verdict(NAME, mean, TARGET, higher_is_better=True)
     return 0 if ok or args.quick else 1
