@@ -51,12 +51,14 @@ check: $(STAMP)
 
 # Two pytest workers (pytest-xdist): most of a Ray test is one core busy starting processes, so
 # two share this 2-core machine well. A test file goes whole to one worker (loadfile), so a
-# module's fixture (the two-node cluster, a shared sweep) is made once. TEST_WORKERS=0 runs
-# the tests in this process, one after the other.
+# module's fixture (a shared sweep) is made once. Tests marked `alone` (the two-node cluster)
+# run afterwards with the machine to themselves. TEST_WORKERS=0 runs everything in this
+# process, one after the other.
 TEST_WORKERS ?= 2
 
 test: setup check
-	$(BIN)/pytest -v --timeout=600 -n $(TEST_WORKERS) --dist loadfile tests
+	$(BIN)/pytest -v --timeout=600 -n $(TEST_WORKERS) --dist loadfile -m "not alone" tests
+	$(BIN)/pytest -v --timeout=600 -m alone tests
 
 unit: setup
 	$(BIN)/pytest -q -m "not integration" tests

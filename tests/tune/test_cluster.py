@@ -22,6 +22,9 @@ from tune import storage
 
 pytestmark = [
     pytest.mark.integration,
+    # Beside a second pytest worker (make test's -n 2) the worker node got no trial, twice in
+    # two runs (all four trained on the head); alone it always did. Not understood yet.
+    pytest.mark.alone,
     pytest.mark.skipif(why_not() is not None, reason=f"loopback cluster: {why_not()}"),
 ]
 
