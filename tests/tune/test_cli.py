@@ -65,6 +65,25 @@ def test_a_reader_that_goes_away_is_no_failure(lines: int) -> None:
     assert (done.returncode, done.stderr) == (141, "")
 
 
+def test_the_command_exits_as_main_does_and_still_runs_atexit_handlers(tmp_path: Path) -> None:
+    """The `hpo` entry point (run) leaves the objects of a finished command out of the exit's
+    last collection; Ray's and MLflow's atexit handlers must still run, and the status is
+    main's."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("epochs: 0\n")
+    script = (
+        "import atexit, sys; from tune.cli import run; "
+        "atexit.register(lambda: print('atexit ran', flush=True)); "
+        f"sys.exit(run(['validate', {str(SMOKE)!r}, {str(bad)!r}]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2, done.stderr
+    assert ": valid: " in done.stdout and done.stdout.endswith("atexit ran\n")
+    assert f"{bad}: " in done.stderr
+
+
 def test_validate_bad_file_exits_2_with_one_line_per_problem(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
