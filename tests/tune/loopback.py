@@ -9,7 +9,9 @@ S3-compatible server, for the cluster tests (real processes: `ray start`, moto's
   its editable install points into the hidden checkout) and every local storage folder the
   test names. The worker also loses the data folders; the head keeps them, as a head node
   prepared with the dataset would. Whatever reaches a node went through Ray.
-- Stopping kills each node's whole process group: a test never leaves a node behind.
+- Stopping kills each node's whole process group: a test never leaves a node behind. Its
+  folder (the nodes' logs, Ray's session folders) is deleted too, unless HPO_KEEP_LOOPBACK=1:
+  then its path is printed, for a failure to be read afterwards.
 """
 
 from __future__ import annotations
@@ -181,4 +183,7 @@ class LoopbackCluster:
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         self.nodes.clear()
-        shutil.rmtree(self.base, ignore_errors=True)
+        if os.environ.get("HPO_KEEP_LOOPBACK") == "1":
+            print(f"loopback cluster's logs kept in {self.base}")
+        else:
+            shutil.rmtree(self.base, ignore_errors=True)
