@@ -1,0 +1,49 @@
+"""scripts/replay_asha.py: Ray's ASHA rule replayed on curves whose decisions are known."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "replay_asha.py"
+
+
+def script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("replay_asha", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks its module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_first_trial_at_a_rung_goes_on_and_later_ones_must_beat_the_cutoff() -> None:
+    replay = script()
+    curves = {
+        name: replay.Curve(name, val, (1.0, 1.0, 1.0))
+        for name, val in {
+            "a": (0.5, 0.6, 0.7),
+            "b": (0.4, 0.5, 0.6),
+            "c": (0.6, 0.7, 0.8),
+        }.items()
+    }
+    # a first: nothing to compare with, so it runs all 3; b (0.4 < 0.5) stops after 1; c
+    # (0.6 >= the 2/3 percentile of 0.4 and 0.5) goes on.
+    assert replay.replay(["a", "b", "c"], curves, slots=1, max_t=3) == (7, 0.8)
+    # The best first: both others fall below the cutoff at epoch 1.
+    assert replay.replay(["c", "a", "b"], curves, slots=1, max_t=3) == (5, 0.8)
+
+
+def test_load_reads_each_epoch_once(tmp_path: Path) -> None:
+    replay = script()
+    rows = [
+        {"training_iteration": i, "trial_id": "t_00000", "val_accuracy": v,
+         "time_this_iter_s": 2.0, "config": {"dropout": 0.2}}
+        for i, v in ((1, 0.5), (2, 0.6), (2, 0.6))  # Ray's echo of the last result
+    ]  # fmt: skip
+    (tmp_path / "trial_a").mkdir()
+    (tmp_path / "trial_a" / "result.json").write_text("\n".join(map(json.dumps, rows)) + "\n")
+    assert replay.load(tmp_path) == {"t_00000": replay.Curve("dropout=0.2", (0.5, 0.6), (2.0, 2.0))}
