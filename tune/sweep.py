@@ -6,6 +6,8 @@ settings every trial shares and the MLflow parent run's params; tune/experiment.
 
 from __future__ import annotations
 
+import itertools
+import random
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -76,6 +78,24 @@ def param_space(spec: SweepSpec) -> dict[str, Any]:
     return space
 
 
+def grid_points(spec: SweepSpec) -> list[dict[str, Any]]:
+    """The grid algorithm's trials: every point of the grid, num_samples times, each pass in an
+    order shuffled with the sweep's seed (as Optuna's GridSampler does). Ray would enumerate
+    the grid with the alphabetically last knob changing slowest, so one whole half of the grid
+    (say every model without BatchNorm) would reach ASHA's rungs first and set the cutoffs for
+    the other; ASHA assumes trials arrive in no particular order (docs/architecture.md,
+    "The search space")."""
+    keys = [key for key, value in spec.search.items() if isinstance(value, Distribution)]
+    grid = list(itertools.product(*(grid_values(spec.search[key]) or () for key in keys)))
+    shuffle = random.Random(spec.seed).shuffle
+    points: list[dict[str, Any]] = []
+    for _ in range(spec.num_samples):
+        order = grid[:]
+        shuffle(order)
+        points += [dict(zip(keys, values, strict=True)) for values in order]
+    return points
+
+
 def searcher(spec: SweepSpec) -> Any:
     if spec.search_algorithm == "optuna":
         from ray.tune.search.optuna import OptunaSearch
@@ -83,6 +103,10 @@ def searcher(spec: SweepSpec) -> Any:
         return OptunaSearch(seed=spec.seed)
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
+    if spec.search_algorithm == "grid":
+        # Ray runs the given points first, one trial each, and samples no more once
+        # num_samples (plan: the points' count) trials exist.
+        return BasicVariantGenerator(points_to_evaluate=grid_points(spec), random_state=spec.seed)
     return BasicVariantGenerator(random_state=spec.seed)
 
 
@@ -129,7 +153,8 @@ def plan(spec: SweepSpec, options: RunOptions, trainable: Any = None) -> Plan:
         param_space=param_space(spec),
         searcher=searcher(spec),
         scheduler=scheduler(spec),
-        num_samples=spec.num_samples,
+        # The grid algorithm's searcher holds every trial as a point (grid_points).
+        num_samples=spec.trial_count() if spec.search_algorithm == "grid" else spec.num_samples,
         time_budget_s=spec.time_budget_s,
         run_name=spec.name,
         params=_sweep_params(spec),

@@ -223,7 +223,7 @@ def bucket() -> Iterator[Bucket]:
 
 def scripted_curve_trainable(config: dict[str, Any]) -> None:
     """Fake trainable: val_accuracy follows a scripted curve whose ceiling falls with dropout,
-    so every trial is clearly worse than the one before it in the grid."""
+    so every trial is clearly worse than those with less dropout."""
     from ray import tune as ray_tune
 
     ceiling = 0.95 - config["dropout"]

@@ -35,7 +35,7 @@ from tune.experiment import RunOptions, is_finished
 from tune.hyperparams import RULES
 from tune.record import load as load_record
 from tune.spec import load_spec
-from tune.sweep import run_sweep
+from tune.sweep import grid_points, run_sweep
 
 pytestmark = pytest.mark.integration
 
@@ -131,9 +131,13 @@ def test_asha_stops_clearly_worse_trials_early(tmp_path: Path, ray_session: None
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     folder = tmp_path / "runs" / "asha_scripted"
     options = RunOptions(progress_interval=3600)
-    result = run_sweep(load_spec(space), folder, uri, options, trainable=scripted_curve_trainable)
+    spec = load_spec(space)
+    result = run_sweep(spec, folder, uri, options, trainable=scripted_curve_trainable)
 
     assert len(result.rows) == 8 and result.errors == 0
+    # Ray created the trials in the shuffled grid order hpo gave it (trial ids count up).
+    created = sorted(result.rows, key=lambda r: r.trial_id)
+    assert [r.config["dropout"] for r in created] == [p["dropout"] for p in grid_points(spec)]
     assert result.best is not None and result.best.config["dropout"] == 0.0
     stopped = [r for r in result.rows if r.epochs < 9]
     assert stopped, "ASHA stopped no trial before max_t"

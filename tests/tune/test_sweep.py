@@ -14,7 +14,7 @@ from tune.errors import SpecError
 from tune.experiment import RunOptions
 from tune.scheduling import scheduler
 from tune.spec import SweepSpec, load_spec
-from tune.sweep import param_space, searcher, smoke_variant, trial_settings
+from tune.sweep import grid_points, param_space, plan, searcher, smoke_variant, trial_settings
 
 
 def spec_of(tmp_path: Path, text: str) -> SweepSpec:
@@ -47,6 +47,23 @@ def test_grid_algorithm_enumerates_every_entry() -> None:
     assert space["dropout"] == {"grid_search": [0.0, 0.2, 0.5, 0.8]}
     assert space["conv_layers"] == {"grid_search": [2, 3, 4]}
     assert spec.trial_count() == 24
+
+
+def test_the_grid_runs_in_an_order_shuffled_with_the_seed() -> None:
+    """Ray would enumerate normalization slowest: the 12 models without BatchNorm first, all
+    setting ASHA's cutoffs before any with it arrives. hpo hands Ray every point, shuffled."""
+    spec = load_spec(SEARCH_SPACES / "fashion_seed.yaml")
+    points = grid_points(spec)
+    keys = ("dropout", "normalization", "conv_layers")
+    assert len(points) == 24 and len({tuple(p[k] for k in keys) for p in points}) == 24
+    assert {p["normalization"] for p in points[:6]} == {False, True}
+    assert grid_points(spec) == points  # the seed fixes the order
+    assert grid_points(replace(spec, seed=1)) != points
+    twice = grid_points(replace(spec, num_samples=2))
+    assert sorted(map(str, twice)) == sorted(map(str, points * 2))
+    assert twice[:24] == points and twice[24:] != points  # each pass shuffled anew
+    # One trial per point: Ray is asked for exactly as many trials as there are points.
+    assert plan(spec, RunOptions(), trainable=lambda config: None).num_samples == 24
 
 
 def test_grid_algorithm_enumerates_randint_and_choice(tmp_path: Path) -> None:
