@@ -85,8 +85,9 @@ def grid_points(spec: SweepSpec) -> list[dict[str, Any]]:
     (say every model without BatchNorm) would reach ASHA's rungs first and set the cutoffs for
     the other; ASHA assumes trials arrive in no particular order (docs/architecture.md,
     "The search space")."""
-    keys = [key for key, value in spec.search.items() if isinstance(value, Distribution)]
-    grid = list(itertools.product(*(grid_values(spec.search[key]) or () for key in keys)))
+    knobs = {k: v for k, v in spec.search.items() if isinstance(v, Distribution)}
+    keys = list(knobs)
+    grid = list(itertools.product(*(grid_values(value) or () for value in knobs.values())))
     shuffle = random.Random(spec.seed).shuffle
     points: list[dict[str, Any]] = []
     for _ in range(spec.num_samples):
