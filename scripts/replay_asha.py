@@ -2,9 +2,9 @@
 
     .venv/bin/python scripts/replay_asha.py runs/NAME [--orders 2000] [--slots 2]
 
-NAME must be a sweep with `scheduler: none` that ran every trial to its last epoch (what
+NAME must be an hpo sweep with `scheduler: none` that ran every trial to its last epoch (what
 bench/asha_vs_grid.py runs as "full grid"). Each trial's real learning curve and epoch times
-are read from its result.json; ASHA's decisions (Ray's AsyncHyperBandScheduler, one bracket:
+are read as `hpo report` reads them; ASHA's decisions (Ray's AsyncHyperBandScheduler, one bracket:
 a trial at a rung goes on only if it is in the top 1/reduction_factor of the results recorded
 at that rung so far, so the first trial at a rung always goes on) are replayed with `--slots`
 trials at a time, started in Ray's grid order and in shuffled orders. It prints the
@@ -15,7 +15,6 @@ much of the measured ratio is the order the grid is enumerated in (BENCHMARKS.md
 from __future__ import annotations
 
 import argparse
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,19 +32,19 @@ class Curve:
 
 
 def load(folder: Path) -> dict[str, Curve]:
-    """Per trial id, its curve, from the JSON lines Ray wrote (nothing is unpickled)."""
-    curves = {}
-    for path in sorted(folder.glob("*/result.json")):
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        by_iteration = {r["training_iteration"]: r for r in rows}  # Ray's echo collapsed
-        ordered = [by_iteration[i] for i in sorted(by_iteration)]
-        config = ", ".join(f"{k}={v}" for k, v in sorted(ordered[0]["config"].items()))
-        curves[ordered[0]["trial_id"]] = Curve(
-            config,
-            tuple(r["val_accuracy"] for r in ordered),
-            tuple(r["time_this_iter_s"] for r in ordered),
+    """Per trial id, its curve: hpo's own reading of a sweep (tune/history.py: JSON only,
+    nothing unpickled; Ray's echo of a last epoch read once)."""
+    from tune.history import load_trials
+
+    _, trials = load_trials(folder)
+    return {
+        t.trial_id: Curve(
+            ", ".join(f"{k}={v}" for k, v in sorted(t.config.items())),
+            tuple(e["val_accuracy"] for e in t.history),
+            tuple(e["time_this_iter_s"] for e in t.history),
         )
-    return curves
+        for t in trials
+    }
 
 
 def replay(
@@ -97,7 +96,7 @@ def main() -> int:
     args = parser.parse_args()
     curves = load(args.folder)
     if not curves:
-        raise SystemExit(f"{args.folder}: no */result.json: not a sweep's folder")
+        raise SystemExit(f"{args.folder}: no trials in it")
     total = sum(len(c.val) for c in curves.values())
     grid_best = max(max(c.val) for c in curves.values())
     in_order = sorted(curves)  # trial ids count up in the order Ray created the trials

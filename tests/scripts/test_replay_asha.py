@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -35,15 +34,3 @@ def test_the_first_trial_at_a_rung_goes_on_and_later_ones_must_beat_the_cutoff()
     assert replay.replay(["a", "b", "c"], curves, slots=1, max_t=3) == (7, 0.8)
     # The best first: both others fall below the cutoff at epoch 1.
     assert replay.replay(["c", "a", "b"], curves, slots=1, max_t=3) == (5, 0.8)
-
-
-def test_load_reads_each_epoch_once(tmp_path: Path) -> None:
-    replay = script()
-    rows = [
-        {"training_iteration": i, "trial_id": "t_00000", "val_accuracy": v,
-         "time_this_iter_s": 2.0, "config": {"dropout": 0.2}}
-        for i, v in ((1, 0.5), (2, 0.6), (2, 0.6))  # Ray's echo of the last result
-    ]  # fmt: skip
-    (tmp_path / "trial_a").mkdir()
-    (tmp_path / "trial_a" / "result.json").write_text("\n".join(map(json.dumps, rows)) + "\n")
-    assert replay.load(tmp_path) == {"t_00000": replay.Curve("dropout=0.2", (0.5, 0.6), (2.0, 2.0))}
