@@ -78,13 +78,13 @@ def run(search: str, quick: bool) -> dict[str, Any]:
 def compare(found: dict[str, dict[str, Any]]) -> str:
     """Which searcher's confirmed model tested better, and whether the seeds tell them apart
     (Welch's t-test on their per-seed test accuracy)."""
-    from scipy import stats
+    from tune.analysis import welch_p
 
     means = {s: statistics.mean(r["test_accuracy"]) for s, r in found.items()}
     better, worse = sorted(means, key=lambda s: -means[s])
-    p = stats.ttest_ind(
-        found[better]["test_accuracy"], found[worse]["test_accuracy"], equal_var=False
-    ).pvalue
+    p = welch_p(found[better]["test_accuracy"], found[worse]["test_accuracy"])
+    if p is None:
+        raise ValueError("comparing two searchers takes at least 2 seeds each")
     apart = "distinguishable" if p < 0.05 else "not distinguishable over these seeds"
     return (
         f"the better confirmed model: {better} ({means[better]:.4f} against {means[worse]:.4f}, "
