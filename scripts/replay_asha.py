@@ -26,7 +26,6 @@ import numpy as np
 class Curve:
     """One trial of the full grid: validation accuracy and seconds of each epoch."""
 
-    config: str
     val: tuple[float, ...]
     seconds: tuple[float, ...]
 
@@ -39,7 +38,6 @@ def load(folder: Path) -> dict[str, Curve]:
     _, trials = load_trials(folder)
     return {
         t.trial_id: Curve(
-            ", ".join(f"{k}={v}" for k, v in sorted(t.config.items())),
             tuple(e["val_accuracy"] for e in t.history),
             tuple(e["time_this_iter_s"] for e in t.history),
         )

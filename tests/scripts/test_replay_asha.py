@@ -22,7 +22,7 @@ def script() -> ModuleType:
 def test_the_first_trial_at_a_rung_goes_on_and_later_ones_must_beat_the_cutoff() -> None:
     replay = script()
     curves = {
-        name: replay.Curve(name, val, (1.0, 1.0, 1.0))
+        name: replay.Curve(val, (1.0, 1.0, 1.0))
         for name, val in {
             "a": (0.5, 0.6, 0.7),
             "b": (0.4, 0.5, 0.6),
