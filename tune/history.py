@@ -8,35 +8,48 @@ and appends to result.json after every epoch), so a report can be made at any ti
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from tune import record as records
 from tune import saved_state
 from tune.analysis import Trial
+from tune.files import UnreadableFile, inside, read_bounded
 from tune.metrics import EPOCH, REPORTED
 from tune.record import ExperimentRecord
 from tune.status import rows_from_trials
 
+log = logging.getLogger(__name__)
+
 RESULT_FILE = "result.json"
+# A line an epoch, 1-2 KB each (Ray adds the config): this holds tens of thousands of epochs.
+RESULT_LIMIT = 64_000_000
 # Per-epoch values worth keeping: the metrics, and when the epoch ended (Ray's fields).
 KEEP = (EPOCH, *REPORTED, "timestamp", "time_this_iter_s")
 
 
 def read_history(trial_dir: Path | None) -> tuple[dict[str, float], ...]:
     """One entry an epoch, in epoch order. A trial resumed right after its last epoch may have
-    that epoch twice in result.json (Ray echoes it); the first copy is kept."""
+    that epoch twice in result.json (Ray echoes it); the first copy is kept. A result.json that
+    is a link out of the trial's folder, not a regular file, or over RESULT_LIMIT is not read
+    (a warning says so): the trial shows no epochs."""
     if trial_dir is None:
         return ()
-    path = trial_dir / RESULT_FILE
-    if not path.is_file():
+    path = inside(trial_dir, RESULT_FILE)
+    if path is None or not path.exists():
+        return ()
+    try:
+        text = read_bounded(path, RESULT_LIMIT).decode(errors="replace")
+    except UnreadableFile as e:
+        log.warning("%s cannot be read: %s; its epochs are left out", path, e)
         return ()
     epochs: dict[int, dict[str, float]] = {}
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         try:
             result = json.loads(line)
-        except ValueError:
-            continue  # a line cut short by a kill mid-write
-        epoch = result.get(EPOCH)
+        except (ValueError, RecursionError):
+            continue  # a line cut short by a kill mid-write, or not Ray's
+        epoch = result.get(EPOCH) if isinstance(result, dict) else None
         if not isinstance(epoch, int) or epoch < 1 or epoch in epochs:
             continue
         epochs[epoch] = {k: result[k] for k in KEEP if isinstance(result.get(k), int | float)}

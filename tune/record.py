@@ -12,20 +12,33 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import math
 import os
+import re
 import socket
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from tune import storage
 from tune.distributions import Distribution, Scalar
-from tune.errors import InUseError, Problem, SpecError
-from tune.files import write_atomic
-from tune.spec import AshaSpec, DatasetSpec, MetricSpec, ResourcesSpec, SweepSpec
+from tune.errors import InUseError, Problem, SpecError, show, unknown_key
+from tune.files import OUTSIDE, UnreadableFile, inside, load_json, write_atomic
+from tune.hyperparams import RULES, check_value
+from tune.spec import (
+    MAX_SAMPLES,
+    MAX_SEED,
+    AshaSpec,
+    DatasetSpec,
+    MetricSpec,
+    ResourcesSpec,
+    SweepSpec,
+    check_name,
+    problems_of,
+)
 
 RECORD_FILE = "hpo_sweep.json"
 SPEC_COPY = "search_space.yaml"  # the YAML as it was when the sweep started, for people
@@ -216,20 +229,32 @@ def save(folder: Path, record: ExperimentRecord) -> None:
     storage.push(folder, *(f for f in (RECORD_FILE, SPEC_COPY) if (folder / f).is_file()))
 
 
+RECORD_LIMIT = 1_000_000  # bytes: a record is a few KB; the YAML it came from is at most 1 MB
+RECORD_DEPTH = 32  # levels of nesting, as for the YAML
+RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # MLflow's run ids are 32 hex digits
+
+
 def load(folder: Path) -> ExperimentRecord:
-    """The record in an experiment folder; RecordError naming the file and what is wrong."""
+    """The record in an experiment folder; RecordError naming the file and what is wrong. The
+    folder may come from someone else: the file is read only if it is a regular file inside the
+    folder, of at most RECORD_LIMIT bytes, and its values pass the rules a YAML file must pass."""
     path = folder / RECORD_FILE
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
+    if not path.exists() and not path.is_symlink():
         raise RecordError(
             str(path), [Problem("", "missing", "an experiment folder of hpo")]
         ) from None
-    except (OSError, UnicodeDecodeError, ValueError) as e:
+    try:
+        if inside(folder, RECORD_FILE) is None:
+            raise UnreadableFile(OUTSIDE)
+        data = load_json(path, RECORD_LIMIT, RECORD_DEPTH)
+    except UnreadableFile as e:
         raise RecordError(
             str(path), [Problem("", f"cannot be read: {e}", "a record hpo wrote")]
         ) from None
-    return _Reader(str(path)).record(data)
+    reader = _Reader(str(path))
+    record = reader.record(data)
+    reader.check(record, data)
+    return record
 
 
 class _Reader:
@@ -258,6 +283,8 @@ class _Reader:
 
     def record(self, data: Any) -> ExperimentRecord:
         kind = data.get("kind", SWEEP) if isinstance(data, dict) else SWEEP
+        if kind not in (SWEEP, CONFIRM):
+            raise self.fail("kind", f"unknown value {show(kind)} (known: {SWEEP}, {CONFIRM})")
         confirm = kind == CONFIRM
         return ExperimentRecord(
             spec=self.spec(self.get(data, "", "spec", dict)),
@@ -270,18 +297,77 @@ class _Reader:
                 self.candidate(c, f"candidates.{i}")
                 for i, c in enumerate(self.get(data, "", "candidates", list) if confirm else [])
             ),
-            seeds=tuple(int(s) for s in (self.get(data, "", "seeds", list) if confirm else [])),
-            sweep_parent_run_id=data.get("sweep_parent_run_id"),
-            budget_ended=str(data.get("budget_ended", "")),  # absent before hpo recorded it
+            seeds=tuple(
+                self.seed(s, f"seeds.{i}")
+                for i, s in enumerate(self.get(data, "", "seeds", list) if confirm else [])
+            ),
+            sweep_parent_run_id=self.run_id(data.get("sweep_parent_run_id"), "sweep_parent_run_id"),
+            budget_ended=self.short(data.get("budget_ended", ""), "budget_ended"),
         )
 
+    # -- values: the record may come from someone else ------------------------------------------
+
+    def check(self, record: ExperimentRecord, data: dict[str, Any]) -> None:
+        """The values of a record read in whole: the spec passes every rule of a YAML file,
+        and the rest is what hpo writes. RecordError with every problem otherwise."""
+        problems = [replace(p, path=f"spec.{p.path}" if p.path else "spec")
+                    for p in problems_of(record.spec)]  # fmt: skip
+        if (bad := check_name(record.spec.name)) is not None:
+            problems.append(replace(bad, path="spec.name"))
+        if not 0 < len(record.tracking_uri) <= 2000 or not record.tracking_uri.isprintable():
+            problems.append(Problem("tracking_uri", f"{show(record.tracking_uri)} is not a URI"))
+        self.run_id(record.parent_run_id, "parent_run_id")
+        self.short(record.started, "started")
+        if record.is_confirm:
+            problems += self.confirm_problems(record)
+        if problems:
+            allowed = "a record hpo wrote; start the experiment again"
+            raise RecordError(self.source, [replace(p, allowed=p.allowed or allowed)
+                                            for p in problems])  # fmt: skip
+
+    def confirm_problems(self, record: ExperimentRecord) -> list[Problem]:
+        problems = []
+        if not record.candidates or not record.seeds:
+            problems.append(Problem("candidates", "a confirm run without candidates or seeds"))
+        for i, c in enumerate(record.candidates):
+            for key, value in c.config.items():
+                where = f"candidates.{i}.config.{key}"
+                if key not in RULES:
+                    problems.append(
+                        unknown_key(f"candidates.{i}.config", key, RULES, "hyperparameter")
+                    )
+                elif isinstance(checked := check_value(where, key, value), Problem):
+                    problems.append(checked)
+            if "epochs" not in c.config:
+                problems.append(Problem(f"candidates.{i}.config.epochs", "missing"))
+        return problems
+
+    def seed(self, value: Any, path: str) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_SEED:
+            raise self.fail(path, f"{show(value)} is not a seed (an integer in [0, {MAX_SEED}])")
+        return value
+
+    def run_id(self, value: Any, path: str) -> str | None:
+        if value is not None and not (isinstance(value, str) and RUN_ID.fullmatch(value)):
+            raise self.fail(path, f"{show(value)} is not an MLflow run id")
+        return value
+
+    def short(self, value: Any, path: str) -> str:
+        if not isinstance(value, str) or len(value) > 100:
+            raise self.fail(path, f"{show(value)} is not a time hpo wrote")
+        return value
+
     def candidate(self, data: Any, path: str) -> Candidate:
-        return Candidate(
-            rank=int(self.get(data, path, "rank", int)),
-            trial_id=str(self.get(data, path, "trial_id", str)),
-            config=dict(self.get(data, path, "config", dict)),
-            sweep_value=float(self.get(data, path, "sweep_value", (int, float))),
-        )
+        rank = self.get(data, path, "rank", int)
+        if isinstance(rank, bool) or not 1 <= rank <= MAX_SAMPLES:
+            raise self.fail(f"{path}.rank", f"{show(rank)} is not a rank (1..{MAX_SAMPLES})")
+        trial_id = self.get(data, path, "trial_id", str)
+        if not 0 < len(trial_id) <= 200:
+            raise self.fail(f"{path}.trial_id", f"{show(trial_id)} is not a trial id")
+        value = self.get(data, path, "sweep_value", (int, float))
+        if not math.isfinite(value):
+            raise self.fail(f"{path}.sweep_value", f"{show(value)} is not a finite number")
+        return Candidate(rank, trial_id, dict(self.get(data, path, "config", dict)), float(value))
 
     def spec(self, data: dict[str, Any]) -> SweepSpec:
         search: dict[str, Scalar | Distribution] = {}

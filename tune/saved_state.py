@@ -16,9 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from tune.errors import Problem, SpecError
+from tune.files import OUTSIDE, UnreadableFile, inside, nesting, read_bounded
 
 STATE_GLOB = "experiment_state-*.json"
 PICKLED = "CLOUDPICKLE_FALLBACK"
+# Ray's state holds a few KB a trial; a folder of 100,000 trials stays under this.
+STATE_LIMIT = 256_000_000
+STATE_DEPTH = 64  # Ray's own nesting is a handful of levels; configs add a few
 
 
 class NoTrialsError(SpecError):
@@ -60,30 +64,68 @@ def load(folder: Path) -> list[SavedTrial]:
         )
     path = states[-1]  # names end in the time they were started; the newest is last
     try:
-        data = json.loads(path.read_text())
-        return [_trial(folder, json.loads(a), json.loads(b)) for a, b in data["trial_data"]]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        if inside(folder, path.name) is None:
+            raise UnreadableFile(OUTSIDE)
+        data = _json(read_bounded(path, STATE_LIMIT))
+        return [_trial(folder, _json(a), _json(b)) for a, b in data["trial_data"]]
+    except UnreadableFile as e:
+        raise NoTrialsError(
+            str(path), [Problem("", f"cannot be read: {e}", "Ray's experiment state")]
+        ) from None
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
         raise NoTrialsError(
             str(path), [Problem("", f"cannot be read: {e!r}"[:200], "Ray's experiment state")]
         ) from None
 
 
+def _json(text: Any) -> Any:
+    """A JSON document of Ray's state, nested at most STATE_DEPTH levels."""
+    if not isinstance(text, str | bytes):
+        raise TypeError(f"expected a JSON text, got {type(text).__name__}")
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise UnreadableFile(f"nested more than {STATE_DEPTH} levels deep") from None
+    if nesting(value) > STATE_DEPTH:
+        raise UnreadableFile(f"nested more than {STATE_DEPTH} levels deep")
+    return value
+
+
 def _trial(folder: Path, state: dict[str, Any], metadata: dict[str, Any]) -> SavedTrial:
-    relative = state.get("relative_logdir")
+    """One trial's plain fields. Its folder must lie inside the experiment folder, and its
+    error file inside its folder: a crafted state naming /etc/... or ../.. is left unread."""
+    trial_dir = inside(folder, state.get("relative_logdir"))
+    error = metadata.get("error_filename")
+    error_file = inside(trial_dir, error) if trial_dir is not None else None
     return SavedTrial(
-        trial_id=str(state["trial_id"]),
-        status=str(state["status"]),
-        config=_plain(state.get("config") or {}),
-        path=str(folder / relative) if isinstance(relative, str) and ".." not in relative else None,
-        last_result=_plain(metadata.get("last_result") or {}),
-        metric_analysis=_plain(metadata.get("metric_analysis") or {}),
+        trial_id=_text(state["trial_id"]),
+        status=_text(state["status"]),
+        config=_mapping(_plain(state.get("config") or {})),
+        path=str(trial_dir) if trial_dir is not None else None,
+        last_result=_mapping(_plain(metadata.get("last_result") or {})),
+        metric_analysis={
+            k: v
+            for k, v in _mapping(_plain(metadata.get("metric_analysis") or {})).items()
+            if isinstance(v, dict)
+        },
         run_metadata=RunMetadata(
-            error_filename=metadata.get("error_filename")
-            if isinstance(metadata.get("error_filename"), str)
-            else None,
+            error_filename=str(error) if error_file is not None else None,
             num_failures=_count(metadata.get("num_failures")),
         ),
     )
+
+
+def _text(value: Any) -> str:
+    """An id or a status: a short string, as Ray writes them."""
+    if not isinstance(value, str) or not 0 < len(value) <= 200:
+        raise TypeError(f"expected a short string, got {str(value)[:50]!r}")
+    return value
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError(f"expected a mapping, got {type(value).__name__}")
+    return value
 
 
 def _count(value: Any) -> int:

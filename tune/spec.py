@@ -11,7 +11,7 @@ import math
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -144,6 +144,41 @@ def load_spec(
     if reader.problems or spec is None:
         raise SpecError(source, reader.problems)
     return spec
+
+
+def as_data(spec: SweepSpec) -> dict[str, Any]:
+    """The spec in the YAML's own terms (distributions as one-key mappings): what load_spec
+    would read back as the same spec."""
+    search = {
+        k: {v.kind: list(v.values)} if isinstance(v, Distribution) else v
+        for k, v in spec.search.items()
+    }
+    scheduler = "none" if spec.scheduler is None else {"asha": asdict(spec.scheduler)}
+    return {
+        "name": spec.name,
+        "dataset": asdict(spec.dataset),
+        "metric": asdict(spec.metric),
+        "search": search,
+        "search_algorithm": spec.search_algorithm,
+        "scheduler": scheduler,
+        "num_samples": spec.num_samples,
+        "resources": asdict(spec.resources),
+        "max_concurrent_trials": spec.max_concurrent_trials,
+        "time_budget_s": spec.time_budget_s,
+        "max_failures": spec.max_failures,
+        "seed": spec.seed,
+    }
+
+
+def problems_of(spec: SweepSpec) -> list[Problem]:
+    """Every rule a YAML file must pass, applied to a spec that came from elsewhere (an
+    experiment record): the same checks, the same messages. This machine's CPUs, GPUs and data
+    are not checked: the spec may have run elsewhere."""
+    reader = _Reader()
+    parsed = reader.sweep(as_data(spec), default_name=spec.name, source=spec.source)
+    if parsed is not None and not reader.problems:
+        reader.problems += _cross_checks(parsed, local=False)
+    return reader.problems
 
 
 def check_name(name: str) -> Problem | None:

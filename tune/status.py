@@ -11,8 +11,11 @@ from typing import Any, Protocol
 
 from tune import record as records
 from tune import saved_state, states
+from tune.files import UnreadableFile, read_tail
 from tune.metrics import EPOCH
 from tune.record import ExperimentRecord
+
+ERROR_TAIL = 65536  # bytes of an error file read for its last line
 
 
 @dataclass(frozen=True)
@@ -69,11 +72,12 @@ def _error_of(trial: Any) -> str:
     name = trial.run_metadata.error_filename
     if not name or not trial.path:
         return "failed (no error file)"
-    path = Path(trial.path, name)
-    try:
-        lines = [line for line in Path(path).read_text().splitlines() if line.strip()]
-    except OSError:
+    path = Path(trial.path, name)  # read from disk: checked to be inside its trial folder
+    try:  # the last line is all it shows: a huge error file costs no more than its tail
+        tail = read_tail(path, ERROR_TAIL).decode(errors="replace")
+    except UnreadableFile:
         return f"failed (cannot read {path})"
+    lines = [line for line in tail.splitlines() if line.strip()]
     return f"{lines[-1].strip() if lines else 'unknown error'} (traceback in {path})"
 
 
