@@ -36,7 +36,6 @@ from tune.spec import (
     MetricSpec,
     ResourcesSpec,
     SweepSpec,
-    check_name,
     problems_of,
 )
 
@@ -312,8 +311,6 @@ class _Reader:
         and the rest is what hpo writes. RecordError with every problem otherwise."""
         problems = [replace(p, path=f"spec.{p.path}" if p.path else "spec")
                     for p in problems_of(record.spec)]  # fmt: skip
-        if (bad := check_name(record.spec.name)) is not None:
-            problems.append(replace(bad, path="spec.name"))
         if not 0 < len(record.tracking_uri) <= 2000 or not record.tracking_uri.isprintable():
             problems.append(Problem("tracking_uri", f"{show(record.tracking_uri)} is not a URI"))
         self.run_id(record.parent_run_id, "parent_run_id")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -32,8 +33,8 @@ from tune.analysis import (
 )
 from tune.distributions import Distribution
 from tune.document import Block, Heading, Image, Para, Table, to_html, to_markdown
-from tune.errors import Problem, SpecError
-from tune.files import write_atomic
+from tune.errors import Problem, SpecError, show
+from tune.files import UnreadableFile, inside, load_json, write_atomic
 from tune.history import load_trials
 from tune.hyperparams import RULES
 from tune.record import ExperimentRecord
@@ -532,20 +533,51 @@ def _ci(s: analysis.Summary) -> str:
 
 
 MARKER = ".hpo-report.json"  # in a report folder: the files hpo wrote there, nothing else
+MARKER_LIMIT = 1_000_000  # bytes; a report lists a few dozen names
+# The only names hpo writes in a report folder, so the only ones it replaces or deletes there.
+WRITTEN = re.compile(r"(report\.md|report\.html|trials\.csv|best_config\.yaml|plots/[\w.-]+\.png)")
+
+
+def report_folder(experiment_dir: Path, out: Path | None) -> Path:
+    """Where the report goes: `out` (the user's own folder, as given), else the experiment's
+    report/. The folder hpo writes into, and its plots/, must be real folders, not links (a
+    received experiment's report/ could lead anywhere), and the default one must lie inside
+    the experiment; SpecError (exit 2) otherwise, before anything is written."""
+    folder = out.absolute() if out is not None else records.report_dir(experiment_dir)
+    source = f"--out {out}" if out is not None else str(folder)
+    if out is None and (folder.is_symlink() or inside(experiment_dir, records.REPORT_DIR) is None):
+        raise SpecError(source, [Problem("", "is a link", "a folder inside the experiment")])
+    plots = folder / "plots"
+    for path in (folder, plots):
+        if path.is_symlink() or (path.exists() and not path.is_dir()):
+            what = "a link" if path.is_symlink() else "not a folder"
+            raise SpecError(str(path), [Problem("", f"is {what}", "a folder hpo writes into")])
+    return folder
 
 
 def claim(folder: Path, default: bool) -> list[Path]:
     """The files hpo wrote in the report folder last time (to remove those the new report
     does not write again: a hyperparameter that no longer varies must not keep its old plot).
-    A folder given with --out that holds files hpo did not write is refused: hpo neither
-    deletes nor uploads a user's files."""
+    Only names hpo writes (WRITTEN) that are files in the folder count; a listing that names
+    anything else (an absolute path, `..`, a link) is refused, as is a folder given with
+    --out that holds files hpo did not write: hpo neither deletes nor uploads a user's files."""
     listed = folder / MARKER
-    if listed.is_file():
-        names = json.loads(listed.read_text())
-        old = [folder / n for n in names if isinstance(n, str) and ".." not in Path(n).parts]
-    elif default:
-        old = list((folder / "plots").glob("*.png"))  # a report of hpo before the marker
-    elif folder.exists() and any(folder.iterdir()):
+    if listed.exists() or listed.is_symlink():
+        try:
+            if listed.is_symlink():
+                raise UnreadableFile("a link")
+            names = load_json(listed, MARKER_LIMIT, 1)
+        except UnreadableFile as e:
+            raise SpecError(
+                str(listed), [Problem("", f"cannot be read: {e}", FIX_MARKER)]
+            ) from None
+        if not isinstance(names, list):
+            raise SpecError(str(listed), [Problem("", "is not a list of names", FIX_MARKER)])
+        return [_written(folder, listed, n) for n in names]
+    if default:
+        # A report of hpo before the marker: its plots, never a link.
+        return [p for p in (folder / "plots").glob("*.png") if not p.is_symlink()]
+    if folder.exists() and any(folder.iterdir()):
         raise SpecError(
             f"--out {folder}",
             [
@@ -556,9 +588,22 @@ def claim(folder: Path, default: bool) -> list[Path]:
                 )
             ],
         )
-    else:
-        old = []
-    return old
+    return []
+
+
+FIX_MARKER = "the names of the files hpo wrote; remove the report folder to start afresh"
+
+
+def _written(folder: Path, listed: Path, name: object) -> Path:
+    """A name from the listing, as a path that is safe to replace or delete: one hpo writes,
+    inside the folder, and not a link."""
+    path = inside(folder, name) if isinstance(name, str) and WRITTEN.fullmatch(name) else None
+    if path is None or path.is_symlink():
+        raise SpecError(
+            str(listed),
+            [Problem("", f"names {show(name)}, not a file hpo writes in {folder}", FIX_MARKER)],
+        )
+    return path
 
 
 def write_report(
@@ -569,7 +614,7 @@ def write_report(
     tracking store never costs the files."""
     record, trials = load_trials(experiment_dir)
     default = folder is None
-    folder = (folder or records.report_dir(experiment_dir)).absolute()
+    folder = report_folder(experiment_dir, folder)
     old = claim(folder, default)
     plots_dir = folder / "plots"
     plots_dir.mkdir(parents=True, exist_ok=True)
@@ -600,7 +645,7 @@ def write_report(
     names = [str(p.relative_to(folder)) for p in files]
     write_atomic(folder / MARKER, json.dumps(names, indent=1))
     for path in set(old) - set(files):  # only now: a failed write leaves the old report whole
-        path.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)  # never a link's target: unlink removes the link itself
     summary = [
         f"{len(trials)} trials; {acc.epochs_run} of {acc.epochs_full} trial-epochs run "
         f"({acc.saved:.0%} saved by early stopping)",

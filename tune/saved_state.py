@@ -100,7 +100,7 @@ def _trial(folder: Path, state: dict[str, Any], metadata: dict[str, Any]) -> Sav
     return SavedTrial(
         trial_id=_text(state["trial_id"]),
         status=_text(state["status"]),
-        config=_mapping(_plain(state.get("config") or {})),
+        config=_config(_mapping(_plain(state.get("config") or {}))),
         path=str(trial_dir) if trial_dir is not None else None,
         last_result=_mapping(_plain(metadata.get("last_result") or {})),
         metric_analysis={
@@ -113,6 +113,14 @@ def _trial(folder: Path, state: dict[str, Any], metadata: dict[str, Any]) -> Sav
             num_failures=_count(metadata.get("num_failures")),
         ),
     )
+
+
+def _config(config: dict[str, Any]) -> dict[str, Any]:
+    """A trial's hyperparameters. Their names become file names in a report (plots/effect_NAME
+    .png): only plain identifiers are kept, as every hyperparameter's name is."""
+    return {
+        k: v for k, v in config.items() if isinstance(k, str) and k.isidentifier() and len(k) <= 64
+    }
 
 
 def _text(value: Any) -> str:

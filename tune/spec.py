@@ -175,7 +175,7 @@ def problems_of(spec: SweepSpec) -> list[Problem]:
     experiment record): the same checks, the same messages. This machine's CPUs, GPUs and data
     are not checked: the spec may have run elsewhere."""
     reader = _Reader()
-    parsed = reader.sweep(as_data(spec), default_name=spec.name, source=spec.source)
+    parsed = reader.sweep(as_data(spec), default_name="", source=spec.source)
     if parsed is not None and not reader.problems:
         reader.problems += _cross_checks(parsed, local=False)
     return reader.problems
