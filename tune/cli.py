@@ -504,6 +504,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
             return EXIT_OK
         print(f"hpo: resuming '{record.name}' in {exp_dir}, MLflow at {record.tracking_uri}")
         if record.is_confirm:
+            # Resumed by the user's word: from now on `hpo confirm` may continue it too.
+            record = confirm.sealed(record, exp_dir)
             plan = confirm.plan(record, options)
         else:
             plan = sweep.plan(record.spec, options)
@@ -764,6 +766,14 @@ def _confirm(args: argparse.Namespace, exp_dir: Path, record: ExperimentRecord) 
         if experiment.is_finished(folder):
             print(f"hpo: '{record.name}' is confirmed already; writing the report again.")
             return None
+        if not confirm.started_here(earlier, folder):
+            # Continuing unpickles Ray's state in the folder: only by the user's explicit word.
+            raise UsageError(
+                f"{folder} holds an unfinished confirm run that hpo on this machine did not "
+                "start (a folder from elsewhere, copied or moved); continuing it runs what its "
+                f"saved state says: if you trust it, `hpo resume {folder}`; or start it again "
+                "with --overwrite"
+            )
         options = run_options(args)
         print(f"hpo: continuing the confirm run in {folder}")
         return experiment.run_experiment(earlier, folder, confirm.plan(earlier, options), options)

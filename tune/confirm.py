@@ -20,7 +20,7 @@ from typing import Any
 from ray import tune as ray_tune
 
 from tune import record as records
-from tune import states
+from tune import states, trust
 from tune.analysis import Confirmation, Confirmed, Trial, confirm, leaderboard
 from tune.errors import Problem, SpecError
 from tune.experiment import Plan, RunOptions
@@ -116,7 +116,7 @@ def new_confirm(experiment: Path, top: int, seeds: int) -> ExperimentRecord:
     configurations, each with `seeds` fresh seeds (SpecError when the sweep has fewer)."""
     sweep, trials = load_trials(experiment)
     spec = sweep.spec
-    return records.new_record(
+    record = records.new_record(
         spec,
         sweep.tracking_uri,
         kind=CONFIRM,
@@ -126,6 +126,18 @@ def new_confirm(experiment: Path, top: int, seeds: int) -> ExperimentRecord:
         seeds=seeds_for(spec.seed, seeds),
         sweep_parent_run_id=sweep.parent_run_id,
     )
+    return sealed(record, records.confirm_dir(experiment))
+
+
+def sealed(record: ExperimentRecord, folder: Path) -> ExperimentRecord:
+    """The confirm run's record with this machine's seal (tune/trust.py): `hpo confirm` may
+    continue it by itself."""
+    return replace(record, sealed=trust.seal(folder, record.started))
+
+
+def started_here(record: ExperimentRecord, folder: Path) -> bool:
+    """Whether hpo on this machine started (or was told to resume) the confirm run."""
+    return trust.started_here(folder, record.started, record.sealed)
 
 
 def existing(experiment: Path) -> ExperimentRecord | None:

@@ -78,6 +78,9 @@ class ExperimentRecord:
     # trials it created are all it will ever have: a lazy searcher (Optuna) never creates the
     # rest of num_samples, and a resume has nothing left to do.
     budget_ended: str = ""
+    # A confirm run hpo started on this machine: tune/trust.py's seal of its folder and start
+    # time. `hpo confirm` continues only a sealed run by itself (continuing unpickles).
+    sealed: str = ""
 
     @property
     def is_confirm(self) -> bool:
@@ -222,7 +225,7 @@ def save(folder: Path, record: ExperimentRecord) -> None:
         (folder / SPEC_COPY).write_text(source.read_text())
     data = {"format": FORMAT, **asdict(record)}
     if not record.is_confirm:
-        for key in ("candidates", "seeds", "sweep_parent_run_id"):
+        for key in ("candidates", "seeds", "sweep_parent_run_id", "sealed"):
             del data[key]
     write_atomic(folder / RECORD_FILE, json.dumps(data, indent=2))
     storage.push(folder, *(f for f in (RECORD_FILE, SPEC_COPY) if (folder / f).is_file()))
@@ -302,6 +305,7 @@ class _Reader:
             ),
             sweep_parent_run_id=self.run_id(data.get("sweep_parent_run_id"), "sweep_parent_run_id"),
             budget_ended=self.short(data.get("budget_ended", ""), "budget_ended"),
+            sealed=self.short(data.get("sealed", ""), "sealed"),
         )
 
     # -- values: the record may come from someone else ------------------------------------------

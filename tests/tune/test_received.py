@@ -7,15 +7,20 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import SEARCH_SPACES
+from tests.tune.test_saved_state import Evil
 from tune import record as records
+from tune import trust
 from tune.cli import main
+from tune.record import CONFIRM, Candidate
 from tune.spec import load_spec
 
 SECRET = "hunter2-do-not-print"
@@ -241,3 +246,43 @@ def test_links_loops_fifos_and_huge_files_neither_hang_nor_flood(
     assert report in (0, 1), report_err
     assert "200 MB, more than the 64 MB hpo reads; its epochs are left out" in caplog.text
     assert "Traceback" not in err + report_err
+
+
+# -- item 1: confirm continues only a run this machine's hpo started -----------------------------
+
+
+def test_confirm_never_continues_a_run_it_did_not_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A received sweep whose confirm/ holds an unfinished run with a crafted tuner.pkl: `hpo
+    confirm` must not restore it (Ray would unpickle the file), whatever seal it claims."""
+    marker = tmp_path / "code-ran"
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    sweep = crafted(tmp_path, trial("a_00000", "train_trial_a_00000"), tracking_uri=uri)
+    folder = records.confirm_dir(sweep)
+    candidate = Candidate(1, "a_00000", {"dropout": 0.1, "epochs": 2}, 0.5)
+    record = records.new_record(
+        records.load(sweep).spec, uri, kind=CONFIRM, candidates=(candidate,), seeds=(1,)
+    )
+    (folder / "train_trial_b_00000").mkdir(parents=True)
+    (folder / "tuner.pkl").write_bytes(pickle.dumps(Evil(marker)))
+    state = {"trial_data": [trial("b_00000", "train_trial_b_00000", "PENDING")], "runner_data": {}}
+    (folder / "experiment_state-2026-11-28_10-00-00.json").write_text(json.dumps(state))
+    elsewhere = trust.seal(tmp_path / "somewhere-else", record.started)
+    for seal in ("", "0" * 64, elsewhere):
+        records.save(folder, replace(record, sealed=seal))
+        code, _, err = run(["confirm", str(sweep), "--top", "1", "--seeds", "1"], capsys)
+        assert code == 2, err
+        (line,) = err.splitlines()
+        assert "did not start" in line and f"hpo resume {folder}" in line
+        assert not marker.exists()
+    assert not (tmp_path / "mlflow.db").exists()  # nothing was started
+
+
+def test_the_seal_is_this_machines_and_this_folders(tmp_path: Path) -> None:
+    seal = trust.seal(tmp_path / "a", "2026-12-01T10:00:00")
+    assert trust.started_here(tmp_path / "a", "2026-12-01T10:00:00", seal)
+    assert not trust.started_here(tmp_path / "b", "2026-12-01T10:00:00", seal)  # a copy
+    assert not trust.started_here(tmp_path / "a", "2026-12-01T10:00:01", seal)
+    assert not trust.started_here(tmp_path / "a", "2026-12-01T10:00:00", "")
+    assert oct(trust.KEY_FILE.stat().st_mode & 0o777) == "0o600"
