@@ -10,10 +10,13 @@ once, and passed on as options.
 from __future__ import annotations
 
 import argparse
+import base64
 import gc
+import json
 import os
 import sys
 import tempfile
+import threading
 import traceback
 import urllib.error
 import urllib.request
@@ -596,21 +599,64 @@ def _check_sqlite(uri: str, rest: str) -> str | None:
 
 
 TRACKING_TIMEOUT_S = 5.0
+# An MLflow API call any server answers with JSON, a server of any other kind does not.
+MLFLOW_PROBE = "/api/2.0/mlflow/experiments/search?max_results=1"
 
 
 def _check_reachable(uri: str) -> str | None:
-    """An MLflow server answers /health; any HTTP answer will do, silence will not."""
+    """The server must answer MLflow's API with JSON within TRACKING_TIMEOUT_S in all: urllib's
+    timeout bounds each read, so a server that trickles a byte a second would hold a check
+    bounded by it forever; the whole exchange runs on a thread that is given up on at the
+    deadline (a daemon: it never holds the process)."""
+    answers: list[str | None] = []
+    asking = threading.Thread(target=lambda: answers.append(_ask_mlflow(uri)), daemon=True)
+    asking.start()
+    asking.join(TRACKING_TIMEOUT_S)
+    if not answers:
+        return (
+            f"--tracking-uri {uri} did not answer within {TRACKING_TIMEOUT_S:g} s; "
+            "start the server or check the address"
+        )
+    return answers[0]
+
+
+def _ask_mlflow(uri: str) -> str | None:
+    request = urllib.request.Request(f"{uri.rstrip('/')}{MLFLOW_PROBE}", headers=_auth_headers())
     try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=TRACKING_TIMEOUT_S):
-            return None
-    except urllib.error.HTTPError:
-        return None  # it answered
+        with urllib.request.urlopen(request, timeout=TRACKING_TIMEOUT_S) as answer:
+            body = answer.read(1_000_000)
+    except urllib.error.HTTPError as e:
+        return (
+            f"--tracking-uri {uri} answered MLflow's API with HTTP {e.code} ({e.reason}): not an "
+            "MLflow server, or one that wants credentials (MLFLOW_TRACKING_USERNAME and "
+            "MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN)"
+        )
     except (OSError, ValueError) as e:
         reason = getattr(e, "reason", e)
         return (
             f"--tracking-uri {uri} cannot be reached within {TRACKING_TIMEOUT_S:g} s ({reason}); "
             "start the server or check the address"
         )
+    try:
+        if isinstance(json.loads(body), dict):
+            return None
+    except ValueError:
+        pass
+    return (
+        f"--tracking-uri {uri} answers, but not as an MLflow server (no JSON from {MLFLOW_PROBE})"
+    )
+
+
+def _auth_headers() -> dict[str, str]:
+    """The credentials MLflow's own client would send, from the same variables."""
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    if token:
+        return {"Authorization": f"Bearer {token}"}
+    user, password = (os.environ.get(f"MLFLOW_TRACKING_{k}") for k in ("USERNAME", "PASSWORD"))
+    if user and password:
+        pair = base64.b64encode(f"{user}:{password}".encode()).decode()
+        return {"Authorization": f"Basic {pair}"}
+    return {}
 
 
 def absolute_tracking_uri(uri: str) -> str:

@@ -106,6 +106,7 @@ def run_experiment(
     # anything: its trials start afresh.
     storage.pull(folder)  # a bucket's mirror catches up first
     restoring = ray_tune.Tuner.can_restore(storage.ray_path(folder))
+    fresh = not folder.exists()
     # A new SQLite store takes MLflow 1-2 s to build: that happens while Ray starts, and the
     # store is put in place once the checks passed (bench/sweep_overhead.py).
     store = NewStore(record.tracking_uri).start()
@@ -121,6 +122,8 @@ def run_experiment(
         store.discard()
         if replacing is not None:
             put_back(replacing)
+        elif fresh:
+            records.forget(folder)  # a start that failed leaves no experiment to trip over
         raise
     if replacing is not None:
         discard_runs(replacing)

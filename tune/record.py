@@ -236,6 +236,16 @@ RECORD_DEPTH = 32  # levels of nesting, as for the YAML
 RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # MLflow's run ids are 32 hex digits
 
 
+def forget(folder: Path) -> None:
+    """Remove what `save` wrote into a new folder, and the folder if nothing else is in it:
+    an experiment that failed to start (its MLflow parent run could not be made) leaves
+    nothing that a new `hpo sweep` would take for an experiment to resume."""
+    for name in (RECORD_FILE, SPEC_COPY):
+        (folder / name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        folder.rmdir()  # only when empty: hpo deletes only what it made
+
+
 def load(folder: Path) -> ExperimentRecord:
     """The record in an experiment folder; RecordError naming the file and what is wrong. The
     folder may come from someone else: the file is read only if it is a regular file inside the
