@@ -22,6 +22,7 @@ from ray import tune as ray_tune
 
 from tune import checkpoints, cluster, states, storage
 from tune import record as records
+from tune.checkpoints import REPLAY_MARKER
 from tune.errors import Problem, SpecError, UsageError
 from tune.history import load_trials
 from tune.progress import ProgressCallback
@@ -43,7 +44,6 @@ from tune.tracking import (
     reopen_run,
     start_parent_run,
 )
-from tune.trainable import REPLAY_MARKER
 
 log = logging.getLogger(__name__)
 

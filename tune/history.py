@@ -15,15 +15,12 @@ from tune import record as records
 from tune import saved_state
 from tune.analysis import Trial
 from tune.files import UnreadableFile, inside, read_bounded
-from tune.metrics import EPOCH, REPORTED
+from tune.metrics import EPOCH, REPORTED, RESULT_FILE, RESULT_LIMIT
 from tune.record import ExperimentRecord
 from tune.status import rows_from_trials
 
 log = logging.getLogger(__name__)
 
-RESULT_FILE = "result.json"
-# A line an epoch, 1-2 KB each (Ray adds the config): this holds tens of thousands of epochs.
-RESULT_LIMIT = 64_000_000
 # Per-epoch values worth keeping: the metrics, and when the epoch ended (Ray's fields).
 KEEP = (EPOCH, *REPORTED, "timestamp", "time_this_iter_s")
 

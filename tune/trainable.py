@@ -20,11 +20,10 @@ from models.data import DataConfig, Datasets, RawData, Split, datasets_from, tes
 from models.device import describe, limit_memory, pick_device
 from models.trainer import EpochMetrics, Trainer
 from tune import checkpoints
-from tune.checkpoints import CHECKPOINT_FILE
+from tune.checkpoints import CHECKPOINT_FILE, DIGEST_KEY, REPLAY_MARKER
 from tune.hyperparams import model_config, train_config
 
 SEED_KEY = "seed"  # in a confirm trial's config: the trainer's seed for this repeat
-REPLAY_MARKER = "replay"  # in a checkpoint put back by resume: report its epoch again
 FAULT_MESSAGE = "injected failure before epoch"
 
 
@@ -142,7 +141,7 @@ def _report(trainer: Trainer, metrics: EpochMetrics, device: str, extra: dict[st
     }
     with tempfile.TemporaryDirectory() as folder:
         trainer.save(os.path.join(folder, CHECKPOINT_FILE))
-        result["checkpoint_sha256"] = checkpoints.seal(Path(folder))
+        result[DIGEST_KEY] = checkpoints.seal(Path(folder))
         ray_tune.report(result, checkpoint=ray_tune.Checkpoint.from_directory(folder))
 
 

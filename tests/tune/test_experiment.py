@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tune import record as records
+from tune.checkpoints import REPLAY_MARKER
 from tune.errors import InUseError, SpecError
 from tune.experiment import (
     RunOptions,
@@ -26,7 +27,6 @@ from tune.experiment import (
 from tune.record import RecordError
 from tune.spec import load_spec
 from tune.sweep import run_sweep
-from tune.trainable import REPLAY_MARKER
 
 SPACE = "name: ckpt\nsearch: {epochs: 3}\nscheduler: none\n"
 

@@ -269,7 +269,7 @@ def test_errored_trials_resume_from_their_checkpoint(
     assert refused.returncode == 2, refused.stdout + refused.stderr
     expected = [
         f"{sweep.exp_dir}: {first.relative_to(sweep.exp_dir)}: is not the file that was written "
-        f"(its SHA-256 differs) ({FIX})",
+        f"(its SHA-256 differs from result.json (epoch 1)) ({FIX})",
         f"{sweep.exp_dir}: {second.relative_to(sweep.exp_dir)}: missing ({FIX})",
     ]
     # One line each, in the order Ray lists its trials.
