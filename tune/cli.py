@@ -767,16 +767,29 @@ def _write_report(exp_dir: Path, out: Path | None = None) -> int:
     print(
         f"Report: {result.folder / 'report.html'} (also report.md, best_config.yaml, trials.csv, plots/)"
     )
-    error = report.log_report(result)
+    record = result.record
+    # The store is checked first (bounded in time: MLflow's own client retries for minutes),
+    # and the parent run must be this experiment's: a folder from elsewhere names a store and
+    # a run this machine may not have, or another experiment's run.
+    if (absent := report.absent_store(record)) is not None:
+        print(f"hpo report: not logged to MLflow: {absent}")
+        return EXIT_OK
+    error = check_tracking_uri(record.tracking_uri)
+    if error is None:
+        try:
+            if (foreign := report.foreign_parent(result, exp_dir)) is not None:
+                print(f"hpo report: not logged to MLflow: {foreign}")
+                return EXIT_OK
+        except Exception as e:  # the store answered with an error
+            error = f"{type(e).__name__}: {e}"
+    error = error or report.log_report(result)
     if error is not None:
         print(
             f"hpo report: files written, but logging them to MLflow failed: {error}",
             file=sys.stderr,
         )
         return EXIT_FAILURE
-    print(
-        f"  logged to MLflow run {result.record.parent_run_id} (artifacts: {records.REPORT_DIR}/)"
-    )
+    print(f"  logged to MLflow run {record.parent_run_id} (artifacts: {records.REPORT_DIR}/)")
     return EXIT_OK
 
 

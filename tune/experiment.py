@@ -41,6 +41,7 @@ from tune.tracking import (
     delete_sweep_runs,
     end_run,
     find_parent_run,
+    foreign_run,
     reopen_run,
     start_parent_run,
 )
@@ -158,8 +159,14 @@ def _with_parent_run(record: ExperimentRecord, folder: Path, plan: Plan) -> Expe
     # its run up by folder: a new one must never adopt the run of an experiment that used the
     # same folder before (moved aside by --overwrite, or deleted by hand).
     existed = records.exists(folder)
-    records.save(folder, record)
     run_id = record.parent_run_id
+    if run_id is not None and (foreign := foreign_run(record.tracking_uri, run_id, folder)):
+        # A copy of another experiment's folder: its runs stay the original's; this folder
+        # becomes an experiment of its own in MLflow (its trials logged anew from the folder).
+        print(f"hpo: {foreign}; this folder gets a parent run of its own", flush=True)
+        record = replace(record, parent_run_id=None)
+        run_id = None
+    records.save(folder, record)
     if run_id is None and existed:
         run_id = find_parent_run(record.tracking_uri, record.spec.name, str(folder))
     if run_id is None:
@@ -484,9 +491,27 @@ def replaceable(folder: Path) -> tuple[ExperimentRecord, ...]:
                 )
             ],
         )
-    return tuple(
-        records.load(f) for f in (folder, records.confirm_dir(folder)) if records.exists(f)
-    )
+    if folder.is_symlink():
+        raise SpecError(
+            str(folder),
+            [
+                Problem(
+                    "",
+                    f"is a link to {folder.resolve()}",
+                    "move it away yourself, or use --name NEW",
+                )
+            ],
+        )
+    found = {f: records.load(f) for f in (folder, records.confirm_dir(folder)) if records.exists(f)}
+    for where, record in found.items():
+        run_id = record.parent_run_id
+        if run_id and (foreign := foreign_run(record.tracking_uri, run_id, where)):
+            # Its runs would be soft-deleted with it: they are another experiment's.
+            raise SpecError(
+                str(where / records.RECORD_FILE),
+                [Problem("", foreign, "move this folder away yourself, or use --name NEW")],
+            )
+    return tuple(found.values())
 
 
 def set_aside(folder: Path, spec: SweepSpec, options: RunOptions) -> Aside | None:

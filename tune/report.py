@@ -674,15 +674,31 @@ def _recommended(
     return None, ""
 
 
+def absent_store(record: ExperimentRecord) -> str | None:
+    """Why there is nothing to log the report into on this machine: no parent run recorded,
+    or a SQLite store that is not here (it is never created for a report); else None."""
+    uri = record.tracking_uri
+    if not record.parent_run_id:
+        return "the sweep has no MLflow parent run recorded"
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        return f"its tracking store {uri} is not on this machine"
+    return None
+
+
+def foreign_parent(report: Report, experiment_dir: Path) -> str | None:
+    """Why the recorded parent run is not this experiment's (a copied folder), or None."""
+    from tune.tracking import foreign_run
+
+    return foreign_run(report.record.tracking_uri, str(report.record.parent_run_id), experiment_dir)
+
+
 def log_report(report: Report) -> str | None:
     """Log the files the report wrote, and only those, as artifacts (under report/) of the
     sweep's MLflow parent run; returns the error, if any."""
     from tune.tracking import log_artifact
 
     record = report.record
-    run_id = record.parent_run_id
-    if not run_id:
-        return "the sweep has no MLflow parent run recorded"
+    run_id = str(record.parent_run_id)
     try:
         for path in report.files:
             where = Path(records.REPORT_DIR) / path.relative_to(report.folder).parent

@@ -218,6 +218,27 @@ def delete_sweep_runs(tracking_uri: str, parent_run_id: str) -> None:
             client.delete_run(run.info.run_id)
 
 
+def foreign_run(tracking_uri: str, run_id: str, folder: Path) -> str | None:
+    """Why the MLflow run an experiment record names is not that experiment's own, or None
+    when it is (or when there is no such run, or no such SQLite store: nothing to harm, and
+    no store is created here). A folder copied from another experiment, or a link to one,
+    names the original's run; its folder tag says where the run's experiment lives."""
+    sqlite = tracking_uri.startswith("sqlite:///")
+    if sqlite and not Path(tracking_uri.removeprefix("sqlite:///")).is_file():
+        return None
+    try:
+        run = MlflowClient(tracking_uri).get_run(run_id)
+    except MlflowException as e:
+        if e.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            return None
+        raise
+    owner = run.data.tags.get(DIR_TAG)
+    if owner == str(folder.absolute()):  # not resolved: a link to the run's folder is not it
+        return None
+    where = f"the experiment in {owner}" if owner else "no hpo experiment (it has no folder tag)"
+    return f"MLflow run {run_id} belongs to {where}, not to this folder (a copy, or moved?)"
+
+
 def reopen_run(tracking_uri: str, run_id: str) -> None:
     """A resumed sweep's parent run is running again."""
     MlflowClient(tracking_uri).update_run(run_id, status="RUNNING")

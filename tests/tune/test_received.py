@@ -8,20 +8,24 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shutil
 import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from mlflow.tracking import MlflowClient
 
 from tests.conftest import SEARCH_SPACES
 from tests.tune.test_saved_state import Evil
 from tune import record as records
 from tune import trust
 from tune.cli import main
+from tune.experiment import Plan, _with_parent_run
 from tune.record import CONFIRM, Candidate
 from tune.spec import load_spec
+from tune.tracking import DIR_TAG, PARENT_TAG, TrackingConfig, start_parent_run
 
 SECRET = "hunter2-do-not-print"
 
@@ -286,3 +290,83 @@ def test_the_seal_is_this_machines_and_this_folders(tmp_path: Path) -> None:
     assert not trust.started_here(tmp_path / "a", "2026-12-01T10:00:01", seal)
     assert not trust.started_here(tmp_path / "a", "2026-12-01T10:00:00", "")
     assert oct(trust.KEY_FILE.stat().st_mode & 0o777) == "0o600"
+
+
+# -- item 5: a copy of another experiment's folder ----------------------------------------------
+
+
+def copied_experiment(tmp_path: Path) -> tuple[Path, Path, str, str]:
+    """An experiment with its parent run and one trial run in a real MLflow store, and a copy
+    of its folder (as `cp -r` makes it): (original, copy, tracking URI, parent run id)."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    original = crafted(
+        tmp_path / "theirs", trial("a_00000", "train_trial_a_00000"), tracking_uri=uri
+    )
+    run_id = start_parent_run(TrackingConfig(uri, "smoke", ""), {}, {DIR_TAG: str(original)})
+    client = MlflowClient(uri)
+    client.create_run(client.get_run(run_id).info.experiment_id, tags={PARENT_TAG: run_id})
+    records.save(original, replace(records.load(original), parent_run_id=run_id))
+    copy = tmp_path / "runs" / "smoke"
+    shutil.copytree(original, copy)
+    return original, copy, uri, run_id
+
+
+def active_runs(uri: str, run_id: str) -> int:
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_run(run_id).info.experiment_id])
+    return sum(r.info.lifecycle_stage == "active" for r in runs)
+
+
+def test_overwrite_of_a_copy_or_a_link_leaves_the_originals_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    original, copy, uri, run_id = copied_experiment(tmp_path)
+    capsys.readouterr()  # MLflow's lines while it made the store
+    smoke = str(SEARCH_SPACES / "smoke.yaml")
+    sweep = ["sweep", smoke, "--tracking-uri", uri, "--overwrite", "--storage"]
+    code, _, err = run([*sweep, str(copy.parent)], capsys)
+    assert (code, err) == (
+        2,
+        f"{copy / records.RECORD_FILE}: MLflow run {run_id} belongs to the experiment in "
+        f"{original}, not to this folder (a copy, or moved?) (move this folder away yourself, "
+        "or use --name NEW)\n",
+    )
+    assert active_runs(uri, run_id) == 2 and records.exists(copy)
+    linked = tmp_path / "linked" / "smoke"
+    linked.parent.mkdir()
+    linked.symlink_to(original)
+    code, _, err = run([*sweep, str(linked.parent)], capsys)
+    assert code == 2 and f"{linked}: is a link to {original}" in err
+    assert active_runs(uri, run_id) == 2 and linked.is_symlink() and records.exists(original)
+
+
+def test_report_of_a_copy_is_not_logged_into_the_originals_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    original, copy, uri, run_id = copied_experiment(tmp_path)
+    capsys.readouterr()  # MLflow's lines while it made the store
+    code, out, err = run(["report", str(copy)], capsys)
+    assert code == 0, err
+    assert (
+        f"hpo report: not logged to MLflow: MLflow run {run_id} belongs to the experiment in {original}"
+        in out
+    )
+    assert (copy / "report" / "report.html").is_file()
+    assert MlflowClient(uri).list_artifacts(run_id) == []
+    code, out, err = run(["report", str(original)], capsys)  # the original's own report is
+    assert code == 0, err
+    assert [a.path for a in MlflowClient(uri).list_artifacts(run_id)] == ["report"]
+
+
+def test_a_resumed_copy_gets_a_parent_run_of_its_own(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    original, copy, uri, run_id = copied_experiment(tmp_path)
+    capsys.readouterr()  # MLflow's lines while it made the store
+    plan = Plan(trainable=None, param_space={}, run_name="smoke")
+    record = _with_parent_run(records.load(copy), copy, plan)
+    assert record.parent_run_id not in (None, run_id)
+    assert records.load(copy).parent_run_id == record.parent_run_id
+    assert MlflowClient(uri).get_run(str(record.parent_run_id)).data.tags[DIR_TAG] == str(copy)
+    assert f"MLflow run {run_id} belongs to the experiment in {original}" in capsys.readouterr().out
+    assert _with_parent_run(records.load(original), original, plan).parent_run_id == run_id
