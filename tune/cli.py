@@ -16,7 +16,6 @@ import json
 import os
 import sys
 import tempfile
-import threading
 import traceback
 import urllib.error
 import urllib.request
@@ -345,13 +344,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.smoke:
         spec = sweep.smoke_variant(spec)
     storage = storage_of(args)
+    if (problem := storage_module.check_writable(storage)) is not None:
+        raise UsageError(problem)
     tracking_uri = tracking_of(args)
     if (problem := check_tracking_uri(tracking_uri)) is not None:
         raise UsageError(problem)
     tracking_uri = absolute_tracking_uri(tracking_uri)
     exp_dir = records.experiment_dir(storage, spec.name)
-    if exp_dir.parent.exists() and not exp_dir.parent.is_dir():
-        raise UsageError(f"--storage {storage} is a file, not a folder")
     with records.lock(exp_dir):
         if exp_dir.exists() and not args.overwrite:
             raise UsageError(
@@ -604,20 +603,17 @@ MLFLOW_PROBE = "/api/2.0/mlflow/experiments/search?max_results=1"
 
 
 def _check_reachable(uri: str) -> str | None:
-    """The server must answer MLflow's API with JSON within TRACKING_TIMEOUT_S in all: urllib's
-    timeout bounds each read, so a server that trickles a byte a second would hold a check
-    bounded by it forever; the whole exchange runs on a thread that is given up on at the
-    deadline (a daemon: it never holds the process)."""
-    answers: list[str | None] = []
-    asking = threading.Thread(target=lambda: answers.append(_ask_mlflow(uri)), daemon=True)
-    asking.start()
-    asking.join(TRACKING_TIMEOUT_S)
-    if not answers:
+    """The server must answer MLflow's API with JSON within TRACKING_TIMEOUT_S in all (urllib's
+    timeout bounds each read: a server that trickles a byte a second would hold it forever)."""
+    from tune.deadline import within
+
+    answered, problem = within(TRACKING_TIMEOUT_S, lambda: _ask_mlflow(uri))
+    if not answered:
         return (
             f"--tracking-uri {uri} did not answer within {TRACKING_TIMEOUT_S:g} s; "
             "start the server or check the address"
         )
-    return answers[0]
+    return problem
 
 
 def _ask_mlflow(uri: str) -> str | None:

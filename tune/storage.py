@@ -12,6 +12,8 @@ any experiment folder under it knows where it lives.
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -35,10 +37,53 @@ def check(storage: str) -> str | None:
         )
     if is_remote(storage):
         try:
-            filesystem(storage)
+            fs, path = filesystem(storage)
         except Exception as e:  # a malformed URI, an unknown option
-            return f"--storage {storage}: {str(e).splitlines()[0][:200]}"
+            return f"--storage {storage}: {_first_line(e)}"
+        return _check_bucket(storage, fs, path.split("/")[0])
     return None
+
+
+def check_writable(storage: str) -> str | None:
+    """What keeps a new experiment from being written in a storage folder, or None: the
+    folder (or, if it is not there yet, the nearest folder above it, where it would be made)
+    must take a new folder. Tried with a temporary folder that is removed again at once."""
+    if is_remote(storage):
+        return None  # the bucket was checked by `check`; Ray writes there
+    folder = Path(storage).expanduser().absolute()
+    existing = next(p for p in (folder, *folder.parents) if p.exists() or p.is_symlink())
+    if not existing.is_dir():
+        return f"--storage {storage}: {existing} is not a folder"
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".hpo-probe-", dir=existing))
+    except OSError as e:
+        return f"--storage {storage}: {existing} does not take new folders ({e.strerror or e})"
+    return None
+
+
+BUCKET_TIMEOUT_S = 20.0  # pyarrow retries a refused connection for about 6 s
+
+
+def _check_bucket(storage: str, fs: Any, bucket: str) -> str | None:
+    """The bucket must exist and answer within BUCKET_TIMEOUT_S: before anything is written,
+    here or in the bucket, rather than after Ray has started."""
+    from pyarrow import fs as pafs
+
+    from tune.deadline import within
+
+    try:
+        answered, info = within(BUCKET_TIMEOUT_S, lambda: fs.get_file_info(bucket))
+    except Exception as e:  # refused, unknown host, no credentials
+        return f"--storage {storage}: cannot be reached ({_first_line(e)})"
+    if not answered:
+        return f"--storage {storage}: the endpoint did not answer within {BUCKET_TIMEOUT_S:g} s"
+    if info is None or info.type == pafs.FileType.NotFound:
+        return f"--storage {storage}: bucket '{bucket}' does not exist (create it first)"
+    return None
+
+
+def _first_line(e: BaseException) -> str:
+    return str(e).splitlines()[0][:200] if str(e) else type(e).__name__
 
 
 def root(storage: str) -> Path:

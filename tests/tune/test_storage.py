@@ -4,6 +4,8 @@ Ray writing to it through pyarrow, hpo's readers working on a local mirror."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -100,3 +102,55 @@ def test_a_sweep_in_a_bucket_is_read_back_from_anywhere(
         k.startswith("bucketed/confirm/") and k.endswith("result.json")
         for k in bucket.keys("bucketed/confirm")
     )
+
+
+# -- storage that cannot take the experiment: one line, exit 2, nothing written -----------------
+
+SMOKE = str(Path(__file__).resolve().parents[2] / "search_spaces" / "smoke.yaml")
+
+
+def refused_sweep(hpo_here: Runner, cwd: Path, where: str) -> str:
+    """`hpo sweep` onto storage `where`: exit 2 with one line, and nothing in `cwd` (no MLflow
+    store, no runs folder) or in the bucket mirrors; returns the line."""
+    result = hpo_here(["sweep", SMOKE, "--storage", where], cwd)
+    assert result.returncode == 2, result.stdout + result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"hpo sweep: --storage {where}: ")
+    assert list(cwd.iterdir()) == []
+    return line
+
+
+def test_a_folder_that_takes_no_files_is_refused_before_anything_starts(
+    tmp_path: Path, hpo_here: Runner
+) -> None:
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    assert "/proc does not take new folders" in refused_sweep(hpo_here, cwd, "/proc/hpo-runs")
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    assert f"{a_file} is not a folder" in refused_sweep(hpo_here, cwd, str(a_file / "runs"))
+    if os.geteuid() != 0:
+        return  # mounting the read-only folder below needs root (CI runs as root)
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(read_only)], check=True
+    )
+    try:
+        line = refused_sweep(hpo_here, cwd, str(read_only / "runs"))
+        assert "does not take new folders (Read-only file system)" in line
+    finally:
+        subprocess.run(["umount", str(read_only)], check=True)
+
+
+def test_a_missing_bucket_or_a_dead_endpoint_is_refused_with_nothing_left(
+    bucket: Bucket, tmp_path: Path, hpo_here: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(storage, "MIRRORS", tmp_path / "mirrors")
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    missing = bucket.uri.replace("s3://hpo/", "s3://no-such-bucket/")
+    assert "bucket 'no-such-bucket' does not exist" in refused_sweep(hpo_here, cwd, missing)
+    dead = "s3://hpo/runs?endpoint_override=http://127.0.0.1:9&scheme=http"
+    assert "cannot be reached" in refused_sweep(hpo_here, cwd, dead)
+    assert not (tmp_path / "mirrors").exists()
