@@ -12,6 +12,9 @@ from models.data import Datasets, Split
 
 REPO = Path(__file__).resolve().parents[1]
 SEARCH_SPACES = REPO / "search_spaces"
+# A tracking URI of the right form whose store is on no machine: records that tests write by
+# hand, for commands that read the folder only (hpo report does not log: nothing is there).
+NOWHERE = "sqlite:////nowhere/mlflow.db"
 
 
 def separable(n: int, seed: int = 0) -> Split:

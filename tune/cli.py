@@ -10,15 +10,10 @@ once, and passed on as options.
 from __future__ import annotations
 
 import argparse
-import base64
 import gc
-import json
 import os
 import sys
-import tempfile
 import traceback
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,6 +31,7 @@ from tune.errors import (
     UsageError,
 )
 from tune.signals import terminated
+from tune.tracking_uri import absolute_tracking_uri, check_tracking_uri
 
 if TYPE_CHECKING:
     from tune.experiment import Aside, RunOptions, RunResult
@@ -558,109 +554,6 @@ def finish(result: RunResult, metric: str, tracking_uri: str) -> int:
     if result.interrupted:
         return EXIT_TERMINATED if terminated() else EXIT_INTERRUPTED
     return EXIT_FAILURE if result.errors or result.best is None else EXIT_OK
-
-
-# MLflow stores other than SQLite; `postgresql+psycopg2://` counts as postgresql.
-TRACKING_SCHEMES = ("http", "https", "file", "postgresql", "mysql", "mssql", "databricks")
-
-
-def check_tracking_uri(uri: str) -> str | None:
-    """What is wrong with a tracking URI, caught before Ray starts; None if it is usable: a
-    SQLite file that can be created and kept, a server that answers within seconds."""
-    scheme, sep, rest = uri.partition("://")
-    allowed = "sqlite:///mlflow.db, http://127.0.0.1:5000, file:///abs/path, postgresql://..."
-    if scheme == "sqlite" and sep:
-        return _check_sqlite(uri, rest)
-    if scheme in ("http", "https") and sep:
-        return _check_reachable(uri)
-    if uri == "databricks" or (sep and scheme.split("+")[0] in TRACKING_SCHEMES):
-        return None
-    return f"--tracking-uri: {uri!r} is not an MLflow tracking URI ({allowed})"
-
-
-def _check_sqlite(uri: str, rest: str) -> str | None:
-    if not rest:
-        return f"--tracking-uri {uri} is an in-memory store: every run would be lost at exit (a file: sqlite:///mlflow.db)"
-    if not rest.startswith("/"):
-        return f"--tracking-uri {uri} names a host, not a file (three slashes: sqlite:///{rest})"
-    # sqlite:///relative.db or sqlite:////absolute.db
-    path = Path(rest.removeprefix("/")).expanduser()
-    if not path.name or path.is_dir():
-        return f"--tracking-uri {uri} names a folder, not a database file (sqlite:///mlflow.db)"
-    if not path.parent.is_dir():
-        return f"--tracking-uri {uri}: folder {path.parent} does not exist"
-    try:  # SQLite writes its journal beside the file: the folder must take new files
-        with tempfile.TemporaryFile(dir=path.parent):
-            pass
-    except OSError as e:
-        return f"--tracking-uri {uri}: folder {path.parent} is not writable ({e.strerror})"
-    return None
-
-
-TRACKING_TIMEOUT_S = 5.0
-# An MLflow API call any server answers with JSON, a server of any other kind does not.
-MLFLOW_PROBE = "/api/2.0/mlflow/experiments/search?max_results=1"
-
-
-def _check_reachable(uri: str) -> str | None:
-    """The server must answer MLflow's API with JSON within TRACKING_TIMEOUT_S in all (urllib's
-    timeout bounds each read: a server that trickles a byte a second would hold it forever)."""
-    from tune.deadline import within
-
-    answered, problem = within(TRACKING_TIMEOUT_S, lambda: _ask_mlflow(uri))
-    if not answered:
-        return (
-            f"--tracking-uri {uri} did not answer within {TRACKING_TIMEOUT_S:g} s; "
-            "start the server or check the address"
-        )
-    return problem
-
-
-def _ask_mlflow(uri: str) -> str | None:
-    request = urllib.request.Request(f"{uri.rstrip('/')}{MLFLOW_PROBE}", headers=_auth_headers())
-    try:
-        with urllib.request.urlopen(request, timeout=TRACKING_TIMEOUT_S) as answer:
-            body = answer.read(1_000_000)
-    except urllib.error.HTTPError as e:
-        return (
-            f"--tracking-uri {uri} answered MLflow's API with HTTP {e.code} ({e.reason}): not an "
-            "MLflow server, or one that wants credentials (MLFLOW_TRACKING_USERNAME and "
-            "MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN)"
-        )
-    except (OSError, ValueError) as e:
-        reason = getattr(e, "reason", e)
-        return (
-            f"--tracking-uri {uri} cannot be reached within {TRACKING_TIMEOUT_S:g} s ({reason}); "
-            "start the server or check the address"
-        )
-    try:
-        if isinstance(json.loads(body), dict):
-            return None
-    except ValueError:
-        pass
-    return (
-        f"--tracking-uri {uri} answers, but not as an MLflow server (no JSON from {MLFLOW_PROBE})"
-    )
-
-
-def _auth_headers() -> dict[str, str]:
-    """The credentials MLflow's own client would send, from the same variables."""
-    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
-    if token:
-        return {"Authorization": f"Bearer {token}"}
-    user, password = (os.environ.get(f"MLFLOW_TRACKING_{k}") for k in ("USERNAME", "PASSWORD"))
-    if user and password:
-        pair = base64.b64encode(f"{user}:{password}".encode()).decode()
-        return {"Authorization": f"Basic {pair}"}
-    return {}
-
-
-def absolute_tracking_uri(uri: str) -> str:
-    """sqlite:///mlflow.db names a file relative to where `hpo` runs; the sweep records it as
-    an absolute path, so that `hpo resume` from another folder finds the same store."""
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        return f"sqlite:///{Path(uri.removeprefix('sqlite:///')).expanduser().absolute()}"
-    return uri
 
 
 def print_summary(result: RunResult, metric: str, tracking_uri: str) -> None:

@@ -38,6 +38,7 @@ from tune.spec import (
     SweepSpec,
     problems_of,
 )
+from tune.tracking_uri import form_problem
 
 RECORD_FILE = "hpo_sweep.json"
 SPEC_COPY = "search_space.yaml"  # the YAML as it was when the sweep started, for people
@@ -325,8 +326,8 @@ class _Reader:
         and the rest is what hpo writes. RecordError with every problem otherwise."""
         problems = [replace(p, path=f"spec.{p.path}" if p.path else "spec")
                     for p in problems_of(record.spec)]  # fmt: skip
-        if not 0 < len(record.tracking_uri) <= 2000 or not record.tracking_uri.isprintable():
-            problems.append(Problem("tracking_uri", f"{show(record.tracking_uri)} is not a URI"))
+        if (bad_uri := form_problem(record.tracking_uri)) is not None:
+            problems.append(Problem("tracking_uri", bad_uri))
         self.run_id(record.parent_run_id, "parent_run_id")
         self.short(record.started, "started")
         if record.is_confirm:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SEARCH_SPACES
+from tests.conftest import NOWHERE, SEARCH_SPACES
 from tests.tune.conftest import Runner, hpo
 from tune.cli import absolute_tracking_uri, build_parser, main
 
@@ -247,7 +247,7 @@ def test_one_writer_per_experiment(tmp_path: Path, run_hpo: Any) -> None:
     from tune.spec import load_spec
 
     folder = tmp_path / "runs" / "smoke"
-    records.save(folder, records.new_record(load_spec(SEARCH_SPACES / "smoke.yaml"), "x"))
+    records.save(folder, records.new_record(load_spec(SEARCH_SPACES / "smoke.yaml"), NOWHERE))
     holder = f"experiment smoke is in use by process {os.getpid()} on {socket.gethostname()}"
     with records.lock(folder):
         for args in (
@@ -260,7 +260,7 @@ def test_one_writer_per_experiment(tmp_path: Path, run_hpo: Any) -> None:
                 records.save(
                     folder / "confirm",
                     records.new_record(
-                        load_spec(SEARCH_SPACES / "smoke.yaml"), "x", kind="confirm"
+                        load_spec(SEARCH_SPACES / "smoke.yaml"), NOWHERE, kind="confirm"
                     ),
                 )
             result = run_hpo(args, cwd=tmp_path)
@@ -291,7 +291,7 @@ def test_damaged_experiment_folders_are_one_line_each(tmp_path: Path, hpo_here: 
     from tune.spec import load_spec
 
     folder = tmp_path / "runs" / "smoke"
-    records.save(folder, records.new_record(load_spec(SEARCH_SPACES / "smoke.yaml"), "x"))
+    records.save(folder, records.new_record(load_spec(SEARCH_SPACES / "smoke.yaml"), NOWHERE))
     for command in ("status", "report"):
         result = hpo_here([command, "smoke"], cwd=tmp_path)
         assert result.returncode == 2, result.stderr

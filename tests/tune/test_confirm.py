@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import NOWHERE
 from tune import record as records
 from tune.analysis import Trial
 from tune.confirm import (
@@ -62,9 +63,9 @@ def test_every_candidate_meets_every_seed() -> None:
 
 
 def test_confirmation_counts_only_completed_seeds_with_a_test() -> None:
-    spec = SweepSpec(name="s", source="s.yaml", search={"epochs": 2})
+    spec = SweepSpec(name="s", source="s.yaml", search={"epochs": 2}, num_samples=1)
     record = records.new_record(
-        spec, "x", kind=CONFIRM, seeds=(1, 2),
+        spec, NOWHERE, kind=CONFIRM, seeds=(1, 2),
         candidates=(Candidate(1, "a", {"epochs": 2}, 0.9), Candidate(2, "b", {"epochs": 2}, 0.8)),
     )  # fmt: skip
 
@@ -87,9 +88,9 @@ def test_confirmation_counts_only_completed_seeds_with_a_test() -> None:
 
 def test_a_confirm_run_with_no_saved_trials_yet_has_no_results(tmp_path: Path) -> None:
     """Started but killed before Ray saved anything: nothing confirmed yet, not an error."""
-    spec = SweepSpec(name="s", source="s.yaml", search={"epochs": 2})
+    spec = SweepSpec(name="s", source="s.yaml", search={"epochs": 2}, num_samples=1)
     candidates = (Candidate(1, "a", {"epochs": 2}, 0.9),)
-    record = records.new_record(spec, "x", kind=CONFIRM, seeds=(1,), candidates=candidates)
+    record = records.new_record(spec, NOWHERE, kind=CONFIRM, seeds=(1,), candidates=candidates)
     records.save(records.confirm_dir(tmp_path), record)
     result = load_confirmation(tmp_path)
     assert result is not None and result.candidates == [] and result.winner is None

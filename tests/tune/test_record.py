@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SEARCH_SPACES
+from tests.conftest import NOWHERE, SEARCH_SPACES
 from tune import record as records
 from tune.record import CONFIRM, Candidate, RecordError
 from tune.spec import load_spec
@@ -124,7 +124,7 @@ def test_the_yaml_copy_is_written_once_and_kept(tmp_path: Path) -> None:
     space = tmp_path / "space.yaml"
     space.write_text("search: {epochs: 2}\n")
     folder = tmp_path / "runs" / "space"
-    record = records.new_record(load_spec(space), "x")
+    record = records.new_record(load_spec(space), NOWHERE)
     records.save(folder, record)
     space.write_text("search: {epochs: 3}\n")
     records.save(folder, replace(record, parent_run_id="r"))
@@ -135,7 +135,7 @@ def test_the_yaml_copy_is_written_once_and_kept(tmp_path: Path) -> None:
 
 def test_locate_by_name_or_path(tmp_path: Path) -> None:
     folder = tmp_path / "runs" / "smoke"
-    records.save(folder, records.new_record(load_spec(SEARCH_SPACES / "smoke.yaml"), "x"))
+    records.save(folder, records.new_record(load_spec(SEARCH_SPACES / "smoke.yaml"), NOWHERE))
     assert records.locate("smoke", str(tmp_path / "runs")) == folder
     assert records.locate(str(folder), "/nowhere") == folder
     assert records.locate("other", str(tmp_path / "runs")) is None

@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import SEARCH_SPACES
 from tests.tune.conftest import hpo
-from tune.cli import TRACKING_TIMEOUT_S, check_tracking_uri
+from tune.tracking_uri import TRACKING_TIMEOUT_S, check_tracking_uri
 
 SMOKE = str(SEARCH_SPACES / "smoke.yaml")
 Handler = Callable[[socket.socket, bytes, threading.Event], None]
