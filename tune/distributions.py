@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,10 +32,13 @@ _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 def as_number(value: Any) -> float | int | None:
     """An int or float, or a string PyYAML left as text ('1e-3' has no dot, so YAML 1.1 reads
-    it as a string); None for anything else, booleans included."""
+    it as a string); None for anything else, booleans included, and for an integer too large
+    for a float (a 400-digit literal): every rule compares numbers as floats."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
+    if isinstance(value, int):
+        return value if abs(value) <= sys.float_info.max else None
+    if isinstance(value, float):
         return value
     if isinstance(value, str) and _NUMBER.match(value.strip()):
         return float(value)

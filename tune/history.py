@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 from tune import record as records
 from tune import saved_state
 from tune.analysis import Trial
+from tune.distributions import as_number
 from tune.files import UnreadableFile, inside, read_bounded
 from tune.metrics import EPOCH, REPORTED, RESULT_FILE, RESULT_LIMIT
 from tune.record import ExperimentRecord
@@ -49,8 +51,13 @@ def read_history(trial_dir: Path | None) -> tuple[dict[str, float], ...]:
         epoch = result.get(EPOCH) if isinstance(result, dict) else None
         if not isinstance(epoch, int) or epoch < 1 or epoch in epochs:
             continue
-        epochs[epoch] = {k: result[k] for k in KEEP if isinstance(result.get(k), int | float)}
+        epochs[epoch] = {k: result[k] for k in KEEP if _is_number(result.get(k))}
     return tuple(epochs[e] for e in sorted(epochs))
+
+
+def _is_number(value: Any) -> bool:
+    """A number a trial reported (not a string, a bool, or an integer beyond a float's range)."""
+    return isinstance(value, int | float) and as_number(value) is not None
 
 
 def load_trials(experiment_dir: Path) -> tuple[ExperimentRecord, list[Trial]]:

@@ -305,7 +305,7 @@ class _Reader:
             kind=kind,
             parent_run_id=self.get(data, "", "parent_run_id", (str, type(None))),
             started=str(data.get("started", "")),
-            versions=dict(data.get("versions") or {}),
+            versions=self.versions(data.get("versions") or {}),
             candidates=tuple(
                 self.candidate(c, f"candidates.{i}")
                 for i, c in enumerate(self.get(data, "", "candidates", list) if confirm else [])
@@ -353,6 +353,11 @@ class _Reader:
             if "epochs" not in c.config:
                 problems.append(Problem(f"candidates.{i}.config.epochs", "missing"))
         return problems
+
+    def versions(self, value: Any) -> dict[str, str]:
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise self.fail("versions", f"{show(value)} is not a mapping of package versions")
+        return dict(value)
 
     def seed(self, value: Any, path: str) -> int:
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_SEED:

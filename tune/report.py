@@ -387,6 +387,8 @@ def _interactions(ctx: _Context) -> list[Block]:
     ]
     for a, b in pairs:
         data = analysis.interaction(ctx.trials, a, b, ctx.metric, ctx.mode)
+        if not data.a_values or not data.b_values:
+            continue  # no trial with a result has both: nothing to draw
         path = plots.heatmap(data, ctx.metric, ctx.plots_dir / f"interaction_{a}_x_{b}.png")
         blocks.append(Image(path, f"{a} x {b}"))
     return blocks

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tune.distributions import as_number
 from tune.errors import Problem, SpecError
 from tune.files import OUTSIDE, UnreadableFile, inside, nesting, read_bounded
 
@@ -141,7 +142,10 @@ def _count(value: Any) -> int:
 
 
 def _plain(value: Any) -> Any:
-    """A JSON value with every pickled part left out (never unpickled)."""
+    """A JSON value with every pickled part left out (never unpickled), and integers too large
+    for a float (which no trial reports) as None."""
+    if isinstance(value, int) and not isinstance(value, bool) and as_number(value) is None:
+        return None
     if isinstance(value, dict):
         if value.get("_type") == PICKLED:
             return None

@@ -46,8 +46,8 @@ def rows_from_trials(trials: Iterable[Any], metric: str, mode: str) -> list[Tria
     rows = []
     for t in trials:
         last = t.last_result or {}
-        epochs = int(last.get(EPOCH, 0) or 0)
-        max_epochs = int(t.config.get("epochs", epochs) or epochs)
+        epochs = _count(last.get(EPOCH))
+        max_epochs = _count(t.config.get("epochs")) or epochs
         summary = t.metric_analysis.get(metric)
         failures = int(getattr(t.run_metadata, "num_failures", 0) or 0)
         rows.append(
@@ -64,6 +64,14 @@ def rows_from_trials(trials: Iterable[Any], metric: str, mode: str) -> list[Tria
             )
         )
     return rows
+
+
+def _count(value: Any) -> int:
+    """A count of epochs Ray or the config gives (an int, or a float Ray made of one); 0 for
+    anything else a damaged state file may hold."""
+    if isinstance(value, float) and value.is_integer() and 0 <= value < 2**63:
+        value = int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def _error_of(trial: Any) -> str:

@@ -1,9 +1,13 @@
 """`hpo validate` against 500 malformed search spaces made by mutating the shipped ones: each
 file ends valid or with one line per problem naming it, exit 0 or 2, never a traceback, and
-the whole run stays within a memory bound (and a generous time limit that only catches hangs)."""
+the whole run stays within a memory bound (and a generous time limit that only catches hangs).
+`hpo status` and `hpo report` against 400 mutated experiment folders, likewise."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import random
 import resource
 import subprocess
@@ -15,11 +19,14 @@ import yaml
 
 from tests.conftest import SEARCH_SPACES
 from tests.tune.conftest import hpo_env
+from tests.tune.test_received import SECRET, crafted, trial
+from tune import record as records
+from tune.cli import main
 
 FILES = 500
 SEED = 20261128
 ODD_VALUES: list[Any] = [
-    None, True, False, 0, -1, 1, 2**70, -(2**70), 1e308, -1e-308, float("inf"), float("nan"),
+    None, True, False, 0, -1, 1, 2**70, -(2**70), 10**400, 1e308, -1e-308, float("inf"), float("nan"),
     "", "x" * 5000, "1e-3", "0x1F", "~", [], {}, [[[[1]]]], {"grid": []}, {"choice": [1, 1.0]},
     {"uniform": [1, 0]}, {"loguniform": [0, 1]}, {"randint": [1.5, 3]}, {"grid": [None]},
     {"bogus": [1, 2]}, {"grid": [1], "choice": [2]}, "asha", "none", ["a", "b"],
@@ -138,3 +145,127 @@ def test_a_character_yaml_forbids_is_one_line(tmp_path: Path, fake_data_dir: Pat
         f"{bad}: invalid YAML: character 0x80 at position 7: special characters are not allowed"
         " (remove or quote it)\n"
     )
+
+
+# -- hpo status and hpo report on a mutated experiment folder -----------------------------------
+
+FOLDER_MUTATIONS = 200  # of the record, and as many of Ray's state file
+
+
+def odd_values(outside: Path) -> list[Any]:
+    """Values a crafted or damaged folder may hold: wrong types, extremes, pickles, paths out
+    of the folder (none names a server: a report would try to log into it)."""
+    return [
+        None, True, -1, 0, 2**70, 10**400, 1e308, float("nan"), "", "x" * 5000, "../../outside",
+        "/etc/passwd", str(outside / "credentials"), str(outside), [], {}, [[[[1]]]],
+        {"_type": "CLOUDPICKLE_FALLBACK", "value": "80"}, f"sqlite:///{outside / 'new.db'}",
+        f"file://{outside / 'mlruns'}", "TERMINATED", "ERROR", "train_trial_a_00000",
+        "error.txt", {"epoch": 1}, ["a", "b"],
+    ]  # fmt: skip
+
+
+def mutate_json(rng: random.Random, data: Any, odd: list[Any]) -> Any:
+    """Delete, retype, rename or add entries anywhere in a JSON value."""
+    for _ in range(rng.randint(1, 3)):
+        nodes = [data]
+        found: list[Any] = []
+        while nodes:  # every mapping and list in it
+            node = nodes.pop()
+            if isinstance(node, dict | list):
+                found.append(node)
+                nodes.extend(node.values() if isinstance(node, dict) else node)
+        if not found:
+            return rng.choice(odd)
+        target = rng.choice(found)
+        action = rng.choice(["delete", "retype", "rename", "add"])
+        if isinstance(target, dict) and target:
+            key = rng.choice(list(target))
+            if action == "delete":
+                del target[key]
+            elif action == "retype":
+                target[key] = rng.choice(odd)
+            elif action == "rename":
+                target[key.upper() if key != key.upper() else key + "_"] = target.pop(key)
+            else:
+                target[rng.choice(["extra", "relative_logdir", "error_filename", "epoch"])] = (
+                    rng.choice(odd)
+                )
+        elif isinstance(target, list) and target:
+            i = rng.randrange(len(target))
+            if action == "delete":
+                del target[i]
+            else:
+                target[i] = rng.choice(odd)
+    return data
+
+
+def damage_text(rng: random.Random, text: str) -> str:
+    action = rng.choice(["cut", "bytes", "nest", "empty"])
+    if action == "cut":
+        return text[: rng.randrange(len(text) + 1)]
+    if action == "bytes":
+        chars = list(text)
+        for _ in range(rng.randint(1, 20)):
+            chars.insert(rng.randrange(len(chars) + 1), chr(rng.randrange(1, 256)))
+        return "".join(chars)
+    if action == "nest":
+        return "[" * 50_000 + "]" * 50_000
+    return ""
+
+
+def mutate_record(rng: random.Random, text: str, odd: list[Any]) -> str:
+    if rng.random() < 0.2:
+        return damage_text(rng, text)
+    return json.dumps(mutate_json(rng, json.loads(text), odd))
+
+
+def mutate_state(rng: random.Random, text: str, odd: list[Any]) -> str:
+    """Mostly one trial's two JSON documents (the fields status and report read), else the
+    file as a whole."""
+    data = json.loads(text)
+    roll = rng.random()
+    if roll < 0.15:
+        return damage_text(rng, text)
+    if roll < 0.3:
+        return json.dumps(mutate_json(rng, data, odd))
+    trial = rng.choice(data["trial_data"])
+    i = rng.randrange(2)
+    trial[i] = json.dumps(mutate_json(rng, json.loads(trial[i]), odd))
+    return json.dumps(data)
+
+
+def test_status_and_report_survive_mutated_folders(tmp_path: Path) -> None:
+    """200 mutations of hpo_sweep.json and 200 of Ray's state file, each through `hpo status`
+    and `hpo report`: exit 0 or 2, never a traceback or a run-time failure, and nothing
+    outside the experiment folder read into the output, written or deleted."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "credentials").write_text(f"secret = {SECRET}\n")
+    folder = crafted(
+        tmp_path,
+        trial("a_00000", "train_trial_a_00000"),
+        trial("a_00001", "train_trial_a_00001", best=0.6),
+        trial("a_00002", "train_trial_a_00002", "ERROR", error="error.txt"),
+    )
+    (folder / "train_trial_a_00002" / "error.txt").write_text("Traceback\nRuntimeError: boom\n")
+    (state,) = folder.glob("experiment_state-*.json")
+    pristine = {path: path.read_text() for path in (folder / records.RECORD_FILE, state)}
+    around = sorted(p.name for p in tmp_path.iterdir())
+    before = {p: (p.stat().st_mtime, p.read_bytes()) for p in outside.rglob("*")}
+    rng = random.Random(SEED)
+    odd = odd_values(outside)
+    for path, mutate in ((folder / records.RECORD_FILE, mutate_record), (state, mutate_state)):
+        for _ in range(FOLDER_MUTATIONS):
+            path.write_text(mutate(rng, pristine[path], odd))
+            for command in ("status", "report"):
+                out, err = io.StringIO(), io.StringIO()
+                with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                    code = main([command, str(folder)])
+                said = out.getvalue() + err.getvalue()
+                assert code in (0, 2), (command, path.read_text()[:300], said[-2000:])
+                assert "Traceback (most recent" not in said, said[-2000:]
+                assert f"hpo {command}: failed:" not in said, said[-2000:]
+                assert SECRET not in said, said[-2000:]
+            path.write_text(pristine[path])
+    assert {p: (p.stat().st_mtime, p.read_bytes()) for p in outside.rglob("*")} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == around

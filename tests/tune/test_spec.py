@@ -498,3 +498,14 @@ def test_inputs_that_used_to_be_accepted(
 def test_fine_fractions_of_a_cpu_are_accepted(tmp_path: Path) -> None:
     spec = load_spec(write(tmp_path, "search: {epochs: 2}\nresources: {cpu: 0.25}\n"))
     assert spec.resources.cpu == 0.25
+
+
+def test_an_integer_too_large_for_a_float_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    """A 400-digit literal: Python's int holds it, a float does not (OverflowError before)."""
+    huge = 10**400
+    text = f"search:\n  dropout: {huge}\n  lr: {{loguniform: [1.0e-4, {huge}]}}\n  epochs: {huge}\n"
+    with pytest.raises(SpecError) as e:
+        load_spec(write(tmp_path, text))
+    assert [line.split(": ")[1] for line in e.value.lines()] == [
+        "search.dropout", "search.lr.loguniform", "search.epochs",
+    ]  # fmt: skip
