@@ -551,7 +551,7 @@ def _check_recorded_uri(record: ExperimentRecord) -> None:
 def finish(result: RunResult, metric: str, tracking_uri: str) -> int:
     """Print the summary of a sweep or resume and choose the exit code."""
     print_summary(result, metric, tracking_uri)
-    if result.interrupted:
+    if result.interrupted or result.signalled:
         return EXIT_TERMINATED if terminated() else EXIT_INTERRUPTED
     return EXIT_FAILURE if result.errors or result.best is None else EXIT_OK
 
@@ -575,6 +575,9 @@ def print_summary(result: RunResult, metric: str, tracking_uri: str) -> None:
         why = " by SIGTERM" if terminated() else ""
         print(f"hpo: interrupted{why} with {result.unfinished} trial(s) unfinished; continue with:")
         print(f"  hpo resume {result.experiment_dir}")
+    elif result.signalled:
+        why = "SIGTERM" if terminated() else "SIGINT"
+        print(f"hpo: {why} came as the last trials ended; every trial had finished")
     elif result.budget_hit:
         print(f"hpo: the time budget ran out; {result.unfinished} trial(s) never started")
     if result.errors:
@@ -740,10 +743,18 @@ def _confirm(args: argparse.Namespace, exp_dir: Path, record: ExperimentRecord) 
 
 def _after_confirm(exp_dir: Path, result: RunResult, record: ExperimentRecord) -> int:
     """The confirm run's trial table, then the report with its confirmation section."""
+    from tune.signals import deferred
+
     status = finish(result, record.metric, record.tracking_uri)
-    if result.interrupted:
+    if result.interrupted or status:
         return status
-    return status or _write_report(exp_dir)
+    # A signal now is noted and the report finishes whole: interrupted mid-way (plots, the
+    # MLflow upload) with Ray's threads still up, the interpreter aborted at exit (-6).
+    with deferred() as stopped:
+        status = _write_report(exp_dir)
+    if stopped():
+        return EXIT_TERMINATED if terminated() else EXIT_INTERRUPTED
+    return status
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from typing import Any
 
 from ray import tune as ray_tune
 
-from tune import checkpoints, cluster, states, storage
+from tune import checkpoints, cluster, signals, states, storage
 from tune import record as records
 from tune.checkpoints import REPLAY_MARKER
 from tune.errors import Problem, SpecError, UsageError
@@ -84,6 +84,9 @@ class RunResult:
     errors: int
     unfinished: int  # trials left pending or running
     interrupted: bool  # unfinished trials and no time budget to explain them: Ctrl+C
+    # A SIGINT or SIGTERM reached fit(), also one that came as its last trial ended: the
+    # command exits 130 or 143 whatever its trials' states (which `interrupted` says).
+    signalled: bool
     budget_hit: bool  # time_budget_s ran out
     tracking_failures: int  # writes the tracking store refused
     tracking_missed: int  # writes it never got: it could not be reached (a resume logs them)
@@ -145,7 +148,12 @@ def run_experiment(
 
     def tuner() -> Any:
         if restoring:
-            return restore_tuner(folder, trainable, ours, restart_errored)
+            # A confirm run's space picks each hyperparameter with a function of the trial's
+            # candidate (sample_from); Ray forgets the space on restore, so it is given again,
+            # or the trials not created yet would get Ray's placeholders as values. A sweep's
+            # searcher keeps its own space (and Optuna's refuses a second one).
+            space = plan.param_space if plan.searcher is None else None
+            return restore_tuner(folder, trainable, ours, restart_errored, space)
         return _new_tuner(record, folder, plan, trainable, ours, options.verbose)
 
     return replace(_fit(tuner, record, folder, plan, tracker), caught_up=caught_up)
@@ -190,6 +198,7 @@ def _fit(
 ) -> RunResult:
     start = time.monotonic()
     status, open_outcome = "FAILED", "interrupted"
+    before = signals.fit_starts()
     try:
         make_tuner().fit()
         # Read back what Ray saved, not its in-memory trials: on Ctrl+C (SIGINT) Ray ends fit()
@@ -222,6 +231,8 @@ def _fit(
             except Exception as e:  # a dead tracking server must not hide how the sweep ended
                 log.warning("MLflow: could not end the parent run: %s", e)
                 failed += 1
+        # Only now: until here Ray's SIGINT handler notes a signal and lets the writes finish.
+        signalled = signals.fit_ended(before)
     return RunResult(
         experiment_dir=folder,
         parent_run_id=str(record.parent_run_id),
@@ -230,6 +241,7 @@ def _fit(
         errors=sum(r.state == states.ERROR for r in rows),
         unfinished=unfinished,
         interrupted=interrupted,
+        signalled=signalled,
         budget_hit=budget_hit,
         tracking_failures=failed,
         tracking_missed=missed,
@@ -370,14 +382,20 @@ def _new_tuner(
 
 
 def restore_tuner(
-    folder: Path, trainable: Any, ours: list[Any], restart_errored: bool = False
+    folder: Path,
+    trainable: Any,
+    ours: list[Any],
+    restart_errored: bool = False,
+    param_space: dict[str, Any] | None = None,
 ) -> Any:
     """Ray's Tuner for an experiment folder it saved, with our callbacks in place of the
     pickled copies: finished trials stay, unfinished and errored ones continue. (Its
-    checkpoints were repaired and checked by then: run_experiment.)"""
+    checkpoints were repaired and checked by then: run_experiment.) `param_space`: the
+    experiment's own, for one whose space holds functions (Ray's saved state has placeholders)."""
     restored = ray_tune.Tuner.restore(
         storage.ray_path(folder),
         trainable=trainable,
+        param_space=param_space,
         resume_unfinished=True,
         resume_errored=not restart_errored,
         restart_errored=restart_errored,

@@ -9,9 +9,13 @@ the resume hint, and the command exits 143 (128 + 15), as shells expect of SIGTE
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import FrameType
+from typing import Any
 
 _received = threading.Event()
 
@@ -25,6 +29,46 @@ def handle_sigterm() -> None:
     """Install the handler (after `ray.init`, which installs its own); main thread only."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def fit_starts() -> Any:
+    """Before Tuner.fit(): the SIGINT handler that fit() will replace with Ray's."""
+    return signal.getsignal(signal.SIGINT)
+
+
+def fit_ended(before: Any) -> bool:
+    """After Tuner.fit(), however it ended: whether a SIGINT (or a SIGTERM, turned into one)
+    reached it. The handler `before` is put back: Ray's, which only sets a flag for the loop
+    that is over, would swallow a signal from now on, and the command would go on (its
+    summary, a confirm run's report) and exit 0.
+
+    Ray's handler puts `before` back itself when a signal comes (Ray 2.60, tune.tune:
+    _setup_signal_catching); it installs none off the main thread or when told not to."""
+    if threading.current_thread() is not threading.main_thread() or int(
+        os.environ.get("TUNE_DISABLE_SIGINT_HANDLER", "0")
+    ):
+        return terminated()
+    stopped = signal.getsignal(signal.SIGINT) is before
+    signal.signal(signal.SIGINT, before if before is not None else signal.default_int_handler)
+    return stopped or terminated()
+
+
+@contextmanager
+def deferred() -> Iterator[Callable[[], bool]]:
+    """Within: a SIGINT (or SIGTERM) is noted, not raised, so the step in it ends whole; the
+    function it gives says whether one came. Off the main thread: whether SIGTERM came."""
+    if threading.current_thread() is not threading.main_thread():
+        yield terminated
+        return
+    noted = threading.Event()
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, lambda signum, frame: noted.set())
+    try:
+        yield noted.is_set
+    finally:
+        signal.signal(
+            signal.SIGINT, previous if previous is not None else signal.default_int_handler
+        )
 
 
 def terminated() -> bool:
