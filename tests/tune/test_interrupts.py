@@ -190,3 +190,46 @@ def test_resume_stopped_by_sigterm_and_sigkill_then_run_again(tmp_path: Path) ->
     experiment = client.get_experiment_by_name(exp.name)
     assert experiment is not None
     assert len(client.search_runs([experiment.experiment_id])) == 1 + TRIALS
+
+
+@pytest.mark.xfail(
+    reason="Ray 2.60 copies its snapshots into the storage with pyarrow, overwriting in place: "
+    "on a full disk experiment_state-*.json or basic-variant-state-*.json is left cut at a "
+    "page boundary, and resume then exits 2 (the JSON) or fails with KeyError in Ray's "
+    "variant generator (the pickle); hpo does not repair either yet",
+    strict=False,
+)
+def test_a_full_disk_mid_sweep_then_resume(tmp_path: Path) -> None:
+    """The experiment folder on a 20 MB tmpfs, filled up once the first epoch is saved; the
+    MLflow store stays on the real disk. The sweep fails (never hangs) and its record stays
+    whole; with the space back, `hpo resume` completes every trial, nothing duplicated."""
+    exp = Experiment(tmp_path, "full_disk")
+    exp.space.write_text(exp.space.read_text() + "max_failures: 0\n")
+    exp.storage.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(exp.storage)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    filler = exp.storage / "filler"
+    try:
+        proc = exp.start("sweep", str(exp.space), "--tracking-uri", exp.uri)
+        wait_for(
+            "a trial's first epoch saved",
+            lambda: proc.poll() is not None or trained(exp.folder) > 0,
+        )
+        record = (exp.folder / "hpo_sweep.json").read_text()
+        with filler.open("wb") as f, contextlib.suppress(OSError):
+            while True:
+                f.write(b"\0" * (1 << 20))
+        output, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 1, output
+        assert (exp.folder / "hpo_sweep.json").read_text() == record
+        filler.unlink()
+        resumed = exp.run("resume", exp.name)
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        assert_complete(exp, exp.folder, exp.name)
+    finally:
+        subprocess.run(["umount", "-l", str(exp.storage)], check=False)
