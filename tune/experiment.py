@@ -20,7 +20,7 @@ from typing import Any
 
 from ray import tune as ray_tune
 
-from tune import checkpoints, cluster, signals, states, storage
+from tune import checkpoints, cluster, signals, snapshots, states, storage
 from tune import record as records
 from tune.checkpoints import REPLAY_MARKER
 from tune.errors import Problem, SpecError, UsageError
@@ -29,6 +29,7 @@ from tune.progress import ProgressCallback
 from tune.record import ExperimentRecord
 from tune.scheduling import SchedulerState
 from tune.signals import handle_sigterm
+from tune.snapshots import SnapshotBackup
 from tune.spec import ResourcesSpec, SweepSpec
 from tune.status import TrialRow, experiment_rows
 from tune.tracking import (
@@ -117,6 +118,11 @@ def run_experiment(
     try:
         preflight(record.spec, options, folder.parent)
         if restoring and storage.remote_of(folder) is None:
+            # A disk that filled up while Ray copied its snapshot left it cut short: the last
+            # whole one comes back (tune/snapshots.py).
+            if whole_again := snapshots.repair(folder):
+                print(f"hpo: Ray's last snapshot was cut short; put back the one before it "
+                      f"({', '.join(whole_again)})", flush=True)  # fmt: skip
             # In a bucket, each trial still checks its own checkpoint before loading it.
             repair_checkpoints(folder)
             check_checkpoints(folder)
@@ -333,12 +339,14 @@ def _resources(resources: ResourcesSpec) -> dict[str, float]:
     return {"cpu": resources.cpu, "gpu": resources.gpu}
 
 
-def _callbacks(ours: list[Any], asha: Any) -> list[Any]:
-    """Ray's JSON and CSV loggers, ours, and ASHA's memory: always in this order, because Ray
-    restores callback states by position."""
+def _callbacks(ours: list[Any], asha: Any, folder: Path) -> list[Any]:
+    """Ray's JSON and CSV loggers, ours, ASHA's memory, and (in a folder, not a bucket) the
+    copy of Ray's last whole snapshot: always in this order, because Ray restores callback
+    states by position (the last one has none)."""
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-    return [JsonLoggerCallback(), CSVLoggerCallback(), *ours, SchedulerState(asha)]
+    local = [SnapshotBackup(folder)] if storage.remote_of(folder) is None else []
+    return [JsonLoggerCallback(), CSVLoggerCallback(), *ours, SchedulerState(asha), *local]
 
 
 def _new_tuner(
@@ -371,7 +379,7 @@ def _new_tuner(
         run_config=ray_tune.RunConfig(
             name=folder.name,
             storage_path=storage.ray_path(folder.parent),
-            callbacks=_callbacks(ours, plan.scheduler),
+            callbacks=_callbacks(ours, plan.scheduler, folder),
             failure_config=ray_tune.FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=ray_tune.CheckpointConfig(
                 num_to_keep=1, checkpoint_score_attribute=score, checkpoint_score_order=record.mode
@@ -407,7 +415,7 @@ def restore_tuner(
     if internal is None:
         raise RuntimeError("Tuner.restore gave no local tuner (Ray changed?)")
     asha = internal._tune_config.scheduler  # the restored ASHA; its rungs come back
-    internal.get_run_config().callbacks = _callbacks(ours, asha)
+    internal.get_run_config().callbacks = _callbacks(ours, asha, folder)
     return restored
 
 

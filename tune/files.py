@@ -19,8 +19,9 @@ import json
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
 
 def write_atomic(path: Path, data: str | bytes) -> Path:
@@ -69,9 +70,10 @@ def inside(root: Path, relative: Any) -> Path | None:
     return path if real == base or base in real.parents else None
 
 
-def read_bounded(path: Path, limit: int) -> bytes:
-    """The bytes of a regular file of at most `limit` bytes; UnreadableFile otherwise. Opened
-    non-blocking, so a FIFO or a device never makes hpo wait."""
+@contextlib.contextmanager
+def _regular(path: Path) -> Iterator[tuple[BinaryIO, int]]:
+    """The open file and its size, if `path` is a regular file; UnreadableFile otherwise.
+    Opened non-blocking, so a FIFO or a device never makes hpo wait."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as e:
@@ -80,8 +82,14 @@ def read_bounded(path: Path, limit: int) -> bytes:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise UnreadableFile("not a regular file")
-        if info.st_size > limit:
-            raise UnreadableFile(f"{_size(info.st_size)}, more than the {_size(limit)} hpo reads")
+        yield f, info.st_size
+
+
+def read_bounded(path: Path, limit: int) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes; UnreadableFile otherwise."""
+    with _regular(path) as (f, size):
+        if size > limit:
+            raise UnreadableFile(f"{_size(size)}, more than the {_size(limit)} hpo reads")
         data = f.read(limit + 1)
     if len(data) > limit:  # grew while being read
         raise UnreadableFile(f"more than the {_size(limit)} hpo reads")
@@ -91,15 +99,8 @@ def read_bounded(path: Path, limit: int) -> bytes:
 def read_tail(path: Path, size: int) -> bytes:
     """The last `size` bytes of a regular file (all of a shorter one); UnreadableFile if it is
     not one."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError as e:
-        raise UnreadableFile(str(e.strerror or e)) from None
-    with os.fdopen(fd, "rb") as f:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise UnreadableFile("not a regular file")
-        f.seek(max(0, info.st_size - size))
+    with _regular(path) as (f, total):
+        f.seek(max(0, total - size))
         return f.read(size)
 
 

@@ -192,13 +192,6 @@ def test_resume_stopped_by_sigterm_and_sigkill_then_run_again(tmp_path: Path) ->
     assert len(client.search_runs([experiment.experiment_id])) == 1 + TRIALS
 
 
-@pytest.mark.xfail(
-    reason="Ray 2.60 copies its snapshots into the storage with pyarrow, overwriting in place: "
-    "on a full disk experiment_state-*.json or basic-variant-state-*.json is left cut at a "
-    "page boundary, and resume then exits 2 (the JSON) or fails with KeyError in Ray's "
-    "variant generator (the pickle); hpo does not repair either yet",
-    strict=False,
-)
 def test_a_full_disk_mid_sweep_then_resume(tmp_path: Path) -> None:
     """The experiment folder on a 20 MB tmpfs, filled up once the first epoch is saved; the
     MLflow store stays on the real disk. The sweep fails (never hangs) and its record stays
