@@ -4,9 +4,9 @@ with grace 1 and reduction factor 3, MLflow in a new SQLite file), one after the
 
 The script (`plain_sweep` below) is what Ray's docs teach: a function trainable with its own
 loop over the same CNN, the data read from the same IDX files in each trial, `tune.report` with
-a checkpoint every epoch, `ASHAScheduler`, Ray's stock `MLflowLoggerCallback`, Ray's defaults
-otherwise. Compared: wall time of each whole command, best validation accuracy, trial-epochs,
-MLflow runs. `--ablate` adds runs of the script with one of hpo's defaults switched on at a time,
+a checkpoint every epoch, `ASHAScheduler`, Ray's stock `MLflowLoggerCallback`, two retries of
+a failed trial (hpo's default), Ray's defaults otherwise. Compared: wall time of each whole
+command, best validation accuracy, trial-epochs, MLflow runs. `--ablate` adds runs of the script with one of hpo's defaults switched on at a time,
 to say which default buys how much. Run alone on the machine:
 
     .venv/bin/python bench/vs_plain_ray.py [--repeats 1] [--ablate] [--quick]
@@ -179,6 +179,9 @@ def plain_sweep(work: Path, switches: dict[str, bool], epochs: int, steps: int) 
         run_config=tune.RunConfig(
             name="plain",
             storage_path=str(work / "runs"),
+            # Retries a trial whose worker was lost, as hpo does (max_failures: 2), so that a
+            # busy machine does not end the comparison with a trial that never reported.
+            failure_config=tune.FailureConfig(max_failures=2),
             callbacks=[
                 MLflowLoggerCallback(
                     tracking_uri=f"sqlite:///{work / 'mlflow.db'}", experiment_name="plain"
@@ -224,9 +227,15 @@ def run_plain(work: Path, variant: str, quick: bool) -> dict[str, float]:
     command = [sys.executable, __file__, "--plain", str(work), "--variant", variant]
     command += ["--quick"] if quick else []
     start = time.time()
-    subprocess.run(command, check=True, capture_output=True)
+    done = subprocess.run(command, capture_output=True, text=True)
     wall = time.time() - start
-    _, epochs, best = outcome(experiment_in(work / "runs"))
+    _, epochs, best = outcome(experiment_in(work / "runs")) if done.returncode == 0 else (0, 0, 0)
+    if epochs == 0:  # the script failed, or every trial did: say why, not a division by zero
+        errors = [p.read_text()[-1500:] for p in (work / "runs").glob("*/*/error.txt")]
+        raise SystemExit(
+            f"the Ray Tune script ({variant}) exited {done.returncode} with no epoch reported:\n"
+            + (errors[0] if errors else done.stderr[-2000:])
+        )
     return {"wall": wall, "best": best, "epochs": epochs, "runs": count_runs(work / "mlflow.db")}
 
 
