@@ -41,6 +41,19 @@ def hpo(
     )
 
 
+def hpo_started(args: list[str], cwd: Path, **env: str) -> subprocess.Popen[str]:
+    """`hpo ARGS` started in its own process, its output joined on one pipe, for a test that
+    stops it (a signal) once it reaches a state."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tune.cli", *args],
+        cwd=cwd,
+        env=hpo_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
 Runner = Callable[..., subprocess.CompletedProcess[str]]
 
 

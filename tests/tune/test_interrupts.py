@@ -8,13 +8,12 @@ import contextlib
 import json
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.tune.conftest import hpo_env, runs_of, wait_for
+from tests.tune.conftest import hpo, hpo_started, runs_of, wait_for
 from tune.cli import main
 
 pytestmark = pytest.mark.integration
@@ -48,29 +47,13 @@ class Experiment:
         self.storage = root / "runs"
         self.folder = self.storage / name
         self.uri = f"sqlite:///{root / 'mlflow.db'}"
-
-    def command(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "tune.cli", *args, "--storage", str(self.storage)]
+        self.env = {"MLFLOW_TRACKING_URI": self.uri}
 
     def start(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            self.command(*args),
-            cwd=self.root,
-            env=hpo_env(MLFLOW_TRACKING_URI=self.uri),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        return hpo_started([*args, "--storage", str(self.storage)], self.root, **self.env)
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            self.command(*args),
-            cwd=self.root,
-            env=hpo_env(MLFLOW_TRACKING_URI=self.uri),
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        return hpo([*args, "--storage", str(self.storage)], self.root, **self.env)
 
 
 def epochs_in(folder: Path) -> dict[str, list[int]]:
