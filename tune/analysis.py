@@ -17,66 +17,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tune import states
-from tune.metrics import EPOCH
+from tune.history import Trial
 from tune.record import Candidate
-from tune.status import fmt_value
+from tune.text import fmt_value
 
 DISCRETE_MAX_VALUES = 8  # a randint with more values than this is plotted as a number line
 
 
-@dataclass(frozen=True)
-class Trial:
-    """One trial: its config, its state, and what it reported after each epoch."""
-
-    trial_id: str
-    state: str  # one of tune/states.py
-    config: dict[str, Any]
-    max_epochs: int  # the epochs it would run if nobody stopped it
-    history: tuple[dict[str, float], ...] = ()  # one entry an epoch, epoch 1 first
-    error: str | None = None
-
-    @property
-    def epochs(self) -> int:
-        return len(self.history)
-
-    def series(self, key: str) -> tuple[list[int], list[float]]:
-        """The epochs at which `key` was a finite number, and its values there: x and y of a
-        curve, always of the same length (a diverged epoch's NaN is left out of both)."""
-        pairs = [(int(h[EPOCH]), float(h[key])) for h in self.history if _is_number(h.get(key))]
-        return [e for e, _ in pairs], [v for _, v in pairs]
-
-    def values(self, key: str) -> list[float]:
-        return self.series(key)[1]
-
-    @property
-    def diverged_at(self) -> int | None:
-        """The first epoch whose training or validation loss was not a finite number."""
-        for h in self.history:
-            if any(_is_nonfinite(h.get(k)) for k in ("train_loss", "val_loss")):
-                return int(h[EPOCH])
-        return None
-
-    def last(self, key: str) -> float | None:
-        values = self.values(key)
-        return values[-1] if values else None
-
-    def best(self, metric: str, mode: str) -> float | None:
-        values = self.values(metric)
-        if not values:
-            return None
-        return max(values) if mode == "max" else min(values)
-
-    def at_epoch(self, key: str, epoch: int) -> float | None:
-        epochs, values = self.series(key)
-        return values[epochs.index(epoch)] if epoch in epochs else None
-
-
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _is_nonfinite(value: Any) -> bool:
-    return isinstance(value, float) and not math.isfinite(value)
 
 
 # -- leaderboard -------------------------------------------------------------------------------

@@ -469,7 +469,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 def cmd_jobs(args: argparse.Namespace) -> int:
     from tune import jobs
-    from tune.status import format_columns
+    from tune.text import format_columns
 
     rows = jobs.listing(job_address_of(args))
     if not rows:
@@ -559,7 +559,8 @@ def finish(result: RunResult, metric: str, tracking_uri: str) -> int:
 def print_summary(result: RunResult, metric: str, tracking_uri: str) -> None:
     from tune import storage
     from tune.record import tensorboard_dir
-    from tune.status import fmt_value, format_table, retried_lines, summary_line
+    from tune.status import format_table, retried_lines, summary_line
+    from tune.text import fmt_value
 
     print(f"\n{summary_line(result.rows, metric)}")
     if result.rows:

@@ -21,15 +21,15 @@ from ray import tune as ray_tune
 
 from tune import record as records
 from tune import states, trust
-from tune.analysis import Confirmation, Confirmed, Trial, confirm, leaderboard
+from tune.analysis import Confirmation, Confirmed, confirm, leaderboard
 from tune.errors import Problem, SpecError
 from tune.experiment import Plan, RunOptions
-from tune.history import load_trials
+from tune.history import Trial, load_trials
 from tune.hyperparams import RULES
 from tune.record import CONFIRM, Candidate, ExperimentRecord
 from tune.saved_state import NoTrialsError
-from tune.status import fmt_value
 from tune.sweep import adapter, trial_settings
+from tune.text import fmt_value
 from tune.tracking import version_tags
 from tune.trainable import SEED_KEY
 

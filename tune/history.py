@@ -1,5 +1,6 @@
-"""Read a sweep's trials back from its experiment folder: state and config from Ray's saved
-experiment state, every epoch's metrics from each trial's result.json.
+"""A sweep's trials read back from its experiment folder (`Trial`: config, state and every
+epoch's metrics): state and config from Ray's saved experiment state, the epochs from each
+trial's result.json.
 
 Works on a finished, an interrupted and a running sweep (Ray saves its state every few seconds
 and appends to result.json after every epoch), so a report can be made at any time.
@@ -9,12 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tune import record as records
 from tune import saved_state
-from tune.analysis import Trial
 from tune.distributions import as_number
 from tune.files import UnreadableFile, inside, read_bounded
 from tune.metrics import EPOCH, REPORTED, RESULT_FILE, RESULT_LIMIT
@@ -25,6 +27,61 @@ log = logging.getLogger(__name__)
 
 # Per-epoch values worth keeping: the metrics, and when the epoch ended (Ray's fields).
 KEEP = (EPOCH, *REPORTED, "timestamp", "time_this_iter_s")
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One trial: its config, its state, and what it reported after each epoch."""
+
+    trial_id: str
+    state: str  # one of tune/states.py
+    config: dict[str, Any]
+    max_epochs: int  # the epochs it would run if nobody stopped it
+    history: tuple[dict[str, float], ...] = ()  # one entry an epoch, epoch 1 first
+    error: str | None = None
+
+    @property
+    def epochs(self) -> int:
+        return len(self.history)
+
+    def series(self, key: str) -> tuple[list[int], list[float]]:
+        """The epochs at which `key` was a finite number, and its values there: x and y of a
+        curve, always of the same length (a diverged epoch's NaN is left out of both)."""
+        pairs = [(int(h[EPOCH]), float(h[key])) for h in self.history if _finite(h.get(key))]
+        return [e for e, _ in pairs], [v for _, v in pairs]
+
+    def values(self, key: str) -> list[float]:
+        return self.series(key)[1]
+
+    @property
+    def diverged_at(self) -> int | None:
+        """The first epoch whose training or validation loss was not a finite number."""
+        for h in self.history:
+            if any(_nonfinite(h.get(k)) for k in ("train_loss", "val_loss")):
+                return int(h[EPOCH])
+        return None
+
+    def last(self, key: str) -> float | None:
+        values = self.values(key)
+        return values[-1] if values else None
+
+    def best(self, metric: str, mode: str) -> float | None:
+        values = self.values(metric)
+        if not values:
+            return None
+        return max(values) if mode == "max" else min(values)
+
+    def at_epoch(self, key: str, epoch: int) -> float | None:
+        epochs, values = self.series(key)
+        return values[epochs.index(epoch)] if epoch in epochs else None
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _nonfinite(value: Any) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
 
 
 def read_history(trial_dir: Path | None) -> tuple[dict[str, float], ...]:

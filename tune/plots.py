@@ -29,12 +29,12 @@ from tune.analysis import (
     Diagnosis,
     Interaction,
     Trend,
-    Trial,
     ValueEffect,
     summarize,
 )
 from tune.files import write_atomic
-from tune.status import fmt_value
+from tune.history import Trial
+from tune.text import fmt_value
 
 DPI = 100
 STOPPED_STYLE: dict[str, Any] = {"color": "0.6", "linestyle": "--", "linewidth": 1.0, "alpha": 0.8}

@@ -13,14 +13,8 @@ from ray import tune as ray_tune
 
 from tune import states
 from tune.metrics import EPOCH
-from tune.status import (
-    duration,
-    format_table,
-    rows_from_trials,
-    sort_rows,
-    summary_line,
-    varying_keys,
-)
+from tune.status import format_table, rows_from_trials, sort_rows, summary_line
+from tune.text import duration, varying_keys
 
 SHOW_BEST = 5
 

@@ -23,22 +23,15 @@ import yaml
 
 from tune import analysis, plots, states
 from tune import record as records
-from tune.analysis import (
-    Accounting,
-    Confirmation,
-    Diagnosis,
-    Trial,
-    diagnose,
-    summarize,
-)
+from tune.analysis import Accounting, Confirmation, Diagnosis, diagnose, summarize
 from tune.distributions import Distribution
 from tune.document import Block, Heading, Image, Para, Table, to_html, to_markdown
 from tune.errors import Problem, SpecError, show
 from tune.files import UnreadableFile, inside, load_json, write_atomic
-from tune.history import load_trials
+from tune.history import Trial, load_trials
 from tune.hyperparams import RULES
 from tune.record import ExperimentRecord
-from tune.status import duration, fmt_value, varying_keys
+from tune.text import duration, fmt_value, varying_keys
 
 LEADERBOARD_SIZE = 10
 LOSS_PANELS = 12  # trials shown in the training-vs-validation loss figure

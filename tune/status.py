@@ -7,13 +7,14 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from tune import record as records
 from tune import saved_state, states
 from tune.files import UnreadableFile, read_tail
 from tune.metrics import EPOCH
 from tune.record import ExperimentRecord
+from tune.text import columns, fmt_value, varying_keys
 
 ERROR_TAIL = 65536  # bytes of an error file read for its last line
 
@@ -111,30 +112,6 @@ def sort_rows(rows: Sequence[TrialRow], mode: str) -> list[TrialRow]:
     return sorted(rows, key=lambda r: (r.best is None, sign * (r.best or 0.0), r.trial_id))
 
 
-def fmt_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-class HasConfig(Protocol):
-    @property
-    def config(self) -> dict[str, Any]: ...
-
-
-def varying_keys(rows: Sequence[HasConfig]) -> list[str]:
-    """Config keys whose value differs between trials (rows of any kind with a config), in
-    config order: the ones worth a column, a plot or an importance score."""
-    keys: list[str] = []
-    for row in rows:
-        for k in row.config:
-            if k not in keys and len({fmt_value(r.config.get(k)) for r in rows}) > 1:
-                keys.append(k)
-    return keys
-
-
 def format_table(rows: Sequence[TrialRow], metric: str, keys: Sequence[str] | None = None) -> str:
     """A plain-text table, columns padded to their widest cell."""
     keys = list(keys) if keys is not None else varying_keys(rows)
@@ -152,21 +129,6 @@ def format_table(rows: Sequence[TrialRow], metric: str, keys: Sequence[str] | No
     return columns(header, body)
 
 
-def columns(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
-    """Plain-text columns, each padded to its widest cell."""
-    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
-        for line in [header, *body]
-    )
-
-
-def format_columns(rows: Sequence[dict[str, str]]) -> str:
-    """Dicts of the same keys as plain-text columns, the keys as the header."""
-    header = list(rows[0])
-    return columns(header, [[r[k] for k in header] for r in rows])
-
-
 def summary_line(rows: Sequence[TrialRow], metric: str, total: int | None = None) -> str:
     """'24/24 trials: 21 stopped, 3 terminated | best val_accuracy 0.9080 (d9eb9_00012)';
     `rows` best first."""
@@ -181,15 +143,6 @@ def experiment_table(record: ExperimentRecord, rows: Sequence[TrialRow]) -> str:
     """`hpo status`'s view: the summary line, then one row a trial."""
     summary = summary_line(rows, record.metric, record.expected_trials(len(rows)))
     return f"{record.name}: {summary}\n{format_table(rows, record.metric)}"
-
-
-def duration(seconds: float | None) -> str:
-    """'4 min 10 s', '1 h 02 min'; '-' when unknown."""
-    if seconds is None:
-        return "-"
-    m, s = divmod(round(seconds), 60)
-    h, m = divmod(m, 60)
-    return f"{h} h {m:02d} min" if h else f"{m} min {s:02d} s"
 
 
 def experiment_rows(folder: Path) -> tuple[ExperimentRecord, list[TrialRow]]:

@@ -31,7 +31,7 @@ from mlflow.tracking import MlflowClient
 from ray import tune as ray_tune
 
 from tune import hyperparams, states
-from tune.analysis import Trial
+from tune.history import Trial
 from tune.metrics import EPOCH, REPORTED
 from tune.record import versions
 

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from tune import analysis
-from tune.analysis import Confirmed, Trial
-from tune.status import varying_keys
+from tune.analysis import Confirmed
+from tune.history import Trial
+from tune.text import varying_keys
 
 
 def trial(

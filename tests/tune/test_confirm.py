@@ -10,7 +10,6 @@ import pytest
 
 from tests.conftest import NOWHERE
 from tune import record as records
-from tune.analysis import Trial
 from tune.confirm import (
     CANDIDATE_KEY,
     confirmation,
@@ -20,6 +19,7 @@ from tune.confirm import (
     seeds_for,
 )
 from tune.errors import SpecError
+from tune.history import Trial
 from tune.record import CONFIRM, Candidate
 from tune.spec import SweepSpec
 from tune.trainable import SEED_KEY

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 from tune.states import state_of
-from tune.status import TrialRow, duration, format_table, sort_rows, summary_line, varying_keys
+from tune.status import TrialRow, format_table, sort_rows, summary_line
+from tune.text import duration, varying_keys
 
 
 def row(trial_id: str, state: str, epochs: int, best: float | None, dropout: float) -> TrialRow:

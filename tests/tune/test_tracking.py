@@ -14,8 +14,8 @@ from mlflow.tracking import MlflowClient
 
 from tests.tune.conftest import MlflowServer, wait_for
 from tune import states, tracking
-from tune.analysis import Trial
 from tune.experiment import ray_environment
+from tune.history import Trial
 from tune.tracking import (
     OUTCOME_TAG,
     TRIAL_TAG,
