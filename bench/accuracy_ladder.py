@@ -125,7 +125,7 @@ def _load_data() -> None:
 def train(config: dict[str, Any], seed: int, quick: bool) -> tuple[float, float, float]:
     """One rung with one seed, to its last epoch, then tested once: (val, test accuracy, s)."""
     from models.trainer import Trainer
-    from tune.hyperparams import defaults, model_config, train_config
+    from tune.space.hyperparams import defaults, model_config, train_config
 
     hyper = {**defaults(), **{k: v for k, v in config.items() if k != "train_steps"}}
     steps = 5 if quick else config["train_steps"]

@@ -112,7 +112,8 @@ def idle_slots(trials: list[Trial], since: float, until: float) -> float:
 
 def one_sweep(work: Path, steps: int, epochs: int, started: float) -> dict[str, float]:
     """Run the sweep through `hpo sweep` and account for every slot-second of it."""
-    from tune import cli, experiment, sweep, tracking
+    from tune import cli
+    from tune.run import experiment, sweep, tracking
 
     clock = Clock()
     clock.spent["imports"] = time.time() - started  # 0 once imported by an earlier sweep

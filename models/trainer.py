@@ -65,7 +65,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class EpochMetrics:
-    """What one epoch reports, plus its own compute time. tune/metrics.py takes the names
+    """What one epoch reports, plus its own compute time. tune/core/metrics.py takes the names
     from these fields."""
 
     epoch: int
@@ -121,7 +121,7 @@ class Trainer:
             raise ValueError(f"precision {cfg.precision!r} is not one of {', '.join(PRECISIONS)}")
         self.device = pick_device(cfg.device)
         self.bf16 = cfg.precision == "bf16"
-        # The whole dataset moves once (a no-op when it is there already: tune/trainable.py
+        # The whole dataset moves once (a no-op when it is there already: tune/run/trainable.py
         # keeps one copy per worker); on a GPU every batch is then a slice, never a copy.
         self.train_data = data.train.to(self.device)
         self.val_data = data.validation.to(self.device)

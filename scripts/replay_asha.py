@@ -31,9 +31,9 @@ class Curve:
 
 
 def load(folder: Path) -> dict[str, Curve]:
-    """Per trial id, its curve: hpo's own reading of a sweep (tune/history.py: JSON only,
+    """Per trial id, its curve: hpo's own reading of a sweep (tune/store/trials.py: JSON only,
     nothing unpickled; Ray's echo of a last epoch read once)."""
-    from tune.history import load_trials
+    from tune.store.trials import load_trials
 
     _, trials = load_trials(folder)
     return {

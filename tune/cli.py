@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tune.errors import (
+from tune.core.errors import (
     EXIT_BAD_INPUT,
     EXIT_BROKEN_PIPE,
     EXIT_FAILURE,
@@ -30,15 +30,15 @@ from tune.errors import (
     SpecError,
     UsageError,
 )
-from tune.signals import terminated
-from tune.tracking_uri import absolute_tracking_uri, check_tracking_uri
+from tune.core.signals import terminated
+from tune.store.tracking_uri import absolute_tracking_uri, check_tracking_uri
 
 if TYPE_CHECKING:
-    from tune.experiment import Aside, RunOptions, RunResult
-    from tune.jobs import Submitted
-    from tune.record import ExperimentRecord
-    from tune.spec import SweepSpec
-    from tune.tracking import Backfilled
+    from tune.cluster.jobs import Submitted
+    from tune.run.experiment import Aside, RunOptions, RunResult
+    from tune.run.tracking import Backfilled
+    from tune.space.spec import SweepSpec
+    from tune.store.record import ExperimentRecord
 
 DEFAULT_STORAGE = "./runs"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -50,7 +50,7 @@ VERBOSE_HELP = "Ray's and MLflow's own logs, tracebacks"
 
 def storage_of(args: argparse.Namespace) -> str:
     """--storage, else $HPO_STORAGE, else ./runs: a folder, or s3://bucket/prefix[?options]."""
-    from tune import storage
+    from tune.store import storage
 
     where = str(args.storage or os.environ.get("HPO_STORAGE") or DEFAULT_STORAGE)
     if (problem := storage.check(where)) is not None:
@@ -69,7 +69,7 @@ def address_of(args: argparse.Namespace) -> str | None:
 
 def job_address_of(args: argparse.Namespace) -> str:
     """The cluster's job API: --address, else $RAY_API_SERVER_ADDRESS, else $RAY_ADDRESS."""
-    from tune.jobs import ADDRESS_VARIABLES, job_address
+    from tune.cluster.jobs import ADDRESS_VARIABLES, job_address
 
     flag = getattr(args, "address", None)
     return job_address(
@@ -85,7 +85,7 @@ def data_dir() -> str | None:
 def run_options(args: argparse.Namespace) -> RunOptions:
     """The options of a command that runs Ray, and this process set up for it: Ray Tune's
     environment variables and the libraries' log levels."""
-    from tune.experiment import RunOptions, quiet_loggers, ray_environment
+    from tune.run.experiment import RunOptions, quiet_loggers, ray_environment
 
     os.environ.update(ray_environment(args.verbose))
     quiet_loggers(args.verbose)
@@ -287,7 +287,7 @@ def _reader_gone() -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from tune.spec import load_spec
+    from tune.space.spec import load_spec
 
     status = EXIT_OK
     for file in args.files:
@@ -304,7 +304,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def _sweep_spec(args: argparse.Namespace, *, local: bool, driver: bool) -> SweepSpec:
     """The sweep's spec with the command line's overrides, checked: exit 2 on any problem."""
-    from tune.spec import check_name, load_spec, sample_checks, with_overrides
+    from tune.space.spec import check_name, load_spec, sample_checks, with_overrides
 
     if args.name is not None and (bad := check_name(args.name)) is not None:
         raise SpecError("--name", [Problem("", bad.message, bad.allowed)])
@@ -318,7 +318,7 @@ def _sweep_spec(args: argparse.Namespace, *, local: bool, driver: bool) -> Sweep
 
 
 def _not_a_job_address(address: str | None, command: str) -> None:
-    from tune.jobs import is_job_address
+    from tune.cluster.jobs import is_job_address
 
     if is_job_address(address):
         raise UsageError(
@@ -329,13 +329,13 @@ def _not_a_job_address(address: str | None, command: str) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from tune import record as records
-    from tune import storage as storage_module
+    from tune.store import record as records
+    from tune.store import storage as storage_module
 
     address = address_of(args)
     _not_a_job_address(address, "sweep")
     spec = _sweep_spec(args, local=address is None, driver=True)
-    from tune import experiment, sweep
+    from tune.run import experiment, sweep
 
     if args.smoke:
         spec = sweep.smoke_variant(spec)
@@ -368,7 +368,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_submit(args: argparse.Namespace) -> int:
     """`hpo sweep` as a Ray Job on the cluster: checked here first, so that a bad file, flag,
     storage or tracking URI is a line now, not a failed job later."""
-    from tune import jobs
+    from tune.cluster import jobs
 
     address = job_address_of(args)
     spec = _sweep_spec(args, local=False, driver=False)  # the driver (and data) is on the head
@@ -424,7 +424,7 @@ def _cluster_storage(args: argparse.Namespace) -> str:
 def _after_submit(submitted: Submitted, name: str, storage: str) -> int:
     """Wait until the job's driver passed its checks: a job that fails them ends `hpo submit`
     with its lines and its exit code (2 for bad input), as `hpo sweep` would here."""
-    from tune import jobs
+    from tune.cluster import jobs
 
     print(f"hpo: submitted '{name}' as Ray job {submitted.job_id}; waiting for its checks ...")
     started = jobs.wait_started(submitted.address, submitted.job_id)
@@ -449,7 +449,7 @@ def _said_submitted(submitted: Submitted, name: str, storage: str) -> None:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    from tune import jobs
+    from tune.cluster import jobs
 
     status = jobs.follow(job_address_of(args), args.job, args.follow)
     if args.follow:
@@ -458,7 +458,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from tune import jobs
+    from tune.cluster import jobs
 
     if jobs.stop(job_address_of(args), args.job):
         print(f"hpo: job {args.job} asked to stop (it saves its state: `hpo resume` goes on)")
@@ -468,8 +468,8 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    from tune import jobs
-    from tune.text import format_columns
+    from tune.cluster import jobs
+    from tune.core.text import format_columns
 
     rows = jobs.listing(job_address_of(args))
     if not rows:
@@ -480,10 +480,10 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from tune import confirm, experiment, sweep
-    from tune import record as records
-    from tune.jobs import is_job_address
-    from tune.status import experiment_rows, experiment_table
+    from tune.cluster.jobs import is_job_address
+    from tune.run import confirm, experiment, sweep
+    from tune.store import record as records
+    from tune.store.rows import experiment_rows, experiment_table
 
     address = address_of(args)
     if address is not None and is_job_address(address):
@@ -515,7 +515,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def _submit_resume(args: argparse.Namespace, address: str) -> int:
     """`hpo resume` as a Ray Job: the experiment is found and checked by the job's driver."""
-    from tune import jobs
+    from tune.cluster import jobs
 
     storage = _cluster_storage(args)
     name = args.experiment
@@ -557,10 +557,10 @@ def finish(result: RunResult, metric: str, tracking_uri: str) -> int:
 
 
 def print_summary(result: RunResult, metric: str, tracking_uri: str) -> None:
-    from tune import storage
-    from tune.record import tensorboard_dir
-    from tune.status import format_table, retried_lines, summary_line
-    from tune.text import fmt_value
+    from tune.core.text import fmt_value
+    from tune.store import storage
+    from tune.store.record import tensorboard_dir
+    from tune.store.rows import format_table, retried_lines, summary_line
 
     print(f"\n{summary_line(result.rows, metric)}")
     if result.rows:
@@ -614,7 +614,7 @@ def print_summary(result: RunResult, metric: str, tracking_uri: str) -> None:
 
 
 def _experiment(args: argparse.Namespace) -> Path:
-    from tune import record as records
+    from tune.store import record as records
 
     storage = storage_of(args)
     exp_dir = records.locate(args.experiment, storage)
@@ -626,7 +626,7 @@ def _experiment(args: argparse.Namespace) -> Path:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from tune.status import experiment_rows, experiment_table, retried_lines
+    from tune.store.rows import experiment_rows, experiment_table, retried_lines
 
     record, rows = experiment_rows(_experiment(args))
     print(experiment_table(record, rows))
@@ -639,7 +639,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from tune import record as records
+    from tune.store import record as records
 
     exp_dir = _experiment(args)
     if records.load(exp_dir).is_confirm:
@@ -651,10 +651,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _write_report(exp_dir: Path, out: Path | None = None) -> int:
-    from tune import confirm, report
-    from tune import record as records
+    from tune.report import write
+    from tune.run import confirm
+    from tune.store import record as records
 
-    result = report.write_report(exp_dir, out, confirm.load_confirmation(exp_dir))
+    result = write.write_report(exp_dir, out, confirm.load_confirmation(exp_dir))
     for line in result.summary:
         print(f"hpo: {line}")
     print(
@@ -664,18 +665,18 @@ def _write_report(exp_dir: Path, out: Path | None = None) -> int:
     # The store is checked first (bounded in time: MLflow's own client retries for minutes),
     # and the parent run must be this experiment's: a folder from elsewhere names a store and
     # a run this machine may not have, or another experiment's run.
-    if (absent := report.absent_store(record)) is not None:
+    if (absent := write.absent_store(record)) is not None:
         print(f"hpo report: not logged to MLflow: {absent}")
         return EXIT_OK
     error = check_tracking_uri(record.tracking_uri)
     if error is None:
         try:
-            if (foreign := report.foreign_parent(result, exp_dir)) is not None:
+            if (foreign := write.foreign_parent(result, exp_dir)) is not None:
                 print(f"hpo report: not logged to MLflow: {foreign}")
                 return EXIT_OK
         except Exception as e:  # the store answered with an error
             error = f"{type(e).__name__}: {e}"
-    error = error or report.log_report(result)
+    error = error or write.log_report(result)
     if error is not None:
         print(
             f"hpo report: files written, but logging them to MLflow failed: {error}",
@@ -687,7 +688,7 @@ def _write_report(exp_dir: Path, out: Path | None = None) -> int:
 
 
 def cmd_confirm(args: argparse.Namespace) -> int:
-    from tune import record as records
+    from tune.store import record as records
 
     exp_dir = _experiment(args)
     with records.lock(exp_dir):
@@ -704,8 +705,8 @@ def cmd_confirm(args: argparse.Namespace) -> int:
 def _confirm(args: argparse.Namespace, exp_dir: Path, record: ExperimentRecord) -> RunResult | None:
     """Start, continue or (with --overwrite) replace the sweep's confirm run; None when it is
     finished already and only the report is due."""
-    from tune import confirm, experiment
-    from tune import record as records
+    from tune.run import confirm, experiment
+    from tune.store import record as records
 
     earlier = confirm.existing(exp_dir)
     folder = records.confirm_dir(exp_dir)
@@ -744,7 +745,7 @@ def _confirm(args: argparse.Namespace, exp_dir: Path, record: ExperimentRecord) 
 
 def _after_confirm(exp_dir: Path, result: RunResult, record: ExperimentRecord) -> int:
     """The confirm run's trial table, then the report with its confirmation section."""
-    from tune.signals import deferred
+    from tune.core.signals import deferred
 
     status = finish(result, record.metric, record.tracking_uri)
     if result.interrupted or status:

@@ -110,7 +110,7 @@ def ray_session(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     and Ray shut down afterwards."""
     import ray
 
-    from tune.experiment import ray_environment
+    from tune.run.experiment import ray_environment
 
     for key, value in ray_environment(verbose=False).items():
         monkeypatch.setenv(key, value)
@@ -199,7 +199,7 @@ class Bucket:
     def keys(self, prefix: str = "") -> list[str]:
         from pyarrow import fs as pafs
 
-        from tune import storage
+        from tune.store import storage
 
         fs, base = storage.filesystem(self.uri)
         found = fs.get_file_info(pafs.FileSelector(f"{base}/{prefix}", recursive=True))
@@ -275,9 +275,9 @@ def run_held_sweep(space: str, folder: str, tracking_uri: str, release: str) -> 
     from ray import tune as ray_tune
 
     from tune.cli import finish
-    from tune.experiment import RunOptions, ray_environment
-    from tune.spec import load_spec
-    from tune.sweep import run_sweep
+    from tune.run.experiment import RunOptions, ray_environment
+    from tune.run.sweep import run_sweep
+    from tune.space.spec import load_spec
 
     os.environ.update(ray_environment(verbose=False))
     spec = load_spec(space)

@@ -9,8 +9,8 @@ import pytest
 
 from tune import analysis
 from tune.analysis import Confirmed
-from tune.history import Trial
-from tune.text import varying_keys
+from tune.core.text import varying_keys
+from tune.store.trials import Trial
 
 
 def trial(

@@ -243,8 +243,8 @@ def test_one_writer_per_experiment(tmp_path: Path, run_hpo: Any) -> None:
     import os
     import socket
 
-    from tune import record as records
-    from tune.spec import load_spec
+    from tune.space.spec import load_spec
+    from tune.store import record as records
 
     folder = tmp_path / "runs" / "smoke"
     records.save(folder, records.new_record(load_spec(SEARCH_SPACES / "smoke.yaml"), NOWHERE))
@@ -271,8 +271,8 @@ def test_one_writer_per_experiment(tmp_path: Path, run_hpo: Any) -> None:
 
 
 def test_resume_refuses_a_tracking_server_that_is_gone(tmp_path: Path, hpo_here: Any) -> None:
-    from tune import record as records
-    from tune.spec import load_spec
+    from tune.space.spec import load_spec
+    from tune.store import record as records
 
     folder = tmp_path / "runs" / "smoke"
     record = records.new_record(load_spec(SEARCH_SPACES / "smoke.yaml"), "http://127.0.0.1:9")
@@ -287,8 +287,8 @@ def test_resume_refuses_a_tracking_server_that_is_gone(tmp_path: Path, hpo_here:
 def test_damaged_experiment_folders_are_one_line_each(tmp_path: Path, hpo_here: Any) -> None:
     """A record with no Ray state, and records that are empty, cut short or not an object:
     exit 2, one line naming the folder or file, no traceback."""
-    from tune import record as records
-    from tune.spec import load_spec
+    from tune.space.spec import load_spec
+    from tune.store import record as records
 
     folder = tmp_path / "runs" / "smoke"
     records.save(folder, records.new_record(load_spec(SEARCH_SPACES / "smoke.yaml"), NOWHERE))

@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from tests.tune.conftest import AWS, Bucket, MlflowServer, wait_for
 from tests.tune.loopback import LoopbackCluster, why_not
-from tune import storage
+from tune.store import storage
 
 pytestmark = [
     pytest.mark.integration,

@@ -30,12 +30,12 @@ from tests.tune.conftest import (
     scripted_curve_trainable,
 )
 from tests.tune.loopback import free_port
-from tune import states
-from tune.experiment import RunOptions, is_finished
-from tune.hyperparams import RULES
-from tune.record import load as load_record
-from tune.spec import load_spec
-from tune.sweep import grid_points, run_sweep
+from tune.core import states
+from tune.run.experiment import RunOptions, is_finished
+from tune.run.sweep import grid_points, run_sweep
+from tune.space.hyperparams import RULES
+from tune.space.spec import load_spec
+from tune.store.record import load as load_record
 
 pytestmark = pytest.mark.integration
 

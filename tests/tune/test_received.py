@@ -18,14 +18,14 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import NOWHERE, SEARCH_SPACES
-from tests.tune.test_saved_state import Evil
-from tune import record as records
-from tune import trust
+from tests.tune.store.test_saved_state import Evil
 from tune.cli import main
-from tune.experiment import Plan, _with_parent_run
-from tune.record import CONFIRM, Candidate
-from tune.spec import load_spec
-from tune.tracking import DIR_TAG, PARENT_TAG, TrackingConfig, start_parent_run
+from tune.core import trust
+from tune.run.experiment import Plan, _with_parent_run
+from tune.run.tracking import DIR_TAG, PARENT_TAG, TrackingConfig, start_parent_run
+from tune.space.spec import load_spec
+from tune.store import record as records
+from tune.store.record import CONFIRM, Candidate
 
 SECRET = "hunter2-do-not-print"
 

@@ -17,11 +17,11 @@ import ray
 from mlflow.tracking import MlflowClient
 
 from tests.tune.conftest import MlflowServer, Runner, hpo_env, wait_for
-from tune.checkpoints import FIX
-from tune.experiment import RunOptions, RunResult
-from tune.spec import load_spec
-from tune.sweep import adapter, run_sweep, trial_settings
-from tune.trainable import FAULT_MESSAGE, Fault
+from tune.run.experiment import RunOptions, RunResult
+from tune.run.sweep import adapter, run_sweep, trial_settings
+from tune.run.trainable import FAULT_MESSAGE, Fault
+from tune.space.spec import load_spec
+from tune.store.checkpoints import FIX
 
 pytestmark = pytest.mark.integration
 
@@ -163,7 +163,7 @@ def assert_complete(sweep: Sweep, before: dict[str, list[tuple[int, float]]] | N
 def test_killed_sweep_resumes_to_a_complete_experiment(
     tmp_path: Path, sig: signal.Signals, hpo_here: Runner
 ) -> None:
-    """SIGTERM is turned into SIGINT at once (tune/signals.py), so after its own exit code,
+    """SIGTERM is turned into SIGINT at once (tune/core/signals.py), so after its own exit code,
     hint and KILLED parent run, its resume would repeat SIGINT's case: not run twice."""
     sweep = Sweep(tmp_path, f"killed_{sig.name.lower()}")
     proc = sweep.start()

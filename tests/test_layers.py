@@ -1,0 +1,91 @@
+"""tune/ is grouped by layer, and no import goes up a layer: a module may import its own layer
+and those below it, never one above (docs/architecture.md, "Layers"). An AST walk over every
+module, function-local imports included; nothing is imported to check it.
+
+models/ (the trainer and the model) sits below all of tune/ and imports neither tune, Ray nor
+MLflow.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+
+# The layer order, lowest first: the one place it is written down.
+LAYERS = ("core", "space", "store", "analysis", "cluster", "run", "report", "cli")
+
+FORBIDDEN_IN_MODELS = ("tune", "ray", "mlflow")
+
+
+def imported(path: Path) -> list[tuple[int, str]]:
+    """(line, dotted module) of every import in a file; `from a import b` gives a.b as well as a,
+    since b may be a module."""
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.lineno, node.module))
+            found += [(node.lineno, f"{node.module}.{alias.name}") for alias in node.names]
+    return found
+
+
+def layer_of(module: str) -> int | None:
+    """The layer of a dotted module under tune (tune.store.record -> store), None for others
+    and for tune itself."""
+    parts = module.split(".")
+    if parts[0] != "tune" or len(parts) < 2:
+        return None
+    if parts[1] not in LAYERS:
+        raise AssertionError(f"{module}: tune/{parts[1]} is in no layer; add it to LAYERS")
+    return LAYERS.index(parts[1])
+
+
+def tune_modules() -> list[Path]:
+    return sorted(p for p in (ROOT / "tune").rglob("*.py") if p.name != "__init__.py")
+
+
+def module_name(path: Path) -> str:
+    return ".".join(path.relative_to(ROOT).with_suffix("").parts)
+
+
+@pytest.mark.parametrize("path", tune_modules(), ids=lambda p: module_name(p))
+def test_no_import_goes_up_a_layer(path: Path) -> None:
+    own = layer_of(module_name(path))
+    assert own is not None
+    upward = [
+        f"line {line}: {name} ({LAYERS[layer]})"
+        for line, name in imported(path)
+        if (layer := layer_of(name)) is not None and layer > own
+    ]
+    assert not upward, f"{module_name(path)} ({LAYERS[own]}) imports from above: {upward}"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "models").rglob("*.py")), ids=lambda p: p.name)
+def test_models_import_neither_tune_ray_nor_mlflow(path: Path) -> None:
+    bad = [
+        f"line {line}: {name}"
+        for line, name in imported(path)
+        if name.split(".")[0] in FORBIDDEN_IN_MODELS
+    ]
+    assert not bad, f"models/{path.name} imports {bad}"
+
+
+def test_every_layer_is_a_package_or_a_module() -> None:
+    for layer in LAYERS:
+        assert (ROOT / "tune" / layer / "__init__.py").exists() or (
+            ROOT / "tune" / f"{layer}.py"
+        ).exists(), f"tune/{layer} is missing"
+
+
+def test_the_walk_sees_an_upward_import(tmp_path: Path) -> None:
+    """The check itself: a module of store/ that imports run/ inside a function is caught."""
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f():\n    from tune.run import tracking\n")
+    names = [name for _, name in imported(bad)]
+    assert layer_of("tune.store.record") == LAYERS.index("store")
+    assert any(layer_of(n) == LAYERS.index("run") for n in names)

@@ -1,0 +1,86 @@
+"""Checkpoints sealed with their SHA-256 and checked before loading."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tune.store import checkpoints
+from tune.store.checkpoints import (
+    CHECKPOINT_FILE,
+    DIGEST_FILE,
+    DIGEST_KEY,
+    REPLAY_MARKER,
+    CheckpointError,
+)
+
+
+def test_a_sealed_checkpoint_is_checked(tmp_path: Path) -> None:
+    (tmp_path / CHECKPOINT_FILE).write_bytes(b"weights")
+    value = checkpoints.seal(tmp_path)
+    assert (tmp_path / DIGEST_FILE).read_text().strip() == value and len(value) == 64
+    assert checkpoints.problem(tmp_path) is None
+    (tmp_path / CHECKPOINT_FILE).write_bytes(b"weightz")
+    problem = checkpoints.problem(tmp_path)
+    assert problem is not None and "SHA-256 differs" in problem.message
+    with pytest.raises(CheckpointError, match=rf"{CHECKPOINT_FILE}: is not the file that was"):
+        checkpoints.check(tmp_path)
+    (tmp_path / CHECKPOINT_FILE).unlink()
+    problem = checkpoints.problem(tmp_path)
+    assert problem is not None and problem.message == "missing"
+
+
+def test_an_unsealed_checkpoint_is_refused(tmp_path: Path) -> None:
+    """A missing seal file is no way around the check (hpo before the seal is not resumed)."""
+    (tmp_path / CHECKPOINT_FILE).write_bytes(b"weights")
+    problem = checkpoints.problem(tmp_path)
+    assert problem is not None and problem.message == f"is not sealed ({DIGEST_FILE} is missing)"
+
+
+def reported(trial: Path, *lines: dict[str, object]) -> None:
+    (trial / "result.json").write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
+def test_the_digest_result_json_recorded_wins_over_the_seal_file(tmp_path: Path) -> None:
+    """A checkpoint and its seal file replaced together still differ from the digest the
+    trial reported in result.json; without that line (a SIGKILL can cost it) the seal file
+    is what is left, and the message says which was used."""
+    folder = tmp_path / "checkpoint_000001"
+    folder.mkdir()
+    (folder / CHECKPOINT_FILE).write_bytes(b"weights")
+    written = checkpoints.seal(folder)
+    other = {"epoch": 1, "checkpoint_dir_name": "checkpoint_000000", DIGEST_KEY: "0" * 64}
+    reported(tmp_path, other, {"epoch": 2, "checkpoint_dir_name": folder.name, DIGEST_KEY: written})
+    assert checkpoints.recorded(folder) == (written, "result.json (epoch 2)")
+    assert checkpoints.problem(folder) is None
+    (folder / CHECKPOINT_FILE).write_bytes(b"crafted")
+    checkpoints.seal(folder)  # the seal file made to match
+    problem = checkpoints.problem(folder)
+    assert problem is not None
+    assert (
+        problem.message
+        == "is not the file that was written (its SHA-256 differs from result.json (epoch 2))"
+    )
+    (tmp_path / "result.json").write_text(
+        json.dumps(other) + '\n{"epoch": 2, "checkp'
+    )  # cut by a kill
+    assert checkpoints.problem(folder) is None  # only the seal file is left to compare with
+    (folder / DIGEST_FILE).write_text(written)
+    problem = checkpoints.problem(folder)
+    assert problem is not None and problem.message.endswith(
+        f"differs from {DIGEST_FILE} (result.json has no line for it))"
+    )
+
+
+def test_a_replayed_checkpoint_is_checked_against_its_seal(tmp_path: Path) -> None:
+    """Resume copies the newest checkpoint into the place of one Ray lost: result.json's line
+    for that place is an older epoch's, so the copy's own seal is what it is checked with."""
+    folder = tmp_path / "checkpoint_000001"
+    folder.mkdir()
+    (folder / CHECKPOINT_FILE).write_bytes(b"weights of epoch 3")
+    checkpoints.seal(folder)
+    (folder / REPLAY_MARKER).touch()
+    reported(tmp_path, {"epoch": 2, "checkpoint_dir_name": folder.name, DIGEST_KEY: "0" * 64})
+    assert checkpoints.problem(folder) is None

@@ -1,0 +1,149 @@
+"""What a Ray cluster of separate machines needs from the driver: this project's code shipped to
+every node, every node able to see the storage, and one node big enough for a trial.
+
+Nothing may reach another node except through Ray (docs/architecture.md, "On a cluster"): the
+code goes in the job's `runtime_env` (py_modules), the data through the object store
+(tune/run/sweep.py adapter), results through storage that every node mounts or an s3:// bucket.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import ray
+
+import models
+import tune
+from tune.core.errors import Problem, SpecError
+from tune.store import storage
+
+# What a package folder may hold that a worker does not need.
+EXCLUDES = ["__pycache__", "*.pyc", ".mypy_cache", ".ruff_cache"]
+# Ray sets this for a job's driver: its runtime_env (our code) is the job's, already shipped.
+JOB_CONFIG_VARIABLE = "RAY_JOB_CONFIG_JSON_ENV_VAR"
+PROBE_PREFIX = ".hpo-probe-"
+# What a job's driver prints once every check passed and trials start (`hpo submit` waits
+# for it; tune/cluster/jobs.py).
+STARTED = "hpo: every check passed; trials start"
+
+
+def packages() -> list[str]:
+    """The folders of this project's packages: all a worker needs besides the pinned install."""
+    return [str(Path(str(p.__file__)).parent) for p in (tune, models)]
+
+
+def runtime_env() -> dict[str, Any]:
+    """The runtime_env that ships this project's code to every worker of a cluster."""
+    return {"py_modules": packages(), "excludes": EXCLUDES}
+
+
+def in_job() -> bool:
+    """Whether this process is a Ray Job's driver (submitted with `hpo submit`)."""
+    return JOB_CONFIG_VARIABLE in os.environ
+
+
+def alive_nodes() -> list[dict[str, Any]]:
+    return [n for n in ray.nodes() if n.get("Alive")]
+
+
+def check_fits(cpu: float, gpu: float, source: str) -> None:
+    """Refuse, before any trial, a trial that no single node can hold: Ray would wait forever
+    for resources that never come (a trial runs on one node, so the cluster's total is not
+    what counts)."""
+    nodes = alive_nodes()
+    problems = []
+    for key, ray_key, need in (("cpu", "CPU", cpu), ("gpu", "GPU", gpu)):
+        most = max((float(n["Resources"].get(ray_key, 0.0)) for n in nodes), default=0.0)
+        if need > most:
+            problems.append(
+                Problem(
+                    f"resources.{key}",
+                    f"{need:g} per trial, but the largest of Ray's {len(nodes)} node(s) "
+                    f"has {most:g} {ray_key}s",
+                    f"at most {most:g}",
+                )
+            )
+    if problems:
+        raise SpecError(source, problems)
+
+
+def check_storage(where: str) -> None:
+    """Every alive node sees the storage the driver writes to: the driver leaves a probe file
+    there and a small task on each node reads it back. A node with its own folder of the same
+    name does not pass: it would hold that node's trials where nobody else looks. Ray checks
+    this only at a trial's first checkpoint, after minutes of training. Exit 2 names the nodes
+    that cannot see it."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    nodes = alive_nodes()
+    if len(nodes) < 2:
+        return  # the driver's own node: it just wrote there
+    probe = f"{PROBE_PREFIX}{uuid.uuid4().hex}"
+    made = _write_probe(where, probe)
+    try:
+        tasks = {
+            n["NodeManagerAddress"]: _sees.options(
+                scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
+            ).remote(where, probe)
+            for n in nodes
+        }
+        blind = {ip: why for ip, task in tasks.items() if (why := ray.get(task)) is not None}
+    finally:
+        _remove_probe(where, probe, made)
+    if blind:
+        which = "; ".join(f"{ip}: {why}" for ip, why in sorted(blind.items()))
+        raise SpecError(
+            "--storage",
+            [
+                Problem(
+                    "",
+                    f"{where} is not the same storage on every node ({which})",
+                    "a folder every node mounts at the same path (NFS), or an S3-compatible "
+                    "URI such as s3://bucket/prefix?endpoint_override=http://host:9000",
+                )
+            ],
+        )
+
+
+def _write_probe(where: str, probe: str) -> bool:
+    """Write the probe file; True if the storage folder had to be made for it."""
+    fs, root = _filesystem(where)
+    from pyarrow import fs as pafs
+
+    made = bool(fs.get_file_info(root).type == pafs.FileType.NotFound)
+    fs.create_dir(root, recursive=True)
+    with fs.open_output_stream(f"{root}/{probe}") as f:
+        f.write(probe.encode())
+    return made
+
+
+def _remove_probe(where: str, probe: str, made: bool) -> None:
+    fs, root = _filesystem(where)
+    fs.delete_file(f"{root}/{probe}")
+    if made:
+        fs.delete_dir(root)  # it was made for the probe: leave nothing behind
+
+
+def _filesystem(where: str) -> tuple[Any, str]:
+    """pyarrow's filesystem and path for a folder or a bucket URI."""
+    from pyarrow import fs as pafs
+
+    if not storage.is_remote(where):
+        return pafs.LocalFileSystem(), str(Path(where).absolute())
+    return storage.filesystem(where)
+
+
+@ray.remote(num_cpus=0)
+def _sees(where: str, probe: str) -> str | None:
+    """On one node: None if the probe is there, else why not, in a few words."""
+    try:
+        fs, root = _filesystem(where)
+        with fs.open_input_stream(f"{root}/{probe}") as f:
+            return None if f.read() == probe.encode() else "another file under the same name"
+    except FileNotFoundError:
+        return "a different folder, or none, under that path"
+    except Exception as e:  # an unreachable endpoint, missing credentials, ...
+        return f"{type(e).__name__}: {e}"[:160]

@@ -1,0 +1,181 @@
+"""`hpo confirm`: retrain a sweep's top configurations with fresh seeds, then test them once.
+
+A sweep picks its winner from one run per configuration, so part of the winner's lead may be
+the luck of its seed. Confirmation retrains each of the top K configurations S times with new
+seeds (seed + 1 .. seed + S: the sweep's own seed gave the numbers that got it selected) to its
+full epochs, as a Ray Tune run of its own in `<experiment>/confirm/`, recorded in MLflow under
+the sweep's experiment. Each final model is evaluated once on the held-out test set, which no
+sweep reads. The report ranks the configurations by their mean metric over the seeds.
+
+The confirm folder holds a record like a sweep's (kind confirm, with the candidates and seeds),
+so `hpo status` and `hpo resume` work on it too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from ray import tune as ray_tune
+
+from tune.analysis import Confirmation, Confirmed, confirm, leaderboard
+from tune.core import states, trust
+from tune.core.errors import Problem, SpecError
+from tune.core.text import fmt_value
+from tune.run.experiment import Plan, RunOptions
+from tune.run.sweep import adapter, trial_settings
+from tune.run.tracking import version_tags
+from tune.run.trainable import SEED_KEY
+from tune.space.hyperparams import RULES
+from tune.store import record as records
+from tune.store.record import CONFIRM, Candidate, ExperimentRecord
+from tune.store.saved_state import NoTrialsError
+from tune.store.trials import Trial, load_trials
+
+CANDIDATE_KEY = "candidate"  # in a confirm trial's config: the sweep rank it retrains
+CONFIRM_OF_TAG = "hpo.confirm_of"  # on the confirm parent run: the sweep's parent run id
+
+
+def seeds_for(sweep_seed: int, count: int) -> tuple[int, ...]:
+    return tuple(sweep_seed + 1 + i for i in range(count))
+
+
+def pick_candidates(
+    trials: list[Trial], metric: str, mode: str, top: int, source: str
+) -> tuple[Candidate, ...]:
+    """The top `top` distinct configurations of the sweep's leaderboard."""
+    seen: set[str] = set()
+    picked: list[Candidate] = []
+    for rank, t in enumerate(leaderboard(trials, metric, mode), start=1):
+        config = {k: v for k, v in t.config.items() if k in RULES}
+        key = repr(sorted((k, fmt_value(v)) for k, v in config.items()))
+        if key in seen:
+            continue
+        seen.add(key)
+        picked.append(Candidate(rank, t.trial_id, config, t.best(metric, mode) or 0.0))
+        if len(picked) == top:
+            return tuple(picked)
+    raise SpecError(
+        source,
+        [
+            Problem(
+                "--top",
+                f"{top} configurations asked for, but only {len(picked)} trial(s) of the sweep reported {metric}",
+                f"--top at most {len(picked)}" if picked else "run or resume the sweep first",
+            )
+        ],
+    )
+
+
+class _Pick:
+    """A Ray Tune sample_from function: one hyperparameter of the candidate a trial retrains.
+    (A class, not a lambda: Ray pickles the param space with the experiment.)"""
+
+    def __init__(self, key: str, configs: dict[int, dict[str, Any]]) -> None:
+        self.key, self.configs = key, configs
+
+    def __call__(self, config: dict[str, Any]) -> Any:
+        return self.configs[int(config[CANDIDATE_KEY])][self.key]
+
+
+def param_space(candidates: tuple[Candidate, ...], seeds: tuple[int, ...]) -> dict[str, Any]:
+    """Every (candidate, seed) pair once; the hyperparameters follow from the candidate, so
+    each trial's config (and its MLflow params) is flat and complete."""
+    configs = {c.rank: dict(c.config) for c in candidates}
+    keys = list(candidates[0].config)
+    return {
+        CANDIDATE_KEY: ray_tune.grid_search(sorted(configs)),
+        SEED_KEY: ray_tune.grid_search(list(seeds)),
+        **{k: ray_tune.sample_from(_Pick(k, configs)) for k in keys},
+    }
+
+
+def plan(record: ExperimentRecord, options: RunOptions) -> Plan:
+    """Every seed runs its configuration to the end: no searcher, no ASHA, no time budget;
+    each trial ends with its one test-set evaluation."""
+    settings = replace(trial_settings(record.spec, options), test_at_end=True)
+    candidates = ",".join(f"#{c.rank} {c.trial_id}" for c in record.candidates)
+    return Plan(
+        trainable=adapter(settings),
+        param_space=param_space(record.candidates, record.seeds),
+        checkpoint_metric=False,
+        run_name=f"{record.spec.name}-confirm",
+        params={
+            "top": len(record.candidates),
+            "seeds": ",".join(str(s) for s in record.seeds),
+            "candidates": candidates,
+            "metric": f"{record.metric} ({record.mode})",
+        },
+        tags={**version_tags(), CONFIRM_OF_TAG: str(record.sweep_parent_run_id)},
+    )
+
+
+def new_confirm(experiment: Path, top: int, seeds: int) -> ExperimentRecord:
+    """The record of a new confirm run of the sweep in `experiment`: its top `top` distinct
+    configurations, each with `seeds` fresh seeds (SpecError when the sweep has fewer)."""
+    sweep, trials = load_trials(experiment)
+    spec = sweep.spec
+    record = records.new_record(
+        spec,
+        sweep.tracking_uri,
+        kind=CONFIRM,
+        candidates=pick_candidates(
+            trials, spec.metric.name, spec.metric.mode, top, str(experiment)
+        ),
+        seeds=seeds_for(spec.seed, seeds),
+        sweep_parent_run_id=sweep.parent_run_id,
+    )
+    return sealed(record, records.confirm_dir(experiment))
+
+
+def sealed(record: ExperimentRecord, folder: Path) -> ExperimentRecord:
+    """The confirm run's record with this machine's seal (tune/core/trust.py): `hpo confirm` may
+    continue it by itself."""
+    return replace(record, sealed=trust.seal(folder, record.started))
+
+
+def started_here(record: ExperimentRecord, folder: Path) -> bool:
+    """Whether hpo on this machine started (or was told to resume) the confirm run."""
+    return trust.started_here(folder, record.started, record.sealed)
+
+
+def existing(experiment: Path) -> ExperimentRecord | None:
+    """The record of the experiment's confirm run, if it has one."""
+    folder = records.confirm_dir(experiment)
+    return records.load(folder) if records.exists(folder) else None
+
+
+def load_confirmation(experiment: Path) -> Confirmation | None:
+    """What the confirm run found so far, or None without a confirm run."""
+    record = existing(experiment)
+    if record is None:
+        return None
+    try:
+        _, trials = load_trials(records.confirm_dir(experiment))
+    except NoTrialsError:
+        trials = []  # started, but Ray saved nothing yet
+    return confirmation(record, trials)
+
+
+def confirmation(record: ExperimentRecord, trials: list[Trial]) -> Confirmation:
+    """Per candidate, the metric at the last epoch and the test metrics of every seed that
+    completed, ranked by their mean."""
+    results = []
+    for c in record.candidates:
+        done = [
+            t
+            for t in trials
+            if int(t.config.get(CANDIDATE_KEY, -1)) == c.rank
+            and t.state == states.COMPLETED
+            and t.last("test_accuracy") is not None
+        ]
+        results.append(
+            Confirmed(
+                **vars(c),
+                metric=[t.last(record.metric) or 0.0 for t in done],
+                test_accuracy=[t.last("test_accuracy") or 0.0 for t in done],
+                test_loss=[t.last("test_loss") or 0.0 for t in done],
+            )
+        )
+    return replace(confirm(results, record.mode), run_id=record.parent_run_id)

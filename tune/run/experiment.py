@@ -1,0 +1,582 @@
+"""One way to run an experiment, new or resumed: sweeps and confirm runs both come through here.
+
+`run_experiment` takes the record, the folder and a Plan (what the experiment searches and how)
+and does the same steps for every kind (docs/architecture.md, "The run path"): start or join
+Ray, check that one trial fits the cluster, write the record, find or create the MLflow parent
+run, build a Tuner (or restore the one Ray saved in the folder), fit, and read back what Ray
+saved. However fit() ends, the parent run gets its status and every tracking write is flushed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ray import tune as ray_tune
+
+from tune.cluster import nodes
+from tune.core import signals, states
+from tune.core.errors import Problem, SpecError, UsageError
+from tune.core.signals import handle_sigterm
+from tune.run import old_paths
+from tune.run.progress import ProgressCallback
+from tune.run.scheduling import SchedulerState
+from tune.run.tracking import (
+    DIR_TAG,
+    Backfilled,
+    NewStore,
+    TrackingCallback,
+    TrackingConfig,
+    backfill,
+    delete_sweep_runs,
+    end_run,
+    find_parent_run,
+    foreign_run,
+    reopen_run,
+    start_parent_run,
+)
+from tune.space.spec import ResourcesSpec, SweepSpec
+from tune.store import checkpoints, snapshots, storage
+from tune.store import record as records
+from tune.store.checkpoints import REPLAY_MARKER
+from tune.store.record import ExperimentRecord
+from tune.store.rows import TrialRow, experiment_rows
+from tune.store.snapshots import SnapshotBackup
+from tune.store.trials import load_trials
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run, resolved once by the CLI from flags and environment variables."""
+
+    address: str | None = None  # Ray cluster to join; None = start Ray in this process
+    verbose: bool = False  # Ray's and MLflow's own logs and console output
+    progress_interval: float = 10.0  # seconds between progress tables
+    data_dir: str | None = None  # the user's data folder ($HPO_DATA_DIR), searched first
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What differs between kinds of experiment: the search, and the MLflow parent run."""
+
+    trainable: Any  # the function Ray runs a trial with, its settings bound
+    param_space: dict[str, Any]
+    searcher: Any = None  # None: Ray's own (every grid point, num_samples times)
+    scheduler: Any = None  # ASHA, or None: every trial runs all its epochs
+    num_samples: int = 1
+    time_budget_s: float | None = None
+    checkpoint_metric: bool = True  # keep the best epoch's checkpoint besides the latest
+    run_name: str = ""  # the parent run's name in MLflow
+    params: dict[str, Any] = field(default_factory=dict)  # the parent run's params
+    tags: dict[str, str] = field(default_factory=dict)  # the parent run's tags
+
+
+@dataclass(frozen=True)
+class RunResult:
+    experiment_dir: Path
+    parent_run_id: str
+    rows: list[TrialRow]  # best first
+    best: TrialRow | None
+    errors: int
+    unfinished: int  # trials left pending or running
+    interrupted: bool  # unfinished trials and no time budget to explain them: Ctrl+C
+    # A SIGINT or SIGTERM reached fit(), also one that came as its last trial ended: the
+    # command exits 130 or 143 whatever its trials' states (which `interrupted` says).
+    signalled: bool
+    budget_hit: bool  # time_budget_s ran out
+    tracking_failures: int  # writes the tracking store refused
+    tracking_missed: int  # writes it never got: it could not be reached (a resume logs them)
+    caught_up: Backfilled  # what a resume logged that MLflow had missed before
+    seconds: float
+
+
+def run_experiment(
+    record: ExperimentRecord,
+    folder: Path,
+    plan: Plan,
+    options: RunOptions,
+    restart_errored: bool = False,
+    replacing: Aside | None = None,
+) -> RunResult:
+    """Run the experiment in `folder`, or continue it where Ray's saved state stopped: finished
+    trials stay, unfinished and errored ones go on from their last checkpoint (errored ones from
+    scratch with `restart_errored`), and the searcher and ASHA continue their state.
+    `replacing`: the experiment --overwrite moved aside; back it goes if this one cannot start."""
+    # Ray saved state here: continue it. Else a new experiment, or one killed before Ray saved
+    # anything: its trials start afresh.
+    storage.pull(folder)  # a bucket's mirror catches up first
+    restoring = ray_tune.Tuner.can_restore(storage.ray_path(folder))
+    fresh = not folder.exists()
+    # A new SQLite store takes MLflow 1-2 s to build: that happens while Ray starts, and the
+    # store is put in place once the checks passed (bench/sweep_overhead.py).
+    store = NewStore(record.tracking_uri).start()
+    try:
+        preflight(record.spec, options, folder.parent)
+        if restoring and storage.remote_of(folder) is None:
+            # A disk that filled up while Ray copied its snapshot left it cut short: the last
+            # whole one comes back (tune/store/snapshots.py).
+            if whole_again := snapshots.repair(folder):
+                print(f"hpo: Ray's last snapshot was cut short; put back the one before it "
+                      f"({', '.join(whole_again)})", flush=True)  # fmt: skip
+            # In a bucket, each trial still checks its own checkpoint before loading it.
+            repair_checkpoints(folder)
+            check_checkpoints(folder)
+        store.install()
+        record = _with_parent_run(record, folder, plan)
+    except BaseException:
+        store.discard()
+        if replacing is not None:
+            put_back(replacing)
+        elif fresh:
+            records.forget(folder)  # a start that failed leaves no experiment to trip over
+        raise
+    if replacing is not None:
+        discard_runs(replacing)
+    caught_up = Backfilled(0, 0)
+    if restoring:
+        caught_up = _catch_up(record, folder)
+    if nodes.in_job():
+        print(nodes.STARTED, flush=True)  # `hpo submit` waits for this line
+    tracker = TrackingCallback(
+        TrackingConfig(record.tracking_uri, record.spec.name, str(records.tensorboard_dir(folder))),
+        str(record.parent_run_id),
+    )
+    progress = ProgressCallback(
+        record.name, record.metric, record.mode, record.trial_count, options.progress_interval
+    )
+    ours = [tracker, progress]
+    trainable = ray_tune.with_resources(plan.trainable, _resources(record.spec.resources))
+
+    def tuner() -> Any:
+        if restoring:
+            # A confirm run's space picks each hyperparameter with a function of the trial's
+            # candidate (sample_from); Ray forgets the space on restore, so it is given again,
+            # or the trials not created yet would get Ray's placeholders as values. A sweep's
+            # searcher keeps its own space (and Optuna's refuses a second one).
+            space = plan.param_space if plan.searcher is None else None
+            return restore_tuner(folder, trainable, ours, restart_errored, space)
+        return _new_tuner(record, folder, plan, trainable, ours, options.verbose)
+
+    return replace(_fit(tuner, record, folder, plan, tracker), caught_up=caught_up)
+
+
+def _with_parent_run(record: ExperimentRecord, folder: Path, plan: Plan) -> ExperimentRecord:
+    """The record, saved, with its MLflow parent run. The record is written before the run is
+    created and again after: a kill in between leaves a folder that a resume completes, finding
+    the run by its folder tag."""
+    # Only an experiment that was there before (killed before it recorded its run id) looks
+    # its run up by folder: a new one must never adopt the run of an experiment that used the
+    # same folder before (moved aside by --overwrite, or deleted by hand).
+    existed = records.exists(folder)
+    run_id = record.parent_run_id
+    if run_id is not None and (foreign := foreign_run(record.tracking_uri, run_id, folder)):
+        # A copy of another experiment's folder: its runs stay the original's; this folder
+        # becomes an experiment of its own in MLflow (its trials logged anew from the folder).
+        print(f"hpo: {foreign}; this folder gets a parent run of its own", flush=True)
+        record = replace(record, parent_run_id=None)
+        run_id = None
+    records.save(folder, record)
+    if run_id is None and existed:
+        run_id = find_parent_run(record.tracking_uri, record.spec.name, str(folder))
+    if run_id is None:
+        tracking = TrackingConfig(record.tracking_uri, record.spec.name, "")
+        tags = {**plan.tags, DIR_TAG: str(folder)}
+        run_id = start_parent_run(tracking, plan.params, tags, run_name=plan.run_name)
+    else:
+        reopen_run(record.tracking_uri, run_id)  # a resumed experiment's run is running again
+    if run_id != record.parent_run_id:
+        record = replace(record, parent_run_id=run_id)
+        records.save(folder, record)
+    return record
+
+
+def _fit(
+    make_tuner: Callable[[], Any],
+    record: ExperimentRecord,
+    folder: Path,
+    plan: Plan,
+    tracker: TrackingCallback,
+) -> RunResult:
+    start = time.monotonic()
+    status, open_outcome = "FAILED", "interrupted"
+    before = signals.fit_starts()
+    try:
+        make_tuner().fit()
+        # Read back what Ray saved, not its in-memory trials: on Ctrl+C (SIGINT) Ray ends fit()
+        # early and marks the trials it stopped TERMINATED in memory, while its saved state
+        # (what a resume continues from) keeps them PENDING or RUNNING.
+        storage.pull(folder)
+        _, rows = experiment_rows(folder)
+        unfinished = sum(r.state in states.UNFINISHED for r in rows)
+        budget = plan.time_budget_s
+        budget_hit = budget is not None and time.monotonic() - start >= budget
+        interrupted = unfinished > 0 and not budget_hit
+        status = "KILLED" if interrupted else "FINISHED"
+        if budget_hit:
+            open_outcome = "stopped_early"  # Ray never reports budget-ended trials complete
+            # What it created is all it will have: status, report and resume read this.
+            record = replace(record, budget_ended=time.strftime("%Y-%m-%dT%H:%M:%S"))
+            records.save(folder, record)
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        flushed = tracker.close(open_outcome)
+        storage.push(folder, records.TENSORBOARD_DIR)
+        failed, missed = flushed.failed, flushed.missed
+        if missed:
+            missed += 1  # the store is down: the parent run's end waits for a resume too
+        else:
+            try:
+                end_run(record.tracking_uri, str(record.parent_run_id), status)
+            except Exception as e:  # a dead tracking server must not hide how the sweep ended
+                log.warning("MLflow: could not end the parent run: %s", e)
+                failed += 1
+        # Only now: until here Ray's SIGINT handler notes a signal and lets the writes finish.
+        signalled = signals.fit_ended(before)
+    return RunResult(
+        experiment_dir=folder,
+        parent_run_id=str(record.parent_run_id),
+        rows=rows,
+        best=next((r for r in rows if r.best is not None), None),
+        errors=sum(r.state == states.ERROR for r in rows),
+        unfinished=unfinished,
+        interrupted=interrupted,
+        signalled=signalled,
+        budget_hit=budget_hit,
+        tracking_failures=failed,
+        tracking_missed=missed,
+        caught_up=Backfilled(0, 0),
+        seconds=time.monotonic() - start,
+    )
+
+
+# -- the process and Ray ------------------------------------------------------------------------
+
+
+def preflight(spec: SweepSpec, options: RunOptions, where: Path) -> None:
+    """Everything checked before an experiment writes anything: Ray is up, one trial fits a
+    node (also locally: Ray may see fewer CPUs than os.cpu_count() in a container), and on a
+    cluster every node sees the storage."""
+    start_ray(options)
+    nodes.check_fits(spec.resources.cpu, spec.resources.gpu, spec.source)
+    if options.address is not None:
+        nodes.check_storage(storage.ray_path(where))
+
+
+def ray_environment(verbose: bool) -> dict[str, str]:
+    """Environment variables Ray Tune reads in the driver; the CLI sets them once at start."""
+    env = {
+        # Ray's auto-added TensorBoard logger would write a second set of event files with
+        # other names; its JSON and CSV loggers are added explicitly (_callbacks), and
+        # tune/run/tracking.py writes the TensorBoard files.
+        "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+        # MLflow retries a dead server for minutes by default; a sweep's write gives up within
+        # seconds (a minute if nothing answers) and waits in the tracking backlog
+        # (tune/run/tracking.py) for the server to return.
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+        # With a tracking server, MLflow prints two lines with links each time a run ends,
+        # into the progress table; the summary names the server once.
+        "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+    }
+    if not verbose:
+        # Ray's own console table and tips; ours replaces them (tune/run/progress.py).
+        env["RAY_AIR_NEW_OUTPUT"] = "0"
+        # With one checkpoint kept, Ray snapshots its state after each epoch and warns that
+        # this may be slow; for a few small trials it is not, and resume wants the snapshots.
+        env["TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S"] = "0"
+        env["MLFLOW_LOGGING_LEVEL"] = "WARNING"
+    return env
+
+
+def quiet_loggers(verbose: bool) -> None:
+    """Ray, MLflow, alembic and Optuna talk a lot; unless --verbose, the progress table says
+    what matters and only their errors get through. The CLI calls this once at start."""
+    import mlflow  # noqa: F401  (mlflow sets its loggers' levels on import; ours must come after)
+    import optuna
+
+    level = logging.INFO if verbose else logging.ERROR
+    for name in ("ray", "mlflow", "alembic"):
+        logging.getLogger(name).setLevel(level)
+    optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.WARNING)
+
+
+def start_ray(options: RunOptions) -> None:
+    """Join `options.address`, or start a new Ray in this process: never a cluster that merely
+    happens to run on this machine (plain `ray.init()` would join one started with `ray start`,
+    or try a dead one's leftover address). Says which it used."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    # On a cluster, this project's code goes to every node with the job (a Ray Job's driver
+    # already has it: its runtime_env is the job's).
+    ship = options.address is not None and not nodes.in_job()
+    ray.init(
+        address=options.address or "local",
+        runtime_env=nodes.runtime_env() if ship else None,
+        include_dashboard=False,  # a web server nobody asked for; and it binds a port
+        log_to_driver=options.verbose,
+        logging_level=logging.INFO if options.verbose else logging.ERROR,
+        configure_logging=True,
+    )
+    handle_sigterm()  # after ray.init, which installs its own
+    have = ray.cluster_resources()
+    size = f"{have.get('CPU', 0):g} CPUs, {have.get('GPU', 0):g} GPUs"
+    where = (
+        f"joined the cluster at {options.address}" if options.address else "started in this process"
+    )
+    print(f"hpo: Ray {where} ({size})", flush=True)
+
+
+def _resources(resources: ResourcesSpec) -> dict[str, float]:
+    return {"cpu": resources.cpu, "gpu": resources.gpu}
+
+
+def _callbacks(ours: list[Any], asha: Any, folder: Path) -> list[Any]:
+    """Ray's JSON and CSV loggers, ours, ASHA's memory, and (in a folder, not a bucket) the
+    copy of Ray's last whole snapshot: always in this order, because Ray restores callback
+    states by position (the last one has none)."""
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    local = [SnapshotBackup(folder)] if storage.remote_of(folder) is None else []
+    return [JsonLoggerCallback(), CSVLoggerCallback(), *ours, SchedulerState(asha), *local]
+
+
+def _new_tuner(
+    record: ExperimentRecord,
+    folder: Path,
+    plan: Plan,
+    trainable: Any,
+    ours: list[Any],
+    verbose: bool,
+) -> Any:
+    spec = record.spec
+    # Keep the best epoch's checkpoint by the metric, besides the latest (which Ray always
+    # keeps, for resume); or just the latest.
+    score = record.metric if plan.checkpoint_metric else None
+    return ray_tune.Tuner(
+        trainable,
+        param_space=plan.param_space,
+        tune_config=ray_tune.TuneConfig(
+            metric=record.metric,
+            mode=record.mode,
+            search_alg=plan.searcher,
+            scheduler=plan.scheduler,
+            num_samples=plan.num_samples,
+            max_concurrent_trials=spec.max_concurrent_trials,
+            time_budget_s=plan.time_budget_s,
+            # A new actor costs ~4 s of start-up per trial; reusing actors cut a sweep's
+            # overhead from 8.9x to 2.8x the ideal (docs/architecture.md, "Speed").
+            reuse_actors=True,
+        ),
+        run_config=ray_tune.RunConfig(
+            name=folder.name,
+            storage_path=storage.ray_path(folder.parent),
+            callbacks=_callbacks(ours, plan.scheduler, folder),
+            failure_config=ray_tune.FailureConfig(max_failures=spec.max_failures),
+            checkpoint_config=ray_tune.CheckpointConfig(
+                num_to_keep=1, checkpoint_score_attribute=score, checkpoint_score_order=record.mode
+            ),
+            verbose=1 if verbose else 0,  # Ray's own status table only with --verbose
+        ),
+    )
+
+
+def restore_tuner(
+    folder: Path,
+    trainable: Any,
+    ours: list[Any],
+    restart_errored: bool = False,
+    param_space: dict[str, Any] | None = None,
+) -> Any:
+    """Ray's Tuner for an experiment folder it saved, with our callbacks in place of the
+    pickled copies: finished trials stay, unfinished and errored ones continue. (Its
+    checkpoints were repaired and checked by then: run_experiment.) `param_space`: the
+    experiment's own, for one whose space holds functions (Ray's saved state has placeholders)."""
+    old_paths.install()  # a folder made before tune/ was grouped by layer names old modules
+    restored = ray_tune.Tuner.restore(
+        storage.ray_path(folder),
+        trainable=trainable,
+        param_space=param_space,
+        resume_unfinished=True,
+        resume_errored=not restart_errored,
+        restart_errored=restart_errored,
+    )
+    # The restored run config holds unpickled copies of the first run's callbacks; ours must
+    # be the ones Ray calls, so that closing them drains their MLflow queue. (Tuner has no
+    # public setter; Ray is pinned to 2.60.)
+    internal = restored._local_tuner
+    if internal is None:
+        raise RuntimeError("Tuner.restore gave no local tuner (Ray changed?)")
+    asha = internal._tune_config.scheduler  # the restored ASHA; its rungs come back
+    internal.get_run_config().callbacks = _callbacks(ours, asha, folder)
+    return restored
+
+
+def repair_checkpoints(folder: Path) -> list[str]:
+    """Make every checkpoint Ray's saved state points at exist again; returns the trial ids.
+
+    Ray deletes a trial's older checkpoint as soon as a newer one is registered, but saves its
+    experiment state a moment later; a driver killed in between (SIGKILL, power loss) leaves a
+    state pointing at a deleted checkpoint, and the trial could never be restored. The newest
+    checkpoint on disk is the same trial a little further on (its epoch counter and RNG state
+    inside), so it takes the missing one's place, marked for the trial to report its epoch,
+    which Ray never saw."""
+    repaired = []
+    for trial in ray_tune.ExperimentAnalysis(str(folder)).trials:
+        checkpoint = trial.checkpoint
+        if checkpoint is None or Path(checkpoint.path).exists() or not trial.path:
+            continue
+        newest = max(Path(trial.path).glob("checkpoint_*"), default=None)
+        if newest is not None:
+            shutil.copytree(newest, checkpoint.path)
+            (Path(checkpoint.path) / REPLAY_MARKER).touch()
+            repaired.append(trial.trial_id)
+    return repaired
+
+
+def check_checkpoints(folder: Path) -> None:
+    """Every checkpoint Ray's state points at is there and is the file that was written
+    (tune/store/checkpoints.py); else exit 2 with a line for each, before anything runs."""
+    problems = [
+        replace(p, path=str(Path(p.path).relative_to(folder)))
+        for trial in ray_tune.ExperimentAnalysis(str(folder)).trials
+        if trial.checkpoint is not None
+        and (p := checkpoints.problem(Path(trial.checkpoint.path))) is not None
+    ]
+    if problems:
+        raise SpecError(str(folder), problems)
+
+
+# -- the experiment folder ----------------------------------------------------------------------
+
+
+def is_finished(folder: Path) -> bool:
+    """Whether a resume has nothing left to do: Ray saved its state, every trial the
+    experiment will ever have exists (those of num_samples, or the ones it had when its time
+    budget ended it), and none is pending, running or errored."""
+    if not ray_tune.Tuner.can_restore(storage.ray_path(folder)):
+        return False
+    storage.pull(folder)
+    record, rows = experiment_rows(folder)
+    left = [r for r in rows if r.state in (*states.RESUMABLE, states.ERROR)]
+    return not left and len(rows) >= record.expected_trials(len(rows))
+
+
+def catch_up(record: ExperimentRecord, folder: Path, finished: bool) -> Backfilled:
+    """Log into MLflow what the folder holds (a bucket's mirror: pulled by the caller) and
+    MLflow missed while it could not be reached (tracking.backfill); a `finished`
+    experiment's parent run is ended, if that was missed too."""
+    _, trials = load_trials(folder)
+    tracking = TrackingConfig(
+        record.tracking_uri, record.spec.name, str(records.tensorboard_dir(folder))
+    )
+    ending = "FINISHED" if finished else None
+    return backfill(tracking, str(record.parent_run_id), trials, parent_status=ending)
+
+
+def _catch_up(record: ExperimentRecord, folder: Path) -> Backfilled:
+    """catch_up before a resume trains: a failure is a warning, never the end of the resume."""
+    try:
+        return catch_up(record, folder, finished=False)
+    except Exception as e:
+        log.warning("MLflow: could not log what it missed before: %s", e)
+        return Backfilled(0, 0)
+
+
+@dataclass(frozen=True)
+class Aside:
+    """--overwrite: an old experiment moved out of the way (into `.trash/` beside it) until the
+    new one has started; its MLflow runs are soft-deleted only then, and a failed start puts
+    everything back. Like MLflow's own delete, nothing is destroyed: `.trash/` is the user's to
+    empty."""
+
+    folder: Path  # where the experiment was, and the new one goes
+    trash: Path  # where it is now
+    found: tuple[ExperimentRecord, ...]  # its records (its confirm run's too): their MLflow runs
+
+
+def replaceable(folder: Path) -> tuple[ExperimentRecord, ...]:
+    """The records of an experiment --overwrite may move aside. Refused (exit 2) for a folder
+    without an hpo record, and for a record that cannot be read, whose MLflow runs would
+    otherwise stay active for a new sweep of that folder to pick up."""
+    if not records.exists(folder):
+        raise SpecError(
+            str(folder),
+            [
+                Problem(
+                    "",
+                    "exists but holds no hpo experiment; hpo deletes only what it made",
+                    "move it away yourself, or use --name NEW",
+                )
+            ],
+        )
+    if folder.is_symlink():
+        raise SpecError(
+            str(folder),
+            [
+                Problem(
+                    "",
+                    f"is a link to {folder.resolve()}",
+                    "move it away yourself, or use --name NEW",
+                )
+            ],
+        )
+    found = {f: records.load(f) for f in (folder, records.confirm_dir(folder)) if records.exists(f)}
+    for where, record in found.items():
+        run_id = record.parent_run_id
+        if run_id and (foreign := foreign_run(record.tracking_uri, run_id, where)):
+            # Its runs would be soft-deleted with it: they are another experiment's.
+            raise SpecError(
+                str(where / records.RECORD_FILE),
+                [Problem("", foreign, "move this folder away yourself, or use --name NEW")],
+            )
+    return tuple(found.values())
+
+
+def set_aside(folder: Path, spec: SweepSpec, options: RunOptions) -> Aside | None:
+    """--overwrite: check that the experiment in `folder` may be replaced, run the pre-flight
+    checks of the new one (`spec`), and only then move the old one aside. None: no folder."""
+    if not folder.exists():
+        return None
+    if storage.remote_of(folder) is not None:
+        raise UsageError(
+            f"--overwrite: not supported yet for an experiment in a bucket "
+            f"({storage.remote_of(folder)}); use --name NEW"
+        )
+    found = replaceable(folder)
+    preflight(spec, options, folder.parent)
+    return move_aside(folder, found)
+
+
+def move_aside(folder: Path, found: tuple[ExperimentRecord, ...]) -> Aside:
+    """Move the experiment in `folder` (whose records are `found`) into `.trash/` beside it."""
+    trash = folder.parent / ".trash" / f"{folder.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    trash.parent.mkdir(exist_ok=True)
+    os.rename(folder, trash)
+    return Aside(folder, trash, found)
+
+
+def put_back(aside: Aside) -> None:
+    """A failed start: remove what it made in the folder, and the old experiment returns."""
+    if aside.folder.exists():
+        shutil.rmtree(aside.folder)
+    os.rename(aside.trash, aside.folder)
+
+
+def discard_runs(aside: Aside) -> None:
+    """The new experiment started: soft-delete the old one's MLflow runs (MLflow's `gc` or UI
+    can still bring them back)."""
+    for record in aside.found:
+        if record.parent_run_id:
+            delete_sweep_runs(record.tracking_uri, record.parent_run_id)

@@ -1,0 +1,200 @@
+"""A sweep: from a validated SweepSpec to the Ray Tune pieces that search it.
+
+The param space (our YAML's distributions as Ray Tune domains), the searcher, ASHA, the
+settings every trial shares and the MLflow parent run's params; tune/run/experiment.py runs them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from ray import tune as ray_tune
+
+from models.data import DataConfig, DataNotFoundError, find_data_dir, read_raw
+from tune.core.errors import Problem, SpecError
+from tune.run.experiment import Aside, Plan, RunOptions, RunResult, run_experiment
+from tune.run.scheduling import scheduler
+from tune.run.tracking import version_tags
+from tune.run.trainable import TrialSettings, train_trial
+from tune.space.distributions import Distribution
+from tune.space.hyperparams import grid_values
+from tune.space.spec import SweepSpec
+from tune.store import record as records
+
+# --smoke: every trial path once, in seconds.
+SMOKE = {"epochs": 2, "train_steps": 5, "eval_steps": 2, "num_samples": 2, "grid_values": 2}
+
+
+def smoke_variant(spec: SweepSpec) -> SweepSpec:
+    """The same sweep cut to a quick end-to-end check: 2 short epochs of 5 batches, at most 2
+    samples, every grid cut to its first 2 values, ASHA's grace period within the 2 epochs."""
+
+    def shrink(value: Any) -> Any:
+        if isinstance(value, Distribution) and (
+            value.kind == "grid" or spec.search_algorithm == "grid"
+        ):
+            values = grid_values(value) or value.values
+            return Distribution("grid", tuple(values[: SMOKE["grid_values"]]))
+        return value
+
+    search = {key: shrink(value) for key, value in spec.search.items()}
+    search["epochs"] = min(spec.max_epochs, SMOKE["epochs"])
+    return replace(
+        spec,
+        name=f"{spec.name}_smoke",
+        search=search,
+        dataset=replace(
+            spec.dataset, train_steps=SMOKE["train_steps"], eval_steps=SMOKE["eval_steps"]
+        ),
+        num_samples=min(spec.num_samples, SMOKE["num_samples"]),
+        scheduler=spec.scheduler and replace(spec.scheduler, grace_period=1),
+    )
+
+
+# -- Ray Tune pieces ---------------------------------------------------------------------------
+
+
+def param_space(spec: SweepSpec) -> dict[str, Any]:
+    """Every hyperparameter as a constant or a Ray Tune domain. randint is inclusive in our
+    YAML and exclusive in Ray, hence high + 1. The grid algorithm enumerates every entry."""
+    space: dict[str, Any] = {}
+    for key, value in spec.search.items():
+        if not isinstance(value, Distribution):
+            space[key] = value
+        elif value.kind == "grid" or spec.search_algorithm == "grid":
+            space[key] = ray_tune.grid_search(list(grid_values(value) or ()))
+        elif value.kind == "choice":
+            space[key] = ray_tune.choice(list(value.values))
+        elif value.kind == "uniform":
+            space[key] = ray_tune.uniform(value.low, value.high)
+        elif value.kind == "loguniform":
+            space[key] = ray_tune.loguniform(value.low, value.high)
+        elif value.kind == "randint":
+            space[key] = ray_tune.randint(int(value.low), int(value.high) + 1)
+    return space
+
+
+def grid_points(spec: SweepSpec) -> list[dict[str, Any]]:
+    """The grid algorithm's trials: every point of the grid, num_samples times, each pass in an
+    order shuffled with the sweep's seed (as Optuna's GridSampler does). Ray would enumerate
+    the grid with the alphabetically last knob changing slowest, so one whole half of the grid
+    (say every model without BatchNorm) would reach ASHA's rungs first and set the cutoffs for
+    the other; ASHA assumes trials arrive in no particular order (docs/architecture.md,
+    "The search space")."""
+    knobs = {k: v for k, v in spec.search.items() if isinstance(v, Distribution)}
+    keys = list(knobs)
+    grid = list(itertools.product(*(grid_values(value) or () for value in knobs.values())))
+    shuffle = random.Random(spec.seed).shuffle
+    points: list[dict[str, Any]] = []
+    for _ in range(spec.num_samples):
+        order = grid[:]
+        shuffle(order)
+        points += [dict(zip(keys, values, strict=True)) for values in order]
+    return points
+
+
+def searcher(spec: SweepSpec) -> Any:
+    if spec.search_algorithm == "optuna":
+        from ray.tune.search.optuna import OptunaSearch
+
+        return OptunaSearch(seed=spec.seed)
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    if spec.search_algorithm == "grid":
+        # Ray runs the given points first, one trial each, and samples no more once
+        # num_samples (plan: the points' count) trials exist.
+        return BasicVariantGenerator(points_to_evaluate=grid_points(spec), random_state=spec.seed)
+    return BasicVariantGenerator(random_state=spec.seed)
+
+
+def trial_settings(spec: SweepSpec, options: RunOptions) -> TrialSettings:
+    """What every trial shares. The data is found here, by the driver; the trials get it from
+    Ray's object store (adapter), never from a folder of their own."""
+    try:
+        root = find_data_dir(spec.dataset.name, spec.dataset.root, options.data_dir)
+    except DataNotFoundError as e:  # e.g. a resume on another machine than the sweep
+        raise SpecError(spec.source, [Problem("dataset", str(e))]) from None
+    return TrialSettings(
+        data=DataConfig(
+            name=spec.dataset.name,
+            root=str(root),
+            validation_fraction=spec.dataset.validation_fraction,
+            seed=spec.seed,
+        ),
+        train_steps=spec.dataset.train_steps,
+        eval_steps=spec.dataset.eval_steps,
+        seed=spec.seed,
+        threads=max(1, int(spec.resources.cpu)),
+        # A trial that asked for no GPU stays on the CPU even where one is visible to it.
+        device="cpu" if spec.resources.gpu == 0 else "auto",
+        gpu_share=spec.resources.gpu,
+    )
+
+
+# -- the sweep ---------------------------------------------------------------------------------
+
+
+def adapter(settings: TrialSettings) -> Any:
+    """The adapter with the sweep-wide settings and the data bound, as Ray runs it. The driver
+    reads the dataset here, once; Ray puts it into its object store when the Tuner starts,
+    and every trial on every node reads it from there (tune/run/trainable.py)."""
+    data = read_raw(settings.data, test=settings.test_at_end)
+    return ray_tune.with_parameters(train_trial, settings=settings, data=data)
+
+
+def plan(spec: SweepSpec, options: RunOptions, trainable: Any = None) -> Plan:
+    """How a sweep searches. `trainable` replaces the real adapter, for tests: scripted
+    learning curves, or the adapter with test-only settings (TrialSettings.fault)."""
+    return Plan(
+        trainable=trainable or adapter(trial_settings(spec, options)),
+        param_space=param_space(spec),
+        searcher=searcher(spec),
+        scheduler=scheduler(spec),
+        # The grid algorithm's searcher holds every trial as a point (grid_points).
+        num_samples=spec.trial_count() if spec.search_algorithm == "grid" else spec.num_samples,
+        time_budget_s=spec.time_budget_s,
+        run_name=spec.name,
+        params=_sweep_params(spec),
+        tags={**version_tags(), "hpo.source": spec.source},
+    )
+
+
+def run_sweep(
+    spec: SweepSpec,
+    folder: Path,
+    tracking_uri: str,
+    options: RunOptions,
+    trainable: Any = None,
+    replacing: Aside | None = None,
+) -> RunResult:
+    """Start the sweep in `folder`, which holds no experiment (or one moved aside: `replacing`)."""
+    record = records.new_record(spec, tracking_uri)
+    return run_experiment(
+        record, folder, plan(spec, options, trainable), options, replacing=replacing
+    )
+
+
+def _sweep_params(spec: SweepSpec) -> dict[str, Any]:
+    """The parent run's params: how the sweep searched, not what each trial got."""
+    params: dict[str, Any] = {
+        "search_algorithm": spec.search_algorithm,
+        "num_samples": spec.num_samples,
+        "trial_count": spec.trial_count(),
+        "metric": f"{spec.metric.name} ({spec.metric.mode})",
+        "scheduler": "none"
+        if spec.scheduler is None
+        else f"asha grace_period={spec.scheduler.grace_period} reduction_factor={spec.scheduler.reduction_factor:g}",
+        "dataset": spec.dataset.name,
+        "validation_fraction": spec.dataset.validation_fraction,
+        "train_steps": spec.dataset.train_steps,
+        "eval_steps": spec.dataset.eval_steps,
+        "resources": f"cpu={spec.resources.cpu:g} gpu={spec.resources.gpu:g}",
+        "seed": spec.seed,
+    }
+    for key, value in spec.search.items():
+        params[f"search.{key}"] = value.describe() if isinstance(value, Distribution) else value
+    return params
