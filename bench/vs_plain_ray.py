@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import os
 import sqlite3
 import statistics
 import subprocess
@@ -223,11 +224,21 @@ def run_hpo(work: Path, quick: bool) -> dict[str, float]:
     return {"wall": wall, "best": best, "epochs": epochs, "runs": count_runs(work / "mlflow.db")}
 
 
+def plain_env() -> dict[str, str]:
+    """This process's environment without the variables hpo sets for Ray and MLflow: the
+    script runs as a user's own would. (A process that ran hpo's CLI in-process, as a test
+    does, holds TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1, which takes the script's result.json.)"""
+    from tune.run.experiment import ray_environment
+
+    ours = ray_environment(verbose=False).keys() | ray_environment(verbose=True).keys()
+    return {k: v for k, v in os.environ.items() if k not in ours}
+
+
 def run_plain(work: Path, variant: str, quick: bool) -> dict[str, float]:
     command = [sys.executable, __file__, "--plain", str(work), "--variant", variant]
     command += ["--quick"] if quick else []
     start = time.time()
-    done = subprocess.run(command, capture_output=True, text=True)
+    done = subprocess.run(command, capture_output=True, text=True, env=plain_env())
     wall = time.time() - start
     _, epochs, best = outcome(experiment_in(work / "runs")) if done.returncode == 0 else (0, 0, 0)
     if epochs == 0:  # the script failed, or every trial did: say why, not a division by zero

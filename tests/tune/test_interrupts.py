@@ -82,6 +82,24 @@ def stop(proc: subprocess.Popen[str], sig: signal.Signals) -> tuple[int, str]:
     return proc.returncode, output
 
 
+def signalled_at_line(
+    proc: subprocess.Popen[str], prefix: str, sig: signal.Signals
+) -> tuple[int, str]:
+    """Send `sig` the moment `proc` prints a line starting with `prefix`, read as it comes (a
+    poll of the folder could see the state only after the process had ended)."""
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if line.startswith(prefix):
+            proc.send_signal(sig)
+            break
+    rest, _ = proc.communicate(timeout=180)
+    output = "".join(seen) + rest
+    assert any(line.startswith(prefix) for line in seen), f"never printed {prefix!r}: {output}"
+    return proc.returncode, output
+
+
 def signalled_mid_run(
     exp: Experiment, folder: Path, sig: signal.Signals, *args: str
 ) -> tuple[int, str]:
@@ -116,8 +134,8 @@ def assert_complete(exp: Experiment, folder: Path, parent_name: str) -> None:
 
 def test_confirm_stopped_by_sigterm_and_sigkill_then_run_again(tmp_path: Path) -> None:
     """SIGTERM mid-run: exit 143; the same command again, SIGKILL mid-run; the same command
-    again runs to the end. Then SIGTERM once every epoch is trained, while the command ends
-    (its summary, the report): still exit 143, never 0 (Ray's SIGINT handler of the fit that
+    again runs to the end. Then SIGTERM once every epoch is trained, as the command ends (at
+    its summary's "Finished in" line, before the report): still exit 143, never 0 (Ray's SIGINT handler of the fit that
     was over swallowed it). Nothing is duplicated in MLflow."""
     exp = Experiment(tmp_path, "confirm_stops")
     swept = exp.run("sweep", str(exp.space), "--tracking-uri", exp.uri)
@@ -132,12 +150,7 @@ def test_confirm_stopped_by_sigterm_and_sigkill_then_run_again(tmp_path: Path) -
     code, output = signalled_mid_run(exp, folder, signal.SIGKILL, *confirm)
     assert code == -signal.SIGKILL, output
 
-    proc = exp.start(*confirm)
-    wait_for(
-        "every confirm epoch trained",
-        lambda: proc.poll() is not None or trained(folder) == TRIALS * EPOCHS,
-    )
-    code, output = stop(proc, signal.SIGTERM)
+    code, output = signalled_at_line(exp.start(*confirm), "Finished in ", signal.SIGTERM)
     assert code == 143, output
     assert_complete(exp, folder, f"{exp.name}-confirm")
     # Every trial finished: the same command again writes the report, trains nothing.
