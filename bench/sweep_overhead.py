@@ -113,15 +113,17 @@ def idle_slots(trials: list[Trial], since: float, until: float) -> float:
 def one_sweep(work: Path, steps: int, epochs: int, started: float) -> dict[str, float]:
     """Run the sweep through `hpo sweep` and account for every slot-second of it."""
     from tune import cli
-    from tune.run import experiment, sweep, tracking
+    from tune.core.retry_queue import RetryQueue
+    from tune.run import experiment, process, sweep
+    from tune.store import runs
 
     clock = Clock()
     clock.spent["imports"] = time.time() - started  # 0 once imported by an earlier sweep
-    clock.wrap(experiment, "start_ray", "Ray start")
-    clock.wrap(tracking, "ensure_store", "MLflow store")
+    clock.wrap(process, "start_ray", "Ray start")
+    clock.wrap(runs, "ensure_store", "MLflow store")
     clock.wrap(experiment, "start_parent_run", "MLflow parent run")
     clock.wrap(sweep, "read_raw", "data read")
-    clock.wrap(tracking._Writer, "_run", "MLflow writes")
+    clock.wrap(RetryQueue, "_run", "MLflow writes")
     clock.wrap(experiment, "_fit", "Tuner")
     space = work / "overhead.yaml"
     # --quick: 4 trials instead of 12 (only the script is checked, not the figure).

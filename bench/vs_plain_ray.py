@@ -228,7 +228,7 @@ def plain_env() -> dict[str, str]:
     """This process's environment without the variables hpo sets for Ray and MLflow: the
     script runs as a user's own would. (A process that ran hpo's CLI in-process, as a test
     does, holds TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1, which takes the script's result.json.)"""
-    from tune.run.experiment import ray_environment
+    from tune.run.process import ray_environment
 
     ours = ray_environment(verbose=False).keys() | ray_environment(verbose=True).keys()
     return {k: v for k, v in os.environ.items() if k not in ours}

@@ -4,7 +4,7 @@ Everything here takes `Trial`s (config + per-epoch history) and returns plain da
 leaderboard, the effect of each hyperparameter, pairwise interactions, the input to a
 parameter-importance model, an over/underfitting diagnosis per trial, the compute accounting and
 the statistics of a confirmation run. No Ray, no MLflow, no files: tests build the tables by
-hand, and tune/report/write.py turns the results into plots and text. Two functions lean on a library:
+hand, and tune/report/sections.py turns the results into plots and text. Two functions lean on a library:
 `importance` fits Optuna's fANOVA (leaving Optuna's log level as it found it), and the
 confidence intervals and Welch's test use scipy.
 """

@@ -110,7 +110,7 @@ def ray_session(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     and Ray shut down afterwards."""
     import ray
 
-    from tune.run.experiment import ray_environment
+    from tune.run.process import ray_environment
 
     for key, value in ray_environment(verbose=False).items():
         monkeypatch.setenv(key, value)
@@ -275,7 +275,7 @@ def run_held_sweep(space: str, folder: str, tracking_uri: str, release: str) -> 
     from ray import tune as ray_tune
 
     from tune.cli import finish
-    from tune.run.experiment import RunOptions, ray_environment
+    from tune.run.process import RunOptions, ray_environment
     from tune.run.sweep import run_sweep
     from tune.space.spec import load_spec
 

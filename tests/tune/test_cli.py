@@ -307,3 +307,16 @@ def test_damaged_experiment_folders_are_one_line_each(tmp_path: Path, hpo_here: 
         result = hpo_here(["status", "smoke"], cwd=tmp_path)
         assert result.returncode == 2 and result.stderr.startswith(f"{path}: "), result.stderr
         assert what in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_version_and_help_name_the_overwrite_as_a_move(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.startswith("hpo 0.")
+    helps = {
+        a.dest: a.help
+        for p in build_parser()._subparsers._group_actions[0].choices.values()  # type: ignore[union-attr]
+        for a in p._actions
+    }
+    assert ".trash/" in str(helps["overwrite"]) and "delete an" not in str(helps["overwrite"])

@@ -31,7 +31,8 @@ from tests.tune.conftest import (
 )
 from tests.tune.loopback import free_port
 from tune.core import states
-from tune.run.experiment import RunOptions, is_finished
+from tune.run.experiment import is_finished
+from tune.run.process import RunOptions
 from tune.run.sweep import grid_points, run_sweep
 from tune.space.hyperparams import RULES
 from tune.space.spec import load_spec

@@ -17,7 +17,8 @@ import ray
 from mlflow.tracking import MlflowClient
 
 from tests.tune.conftest import MlflowServer, Runner, hpo_env, wait_for
-from tune.run.experiment import RunOptions, RunResult
+from tune.run.experiment import RunResult
+from tune.run.process import RunOptions
 from tune.run.sweep import adapter, run_sweep, trial_settings
 from tune.run.trainable import FAULT_MESSAGE, Fault
 from tune.space.spec import load_spec

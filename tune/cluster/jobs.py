@@ -99,6 +99,47 @@ def _first_line(e: BaseException) -> str:
     return (text[0] if text else type(e).__name__)[:200]
 
 
+def cluster_storage(storage: str | None) -> str:
+    """Storage for a sweep whose driver runs elsewhere: every node must reach it by the same
+    name, so a relative folder (the default ./runs) means nothing there."""
+    if not storage:
+        raise UsageError(
+            "--storage: missing; a submitted sweep needs storage every node reaches: "
+            "a shared folder (absolute path) or s3://bucket/prefix (or set HPO_STORAGE)"
+        )
+    if "://" not in storage and not Path(storage).is_absolute():
+        raise UsageError(
+            f"--storage {storage}: relative to what? On the cluster it needs an absolute path "
+            "every node mounts, or s3://bucket/prefix"
+        )
+    return str(storage)
+
+
+def sweep_argv(
+    file: str,
+    name: str,
+    storage: str,
+    tracking_uri: str,
+    values: dict[str, int | None],
+    switches: dict[str, bool],
+) -> list[str]:
+    """`hpo sweep`'s arguments for the job's driver: the YAML file (in the job's working_dir),
+    the name, storage and tracking URI resolved here, the flags given with a value, the
+    switches that are on."""
+    argv = ["sweep", file, "--name", name, "--storage", storage, "--tracking-uri", tracking_uri]
+    return argv + _flags(values, switches)
+
+
+def resume_argv(name: str, storage: str, switches: dict[str, bool]) -> list[str]:
+    """`hpo resume`'s arguments for the job's driver, which finds and checks the experiment."""
+    return ["resume", name, "--storage", storage, *_flags({}, switches)]
+
+
+def _flags(values: dict[str, int | None], switches: dict[str, bool]) -> list[str]:
+    given = [part for flag, v in values.items() if v is not None for part in (flag, str(v))]
+    return given + [flag for flag, on in switches.items() if on]
+
+
 def submit(
     address: str, cli_args: Sequence[str], name: str, spec_file: Path | None = None
 ) -> Submitted:

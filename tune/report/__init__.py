@@ -1,2 +1,3 @@
-"""`hpo report`: the plots, a small document model rendered as Markdown and HTML, and the
-report written from a sweep's trials (write)."""
+"""`hpo report`: the plots, a small document model rendered as Markdown and HTML, the report's
+sections (sections), the report folder hpo guards (folder), and the files written from a sweep's
+trials (write)."""

@@ -13,6 +13,7 @@ so `hpo status` and `hpo resume` work on it too.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,15 +22,17 @@ from ray import tune as ray_tune
 
 from tune.analysis import Confirmation, Confirmed, confirm, leaderboard
 from tune.core import states, trust
-from tune.core.errors import Problem, SpecError
+from tune.core.errors import Problem, SpecError, UsageError
 from tune.core.text import fmt_value
-from tune.run.experiment import Plan, RunOptions
+from tune.run.aside import set_aside
+from tune.run.experiment import Plan, RunResult, is_finished, run_experiment
+from tune.run.process import RunOptions
 from tune.run.sweep import adapter, trial_settings
-from tune.run.tracking import version_tags
 from tune.run.trainable import SEED_KEY
 from tune.space.hyperparams import RULES
 from tune.store import record as records
 from tune.store.record import CONFIRM, Candidate, ExperimentRecord
+from tune.store.runs import version_tags
 from tune.store.saved_state import NoTrialsError
 from tune.store.trials import Trial, load_trials
 
@@ -109,6 +112,52 @@ def plan(record: ExperimentRecord, options: RunOptions) -> Plan:
         },
         tags={**version_tags(), CONFIRM_OF_TAG: str(record.sweep_parent_run_id)},
     )
+
+
+def start_or_continue(
+    experiment: Path,
+    record: ExperimentRecord,
+    top: int,
+    seeds: int,
+    overwrite: bool,
+    options: Callable[[], RunOptions],
+) -> RunResult | None:
+    """`hpo confirm`: start the sweep's confirm run, continue it, or (`overwrite`) replace it;
+    None when it is finished already and only the report is due. `options` sets the process up
+    for Ray, only when something will run."""
+    earlier = existing(experiment)
+    folder = records.confirm_dir(experiment)
+    if earlier is not None and not overwrite:
+        if (len(earlier.candidates), len(earlier.seeds)) != (top, seeds):
+            raise UsageError(
+                f"{folder} already holds a confirm run with --top {len(earlier.candidates)} "
+                f"--seeds {len(earlier.seeds)}: run that again to continue it, or add --overwrite"
+            )
+        if is_finished(folder):
+            print(f"hpo: '{record.name}' is confirmed already; writing the report again.")
+            return None
+        if not started_here(earlier, folder):
+            # Continuing unpickles Ray's state in the folder: only by the user's explicit word.
+            raise UsageError(
+                f"{folder} holds an unfinished confirm run that hpo on this machine did not "
+                "start (a folder from elsewhere, copied or moved); continuing it runs what its "
+                f"saved state says: if you trust it, `hpo resume {folder}`; or start it again "
+                "with --overwrite"
+            )
+        run = options()
+        print(f"hpo: continuing the confirm run in {folder}")
+        return run_experiment(earlier, folder, plan(earlier, run), run)
+    new = new_confirm(experiment, top, seeds)  # refuses a --top too large
+    run = options()
+    aside = set_aside(folder, record.spec, run)
+    if aside is not None:
+        print(aside.said())
+    print(
+        f"hpo: confirm '{record.name}': the top {top} configurations x {seeds} "
+        f"fresh seeds, full epochs, then one test-set evaluation each; results in {folder}",
+        flush=True,
+    )
+    return run_experiment(new, folder, plan(new, run), run, replacing=aside)
 
 
 def new_confirm(experiment: Path, top: int, seeds: int) -> ExperimentRecord:

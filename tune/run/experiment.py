@@ -10,7 +10,6 @@ saved. However fit() ends, the parent run gets its status and every tracking wri
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -22,45 +21,33 @@ from ray import tune as ray_tune
 
 from tune.cluster import nodes
 from tune.core import signals, states
-from tune.core.errors import Problem, SpecError, UsageError
-from tune.core.signals import handle_sigterm
+from tune.core.errors import SpecError
 from tune.run import old_paths
+from tune.run.aside import Aside, discard_runs, put_back
+from tune.run.process import RunOptions, preflight
 from tune.run.progress import ProgressCallback
 from tune.run.scheduling import SchedulerState
-from tune.run.tracking import (
+from tune.run.tracking import Backfilled, TrackingCallback, backfill
+from tune.space.spec import ResourcesSpec
+from tune.store import checkpoints, snapshots, storage
+from tune.store import record as records
+from tune.store.checkpoints import REPLAY_MARKER
+from tune.store.record import ExperimentRecord
+from tune.store.rows import TrialRow, experiment_rows
+from tune.store.runs import (
     DIR_TAG,
-    Backfilled,
     NewStore,
-    TrackingCallback,
     TrackingConfig,
-    backfill,
-    delete_sweep_runs,
     end_run,
     find_parent_run,
     foreign_run,
     reopen_run,
     start_parent_run,
 )
-from tune.space.spec import ResourcesSpec, SweepSpec
-from tune.store import checkpoints, snapshots, storage
-from tune.store import record as records
-from tune.store.checkpoints import REPLAY_MARKER
-from tune.store.record import ExperimentRecord
-from tune.store.rows import TrialRow, experiment_rows
 from tune.store.snapshots import SnapshotBackup
 from tune.store.trials import load_trials
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """How to run, resolved once by the CLI from flags and environment variables."""
-
-    address: str | None = None  # Ray cluster to join; None = start Ray in this process
-    verbose: bool = False  # Ray's and MLflow's own logs and console output
-    progress_interval: float = 10.0  # seconds between progress tables
-    data_dir: str | None = None  # the user's data folder ($HPO_DATA_DIR), searched first
 
 
 @dataclass(frozen=True)
@@ -114,32 +101,7 @@ def run_experiment(
     # anything: its trials start afresh.
     storage.pull(folder)  # a bucket's mirror catches up first
     restoring = ray_tune.Tuner.can_restore(storage.ray_path(folder))
-    fresh = not folder.exists()
-    # A new SQLite store takes MLflow 1-2 s to build: that happens while Ray starts, and the
-    # store is put in place once the checks passed (bench/sweep_overhead.py).
-    store = NewStore(record.tracking_uri).start()
-    try:
-        preflight(record.spec, options, folder.parent)
-        if restoring and storage.remote_of(folder) is None:
-            # A disk that filled up while Ray copied its snapshot left it cut short: the last
-            # whole one comes back (tune/store/snapshots.py).
-            if whole_again := snapshots.repair(folder):
-                print(f"hpo: Ray's last snapshot was cut short; put back the one before it "
-                      f"({', '.join(whole_again)})", flush=True)  # fmt: skip
-            # In a bucket, each trial still checks its own checkpoint before loading it.
-            repair_checkpoints(folder)
-            check_checkpoints(folder)
-        store.install()
-        record = _with_parent_run(record, folder, plan)
-    except BaseException:
-        store.discard()
-        if replacing is not None:
-            put_back(replacing)
-        elif fresh:
-            records.forget(folder)  # a start that failed leaves no experiment to trip over
-        raise
-    if replacing is not None:
-        discard_runs(replacing)
+    record = _start(record, folder, plan, options, restoring, replacing)
     caught_up = Backfilled(0, 0)
     if restoring:
         caught_up = _catch_up(record, folder)
@@ -166,6 +128,47 @@ def run_experiment(
         return _new_tuner(record, folder, plan, trainable, ours, options.verbose)
 
     return replace(_fit(tuner, record, folder, plan, tracker), caught_up=caught_up)
+
+
+def _start(
+    record: ExperimentRecord,
+    folder: Path,
+    plan: Plan,
+    options: RunOptions,
+    restoring: bool,
+    replacing: Aside | None,
+) -> ExperimentRecord:
+    """Everything before the Tuner: Ray up and the trial fitting it, Ray's saved state and
+    checkpoints repaired and checked (`restoring`), the MLflow store and parent run. Undone if
+    any of it fails: the experiment --overwrite moved aside comes back, a new folder goes.
+    Once all of it passed, the replaced experiment's MLflow runs are soft-deleted."""
+    fresh = not folder.exists()
+    # A new SQLite store takes MLflow 1-2 s to build: that happens while Ray starts, and the
+    # store is put in place once the checks passed (bench/sweep_overhead.py).
+    store = NewStore(record.tracking_uri).start()
+    try:
+        preflight(record.spec, options, folder.parent)
+        if restoring and storage.remote_of(folder) is None:
+            # A disk that filled up while Ray copied its snapshot left it cut short: the last
+            # whole one comes back (tune/store/snapshots.py).
+            if whole_again := snapshots.repair(folder):
+                print(f"hpo: Ray's last snapshot was cut short; put back the one before it "
+                      f"({', '.join(whole_again)})", flush=True)  # fmt: skip
+            # In a bucket, each trial still checks its own checkpoint before loading it.
+            repair_checkpoints(folder)
+            check_checkpoints(folder)
+        store.install()
+        record = _with_parent_run(record, folder, plan)
+    except BaseException:
+        store.discard()
+        if replacing is not None:
+            put_back(replacing)
+        elif fresh:
+            records.forget(folder)  # a start that failed leaves no experiment to trip over
+        raise
+    if replacing is not None:
+        discard_runs(replacing)
+    return record
 
 
 def _with_parent_run(record: ExperimentRecord, folder: Path, plan: Plan) -> ExperimentRecord:
@@ -257,85 +260,6 @@ def _fit(
         caught_up=Backfilled(0, 0),
         seconds=time.monotonic() - start,
     )
-
-
-# -- the process and Ray ------------------------------------------------------------------------
-
-
-def preflight(spec: SweepSpec, options: RunOptions, where: Path) -> None:
-    """Everything checked before an experiment writes anything: Ray is up, one trial fits a
-    node (also locally: Ray may see fewer CPUs than os.cpu_count() in a container), and on a
-    cluster every node sees the storage."""
-    start_ray(options)
-    nodes.check_fits(spec.resources.cpu, spec.resources.gpu, spec.source)
-    if options.address is not None:
-        nodes.check_storage(storage.ray_path(where))
-
-
-def ray_environment(verbose: bool) -> dict[str, str]:
-    """Environment variables Ray Tune reads in the driver; the CLI sets them once at start."""
-    env = {
-        # Ray's auto-added TensorBoard logger would write a second set of event files with
-        # other names; its JSON and CSV loggers are added explicitly (_callbacks), and
-        # tune/run/tracking.py writes the TensorBoard files.
-        "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
-        # MLflow retries a dead server for minutes by default; a sweep's write gives up within
-        # seconds (a minute if nothing answers) and waits in the tracking backlog
-        # (tune/run/tracking.py) for the server to return.
-        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
-        "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
-        # With a tracking server, MLflow prints two lines with links each time a run ends,
-        # into the progress table; the summary names the server once.
-        "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
-    }
-    if not verbose:
-        # Ray's own console table and tips; ours replaces them (tune/run/progress.py).
-        env["RAY_AIR_NEW_OUTPUT"] = "0"
-        # With one checkpoint kept, Ray snapshots its state after each epoch and warns that
-        # this may be slow; for a few small trials it is not, and resume wants the snapshots.
-        env["TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S"] = "0"
-        env["MLFLOW_LOGGING_LEVEL"] = "WARNING"
-    return env
-
-
-def quiet_loggers(verbose: bool) -> None:
-    """Ray, MLflow, alembic and Optuna talk a lot; unless --verbose, the progress table says
-    what matters and only their errors get through. The CLI calls this once at start."""
-    import mlflow  # noqa: F401  (mlflow sets its loggers' levels on import; ours must come after)
-    import optuna
-
-    level = logging.INFO if verbose else logging.ERROR
-    for name in ("ray", "mlflow", "alembic"):
-        logging.getLogger(name).setLevel(level)
-    optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.WARNING)
-
-
-def start_ray(options: RunOptions) -> None:
-    """Join `options.address`, or start a new Ray in this process: never a cluster that merely
-    happens to run on this machine (plain `ray.init()` would join one started with `ray start`,
-    or try a dead one's leftover address). Says which it used."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    # On a cluster, this project's code goes to every node with the job (a Ray Job's driver
-    # already has it: its runtime_env is the job's).
-    ship = options.address is not None and not nodes.in_job()
-    ray.init(
-        address=options.address or "local",
-        runtime_env=nodes.runtime_env() if ship else None,
-        include_dashboard=False,  # a web server nobody asked for; and it binds a port
-        log_to_driver=options.verbose,
-        logging_level=logging.INFO if options.verbose else logging.ERROR,
-        configure_logging=True,
-    )
-    handle_sigterm()  # after ray.init, which installs its own
-    have = ray.cluster_resources()
-    size = f"{have.get('CPU', 0):g} CPUs, {have.get('GPU', 0):g} GPUs"
-    where = (
-        f"joined the cluster at {options.address}" if options.address else "started in this process"
-    )
-    print(f"hpo: Ray {where} ({size})", flush=True)
 
 
 def _resources(resources: ResourcesSpec) -> dict[str, float]:
@@ -492,91 +416,3 @@ def _catch_up(record: ExperimentRecord, folder: Path) -> Backfilled:
     except Exception as e:
         log.warning("MLflow: could not log what it missed before: %s", e)
         return Backfilled(0, 0)
-
-
-@dataclass(frozen=True)
-class Aside:
-    """--overwrite: an old experiment moved out of the way (into `.trash/` beside it) until the
-    new one has started; its MLflow runs are soft-deleted only then, and a failed start puts
-    everything back. Like MLflow's own delete, nothing is destroyed: `.trash/` is the user's to
-    empty."""
-
-    folder: Path  # where the experiment was, and the new one goes
-    trash: Path  # where it is now
-    found: tuple[ExperimentRecord, ...]  # its records (its confirm run's too): their MLflow runs
-
-
-def replaceable(folder: Path) -> tuple[ExperimentRecord, ...]:
-    """The records of an experiment --overwrite may move aside. Refused (exit 2) for a folder
-    without an hpo record, and for a record that cannot be read, whose MLflow runs would
-    otherwise stay active for a new sweep of that folder to pick up."""
-    if not records.exists(folder):
-        raise SpecError(
-            str(folder),
-            [
-                Problem(
-                    "",
-                    "exists but holds no hpo experiment; hpo deletes only what it made",
-                    "move it away yourself, or use --name NEW",
-                )
-            ],
-        )
-    if folder.is_symlink():
-        raise SpecError(
-            str(folder),
-            [
-                Problem(
-                    "",
-                    f"is a link to {folder.resolve()}",
-                    "move it away yourself, or use --name NEW",
-                )
-            ],
-        )
-    found = {f: records.load(f) for f in (folder, records.confirm_dir(folder)) if records.exists(f)}
-    for where, record in found.items():
-        run_id = record.parent_run_id
-        if run_id and (foreign := foreign_run(record.tracking_uri, run_id, where)):
-            # Its runs would be soft-deleted with it: they are another experiment's.
-            raise SpecError(
-                str(where / records.RECORD_FILE),
-                [Problem("", foreign, "move this folder away yourself, or use --name NEW")],
-            )
-    return tuple(found.values())
-
-
-def set_aside(folder: Path, spec: SweepSpec, options: RunOptions) -> Aside | None:
-    """--overwrite: check that the experiment in `folder` may be replaced, run the pre-flight
-    checks of the new one (`spec`), and only then move the old one aside. None: no folder."""
-    if not folder.exists():
-        return None
-    if storage.remote_of(folder) is not None:
-        raise UsageError(
-            f"--overwrite: not supported yet for an experiment in a bucket "
-            f"({storage.remote_of(folder)}); use --name NEW"
-        )
-    found = replaceable(folder)
-    preflight(spec, options, folder.parent)
-    return move_aside(folder, found)
-
-
-def move_aside(folder: Path, found: tuple[ExperimentRecord, ...]) -> Aside:
-    """Move the experiment in `folder` (whose records are `found`) into `.trash/` beside it."""
-    trash = folder.parent / ".trash" / f"{folder.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    trash.parent.mkdir(exist_ok=True)
-    os.rename(folder, trash)
-    return Aside(folder, trash, found)
-
-
-def put_back(aside: Aside) -> None:
-    """A failed start: remove what it made in the folder, and the old experiment returns."""
-    if aside.folder.exists():
-        shutil.rmtree(aside.folder)
-    os.rename(aside.trash, aside.folder)
-
-
-def discard_runs(aside: Aside) -> None:
-    """The new experiment started: soft-delete the old one's MLflow runs (MLflow's `gc` or UI
-    can still bring them back)."""
-    for record in aside.found:
-        if record.parent_run_id:
-            delete_sweep_runs(record.tracking_uri, record.parent_run_id)

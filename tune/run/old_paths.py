@@ -14,6 +14,10 @@ from __future__ import annotations
 import importlib
 import sys
 
+# A class pickled under a module that it has since left must stay importable from that module:
+# TrackingConfig, in tune/store/runs.py now, is imported by tune/run/tracking.py (the old
+# folders' `tune.tracking`). tests/tune/test_saved_folders.py resumes such folders.
+#
 # Old path -> today's. `tune.cluster` and `tune.report` are packages now, and nothing of theirs
 # was ever pickled, so they are not listed.
 OLD_PATHS = {

@@ -16,14 +16,16 @@ from ray import tune as ray_tune
 
 from models.data import DataConfig, DataNotFoundError, find_data_dir, read_raw
 from tune.core.errors import Problem, SpecError
-from tune.run.experiment import Aside, Plan, RunOptions, RunResult, run_experiment
+from tune.run.aside import Aside
+from tune.run.experiment import Plan, RunResult, run_experiment
+from tune.run.process import RunOptions
 from tune.run.scheduling import scheduler
-from tune.run.tracking import version_tags
 from tune.run.trainable import TrialSettings, train_trial
 from tune.space.distributions import Distribution
 from tune.space.hyperparams import grid_values
 from tune.space.spec import SweepSpec
 from tune.store import record as records
+from tune.store.runs import version_tags
 
 # --smoke: every trial path once, in seconds.
 SMOKE = {"epochs": 2, "train_steps": 5, "eval_steps": 2, "num_samples": 2, "grid_values": 2}

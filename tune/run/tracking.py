@@ -1,8 +1,9 @@
 """Every trial in MLflow and TensorBoard, written from the driver.
 
 Trials never talk to MLflow: a driver-side Tune callback turns trial events into MLflow runs
-(one parent run per sweep, one child run per trial) and TensorBoard scalars. The writes happen
-on a background thread, so a slow tracking server never stalls Tune's scheduling loop.
+(one child run per trial under the sweep's parent run, tune/store/runs.py) and TensorBoard
+scalars. The writes happen on a background thread (tune/core/retry_queue.py), so a slow
+tracking server never stalls Tune's scheduling loop.
 
 MLflow run status of a trial, with its tag `hpo.outcome`: FINISHED (completed) when it ran all
 its epochs; KILLED (stopped_early) when ASHA or the time budget stopped it before that; KILLED
@@ -13,240 +14,35 @@ retries.
 from __future__ import annotations
 
 import logging
-import os
-import queue
-import threading
 import time
-import uuid
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mlflow.entities import Metric, Param, RunTag
-from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 from mlflow.tracking import MlflowClient
 from ray import tune as ray_tune
 
 from tune.core import states
 from tune.core.metrics import EPOCH, REPORTED
+from tune.core.retry_queue import RetryQueue
 from tune.space import hyperparams
-from tune.store.record import versions
+from tune.store.runs import (
+    OUTCOME_TAG,
+    PARENT_TAG,
+    SWEEP_TAG,
+    TRIAL_TAG,
+    TrackingConfig,
+    tag_filter,
+    version_tags,
+)
 from tune.store.trials import Trial
 
 log = logging.getLogger(__name__)
 
-TRIAL_TAG = "hpo.trial_id"
-SWEEP_TAG = "hpo.sweep"
-PARENT_TAG = "mlflow.parentRunId"
-DIR_TAG = "hpo.experiment_dir"
-OUTCOME_TAG = "hpo.outcome"
-# How often a writer asks a store that stopped answering whether it is back.
+# How often the writer asks a store that stopped answering whether it is back.
 RETRY_S = 10.0
-# A queued write: a bound method of the writer and its arguments.
-Job = tuple[Callable[..., None], tuple[Any, ...]]
-
-
-@dataclass(frozen=True)
-class TrackingConfig:
-    tracking_uri: str
-    experiment: str  # MLflow experiment = sweep name
-    tensorboard_dir: str  # event files go to <tensorboard_dir>/<trial_id>
-
-
-def version_tags() -> dict[str, str]:
-    """torch_version and ray_version: on the parent run and on every trial's run."""
-    v = versions()
-    return {"torch_version": v["torch"], "ray_version": v["ray"]}
-
-
-def ensure_store(tracking_uri: str) -> None:
-    """Create a new SQLite store under a temporary name, then link it into place: MLflow builds
-    its tables in several steps, and a store killed half-way would be unusable for good. The
-    link fails when the file exists, so a store another process created meanwhile is kept (and
-    used), never replaced with this one."""
-    store = NewStore(tracking_uri)
-    store.build()
-    store.install()
-
-
-class NewStore:
-    """A new SQLite store built beside other work: MLflow takes 1-2 s to create its tables,
-    which can happen while Ray starts (run_experiment), and is put in place only once every
-    check has passed; `discard` removes it otherwise. A no-op for other URIs and for a store
-    that exists already."""
-
-    def __init__(self, tracking_uri: str) -> None:
-        self.path: Path | None = None
-        if tracking_uri.startswith("sqlite:///"):
-            path = Path(tracking_uri.removeprefix("sqlite:///"))
-            if not path.exists():
-                self.path = path
-        self.partial: Path | None = None
-        if self.path is not None:
-            # A new name each time: MLflow caches a store per URI, and a second store built
-            # under a name it has seen would not be built at all.
-            token = f"{os.getpid()}.{uuid.uuid4().hex[:8]}"
-            self.partial = self.path.with_name(f".{self.path.name}.{token}.partial")
-        self.thread: threading.Thread | None = None
-        self.error: BaseException | None = None
-
-    def build(self) -> None:
-        if self.partial is None:
-            return
-        try:
-            MlflowClient(f"sqlite:///{self.partial}").search_experiments(max_results=1)
-        except BaseException as e:  # raised again by install, on the caller's thread
-            self.error = e
-
-    def start(self) -> NewStore:
-        """Build it on a thread; `install` or `discard` waits for it."""
-        if self.partial is not None:
-            self.thread = threading.Thread(target=self.build, name="hpo-new-store", daemon=True)
-            self.thread.start()
-        return self
-
-    def _wait(self) -> None:
-        if self.thread is not None:
-            self.thread.join()
-            self.thread = None
-
-    def install(self) -> None:
-        if self.path is None or self.partial is None:
-            return
-        self._wait()
-        try:
-            if self.error is not None:
-                raise self.error
-            os.link(self.partial, self.path)
-        except FileExistsError:
-            pass  # another process's store won the race; ours is dropped
-        finally:
-            self.partial.unlink(missing_ok=True)
-            self.path = None
-
-    def discard(self) -> None:
-        self._wait()
-        if self.partial is not None:
-            self.partial.unlink(missing_ok=True)
-
-
-def artifact_location(tracking_uri: str, experiment: str) -> str | None:
-    """Artifacts (reports) of a SQLite store go beside the database file, in mlartifacts/:
-    MLflow's default, ./mlruns of whatever folder the experiment was first created from,
-    would scatter them. Other stores keep their server's own default."""
-    if not tracking_uri.startswith("sqlite:///"):
-        return None
-    db = Path(tracking_uri.removeprefix("sqlite:///"))
-    return (db.parent / "mlartifacts" / experiment).absolute().as_uri()
-
-
-def log_artifact(tracking_uri: str, run_id: str, path: Path, artifact_path: str) -> None:
-    MlflowClient(tracking_uri).log_artifact(run_id, str(path), artifact_path=artifact_path)
-
-
-def find_parent_run(tracking_uri: str, experiment: str, experiment_dir: str) -> str | None:
-    """The parent run of the sweep in `experiment_dir`, if one was created (a driver killed
-    right after creating it had no time to record its id)."""
-    client = MlflowClient(tracking_uri)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        return None
-    runs = client.search_runs(
-        [exp.experiment_id], filter_string=tag_filter(DIR_TAG, experiment_dir), max_results=1000
-    )
-    parents = [
-        r
-        for r in runs
-        if PARENT_TAG not in r.data.tags and r.data.tags.get(DIR_TAG) == experiment_dir
-    ]
-    return str(parents[0].info.run_id) if parents else None
-
-
-def tag_filter(tag: str, value: str) -> str:
-    """An MLflow filter for runs whose `tag` is `value`. MLflow's filter strings have no escape
-    for quotes: a value with a single quote goes in double quotes; one with both kinds cannot be
-    written, so the filter only asks for the tag, and the caller compares the values."""
-    if "'" not in value:
-        return f"tags.`{tag}` = '{value}'"
-    if '"' not in value:
-        return f'tags.`{tag}` = "{value}"'
-    return f"tags.`{tag}` != ''"
-
-
-def start_parent_run(
-    cfg: TrackingConfig, params: dict[str, Any], tags: dict[str, str], run_name: str | None = None
-) -> str:
-    """Create the sweep's experiment (if new) and its parent run; returns the run id."""
-    ensure_store(cfg.tracking_uri)
-    client = MlflowClient(cfg.tracking_uri)
-    experiment = client.get_experiment_by_name(cfg.experiment)
-    if experiment is None:
-        experiment_id = client.create_experiment(
-            cfg.experiment, artifact_location=artifact_location(cfg.tracking_uri, cfg.experiment)
-        )
-    else:
-        experiment_id = experiment.experiment_id
-        if experiment.lifecycle_stage == "deleted":
-            # Deleted in the UI but still in the store: a new run there would fail.
-            client.restore_experiment(experiment_id)
-    run = client.create_run(
-        experiment_id, run_name=run_name or cfg.experiment, tags={SWEEP_TAG: cfg.experiment, **tags}
-    )
-    client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
-    return str(run.info.run_id)
-
-
-def delete_sweep_runs(tracking_uri: str, parent_run_id: str) -> None:
-    """Soft-delete a sweep's parent run and every trial run under it. A parent run that was
-    purged (`mlflow gc`) is gone already, and so are its trial runs."""
-    client = MlflowClient(tracking_uri)
-    try:
-        parent = client.get_run(parent_run_id)
-    except MlflowException as e:
-        if e.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
-            return
-        raise
-    children = client.search_runs(
-        [parent.info.experiment_id],
-        filter_string=tag_filter(PARENT_TAG, parent_run_id),
-        max_results=50_000,
-    )
-    for run in [*children, parent]:
-        if run.info.lifecycle_stage != "deleted":
-            client.delete_run(run.info.run_id)
-
-
-def foreign_run(tracking_uri: str, run_id: str, folder: Path) -> str | None:
-    """Why the MLflow run an experiment record names is not that experiment's own, or None
-    when it is (or when there is no such run, or no such SQLite store: nothing to harm, and
-    no store is created here). A folder copied from another experiment, or a link to one,
-    names the original's run; its folder tag says where the run's experiment lives."""
-    sqlite = tracking_uri.startswith("sqlite:///")
-    if sqlite and not Path(tracking_uri.removeprefix("sqlite:///")).is_file():
-        return None
-    try:
-        run = MlflowClient(tracking_uri).get_run(run_id)
-    except MlflowException as e:
-        if e.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
-            return None
-        raise
-    owner = run.data.tags.get(DIR_TAG)
-    if owner == str(folder.absolute()):  # not resolved: a link to the run's folder is not it
-        return None
-    where = f"the experiment in {owner}" if owner else "no hpo experiment (it has no folder tag)"
-    return f"MLflow run {run_id} belongs to {where}, not to this folder (a copy, or moved?)"
-
-
-def reopen_run(tracking_uri: str, run_id: str) -> None:
-    """A resumed sweep's parent run is running again."""
-    MlflowClient(tracking_uri).update_run(run_id, status="RUNNING")
-
-
-def end_run(tracking_uri: str, run_id: str, status: str) -> None:
-    MlflowClient(tracking_uri).set_terminated(run_id, status)
 
 
 @dataclass(frozen=True)
@@ -259,18 +55,21 @@ class Flushed:
     missed: int = 0
 
 
-class _Writer:
-    """Owns the MLflow client and TensorBoard writers; runs jobs in order on one thread.
-
-    When a write fails and the store does not answer either, the store is down: that write and
-    every later one wait, in order, in `backlog`, and the writer asks the store again every
-    RETRY_S seconds. Once it answers, the backlog is written, so tracking catches up with a
-    server that comes back. Training never waits for any of it."""
+class TrialWriter:
+    """The trials' MLflow runs and TensorBoard event files. Its jobs run in order on one
+    thread (a RetryQueue): while the store is down they wait, and they catch up with a server
+    that comes back. Training never waits for any of it."""
 
     def __init__(self, cfg: TrackingConfig, parent_run_id: str) -> None:
         self.cfg = cfg
         self.parent_run_id = parent_run_id
         self.client = MlflowClient(cfg.tracking_uri)
+        self.queue = RetryQueue(
+            self._answers,
+            retry_s=RETRY_S,
+            label=f"MLflow at {cfg.tracking_uri}",
+            thread_name="hpo-tracking",
+        )
         self._experiment_id: str | None = None
         self.run_ids: dict[str, str] = {}
         self.open: set[str] = set()  # trials started and not yet finished
@@ -279,12 +78,6 @@ class _Writer:
         # it is not logged twice.
         self.logged_epoch: dict[str, int] = {}
         self.boards: dict[str, Any] = {}
-        # Jobs are (bound method, args): each is tied to this writer when queued.
-        self.jobs: queue.Queue[Job | None] = queue.Queue()
-        self.backlog: deque[Job] = deque()
-        self.next_try = 0.0
-        self.failures = 0
-        self.thread: threading.Thread | None = None  # started by the first submit
 
     @property
     def experiment_id(self) -> str:
@@ -294,43 +87,6 @@ class _Writer:
             self._experiment_id = self.client.get_run(self.parent_run_id).info.experiment_id
         return self._experiment_id
 
-    def _loop(self) -> None:
-        while True:
-            try:
-                job = self.jobs.get(timeout=RETRY_S if self.backlog else None)
-            except queue.Empty:
-                self._catch_up()
-                continue
-            if job is None:
-                self._catch_up()  # one last try before the sweep ends
-                return
-            if self.backlog:
-                self.backlog.append(job)  # keep the order: nothing overtakes a waiting write
-                if time.monotonic() >= self.next_try:
-                    self._catch_up()
-            elif not self._run(job):
-                self.backlog.append(job)
-                self.next_try = time.monotonic() + RETRY_S
-                log.warning(
-                    "MLflow at %s cannot be reached; training goes on, writes wait and are "
-                    "retried every %.0f s",
-                    self.cfg.tracking_uri,
-                    RETRY_S,
-                )
-
-    def _run(self, job: Job) -> bool:
-        """Run one job; False if it failed because the store is unreachable (try it later)."""
-        method, args = job
-        try:
-            method(*args)
-            return True
-        except Exception as e:  # tracking must never take the sweep down
-            if not self._answers():
-                return False
-            self.failures += 1  # the store is there and refused this write: retrying won't help
-            log.warning("MLflow/TensorBoard write failed: %s", e)
-            return True
-
     def _answers(self) -> bool:
         try:
             self.client.search_experiments(max_results=1)
@@ -338,43 +94,23 @@ class _Writer:
         except Exception:
             return False
 
-    def _catch_up(self) -> None:
-        """Write the backlog in order while the store answers."""
-        self.next_try = time.monotonic() + RETRY_S
-        if not self.backlog or not self._answers():
-            return
-        log.warning(
-            "MLflow at %s is back; writing %d waiting writes",
-            self.cfg.tracking_uri,
-            len(self.backlog),
-        )
-        while self.backlog:
-            if not self._run(self.backlog[0]):
-                return
-            self.backlog.popleft()
-
     def submit(self, method: Callable[..., None], *args: Any) -> None:
-        if self.thread is None:
-            self.thread = threading.Thread(target=self._loop, name="hpo-tracking", daemon=True)
-            self.thread.start()
-        self.jobs.put((method, args))
+        self.queue.submit(method, *args)
 
     def close(self, open_outcome: str, timeout: float = 30.0) -> Flushed:
         """Drain the queue, then stop. Trials still open were cut off by an interrupt or the
         time budget (`open_outcome`): say so rather than leave their runs RUNNING forever."""
-        if self.thread is None:  # nothing was queued: what was written, was written here
+        if not self.queue.started:  # nothing was queued: what was written, was written here
             self.close_open(open_outcome)
         else:
             self.submit(self.close_open, open_outcome)
-            self.jobs.put(None)
-            self.thread.join(timeout)
-        if self.thread is not None and self.thread.is_alive():
+        if not self.queue.close(timeout):
             # The store is too slow to answer: leave the thread (a daemon) and its writers.
             log.warning("tracking: writes still queued after %.0f s", timeout)
-            return Flushed(self.failures, len(self.backlog) + self.jobs.qsize())
+            return Flushed(self.queue.refused, self.queue.waiting)
         for board in self.boards.values():
             board.close()
-        return Flushed(self.failures, len(self.backlog))
+        return Flushed(self.queue.refused, len(self.queue.backlog))
 
     # -- jobs (run on the writer thread) -------------------------------------------------------
 
@@ -501,7 +237,7 @@ def backfill(
     record of what happened; what MLflow holds already is left as it is, so this can run any
     number of times. `parent_status`: how the parent run ends if it is still RUNNING (a
     finished experiment's), or None to leave it."""
-    writer = _Writer(cfg, parent_run_id)
+    writer = TrialWriter(cfg, parent_run_id)
     epochs = ended = 0
     try:
         for trial in trials:
@@ -522,7 +258,7 @@ class TrackingCallback(ray_tune.Callback):
     def __init__(self, cfg: TrackingConfig, parent_run_id: str) -> None:
         self.cfg = cfg
         self.parent_run_id = parent_run_id
-        self._writer: _Writer | None = None
+        self._writer: TrialWriter | None = None
         self._versions = version_tags()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -532,9 +268,9 @@ class TrackingCallback(ray_tune.Callback):
         return state
 
     @property
-    def writer(self) -> _Writer:
+    def writer(self) -> TrialWriter:
         if self._writer is None:
-            self._writer = _Writer(self.cfg, self.parent_run_id)
+            self._writer = TrialWriter(self.cfg, self.parent_run_id)
         return self._writer
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:

@@ -1,2 +1,3 @@
-"""The search space: a YAML file read safely, its distributions and hyperparameter rules, and
-the validated `SweepSpec` every command starts from."""
+"""The search space: a YAML file read safely, its distributions and hyperparameter rules, its
+sections read into the validated `SweepSpec` every command starts from, and the rules between
+its keys."""

@@ -63,3 +63,27 @@ def test_a_job_carries_the_two_packages_and_nothing_else() -> None:
     assert env["py_modules"] == packages() and env["excludes"] == EXCLUDES
     size = sum(f.stat().st_size for p in packages() for f in Path(p).rglob("*.py"))
     assert size < 1_000_000  # the dashboard caps an upload at about 100 MiB
+
+
+def test_the_jobs_driver_gets_the_flags_resolved_here() -> None:
+    from tune.cluster import jobs
+
+    argv = jobs.sweep_argv(
+        "s.yaml",
+        "fashion",
+        "/shared/runs",
+        "http://mlflow:5000",
+        {"--num-samples": 8, "--max-concurrent": None},
+        {"--smoke": False, "--overwrite": True, "--verbose": False},
+    )
+    assert argv == [
+        "sweep", "s.yaml", "--name", "fashion", "--storage", "/shared/runs",
+        "--tracking-uri", "http://mlflow:5000", "--num-samples", "8", "--overwrite",
+    ]  # fmt: skip
+    assert jobs.resume_argv("fashion", "s3://b/p", {"--restart-errored": True}) == [
+        "resume", "fashion", "--storage", "s3://b/p", "--restart-errored",
+    ]  # fmt: skip
+    with pytest.raises(UsageError, match="relative to what"):
+        jobs.cluster_storage("runs")
+    with pytest.raises(UsageError, match="missing"):
+        jobs.cluster_storage(None)

@@ -14,14 +14,9 @@ from typing import Any
 import pytest
 
 from tune.core.errors import InUseError, SpecError
-from tune.run.experiment import (
-    RunOptions,
-    is_finished,
-    move_aside,
-    put_back,
-    repair_checkpoints,
-    replaceable,
-)
+from tune.run.aside import move_aside, put_back, replaceable
+from tune.run.experiment import is_finished, repair_checkpoints
+from tune.run.process import RunOptions
 from tune.run.sweep import run_sweep
 from tune.space.spec import load_spec
 from tune.store import record as records

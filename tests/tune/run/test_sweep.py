@@ -10,7 +10,7 @@ from ray import tune as ray_tune
 
 from tests.conftest import SEARCH_SPACES
 from tune.core.errors import SpecError
-from tune.run.experiment import RunOptions
+from tune.run.process import RunOptions
 from tune.run.scheduling import scheduler
 from tune.run.sweep import grid_points, param_space, plan, searcher, smoke_variant, trial_settings
 from tune.space.distributions import Distribution

@@ -15,16 +15,13 @@ from mlflow.tracking import MlflowClient
 from tests.tune.conftest import MlflowServer, wait_for
 from tune.core import states
 from tune.run import tracking
-from tune.run.experiment import ray_environment
-from tune.run.tracking import (
+from tune.run.process import ray_environment
+from tune.run.tracking import Backfilled, Flushed, TrialWriter, backfill
+from tune.store.runs import (
     OUTCOME_TAG,
     TRIAL_TAG,
-    Backfilled,
-    Flushed,
     NewStore,
     TrackingConfig,
-    _Writer,
-    backfill,
     delete_sweep_runs,
     ensure_store,
     find_parent_run,
@@ -51,7 +48,7 @@ def steps(client: MlflowClient, run_id: str) -> list[int]:
 def test_each_epoch_is_logged_once_across_a_resume(tmp_path: Path) -> None:
     cfg, parent = setup(tmp_path)
     client = MlflowClient(cfg.tracking_uri)
-    first = _Writer(cfg, parent)
+    first = TrialWriter(cfg, parent)
     first.start("t_00000", {"lr": 0.1}, {"model_summary": "CNN"})
     for n in (1, 2, 2):  # Ray echoes a result after a restore: the same epoch again
         first.result("t_00000", epoch(n))
@@ -61,7 +58,7 @@ def test_each_epoch_is_logged_once_across_a_resume(tmp_path: Path) -> None:
 
     # A resumed sweep has a new writer: it finds the trial's run by its tag, keeps its
     # params, and logs only the epochs after those MLflow already holds.
-    again = _Writer(cfg, parent)
+    again = TrialWriter(cfg, parent)
     again.start("t_00000", {"lr": 0.1}, {"model_summary": "CNN"})
     for n in (2, 3):
         again.result("t_00000", epoch(n))
@@ -76,13 +73,13 @@ def test_each_epoch_is_logged_once_across_a_resume(tmp_path: Path) -> None:
 def test_closing_ends_the_runs_left_open(tmp_path: Path) -> None:
     cfg, parent = setup(tmp_path)
     client = MlflowClient(cfg.tracking_uri)
-    writer = _Writer(cfg, parent)
+    writer = TrialWriter(cfg, parent)
     for trial in ("t_00000", "t_00001"):
         writer.submit(writer.start, trial, {"lr": 0.1}, {})
         writer.submit(writer.result, trial, epoch(1))
     writer.submit(writer.finish, "t_00000", "FINISHED", "completed", 1)
     writer.close("stopped_early")  # the time budget cut t_00001
-    assert writer.failures == 0
+    assert writer.queue.refused == 0
     done, cut = (client.get_run(writer.run_ids[t]) for t in ("t_00000", "t_00001"))
     assert (done.info.status, done.data.tags["hpo.outcome"]) == ("FINISHED", "completed")
     assert (cut.info.status, cut.data.tags["hpo.outcome"]) == ("KILLED", "stopped_early")
@@ -91,11 +88,11 @@ def test_closing_ends_the_runs_left_open(tmp_path: Path) -> None:
 
 def test_a_failing_write_is_counted_not_raised(tmp_path: Path) -> None:
     cfg, parent = setup(tmp_path)
-    writer = _Writer(cfg, parent)
+    writer = TrialWriter(cfg, parent)
     writer.submit(writer.finish, "t_00009", "FINISHED", "completed", 1)  # a run id lookup works
     writer.submit(writer.result, "t_00009", {"epoch": "not a number"})
     writer.close("interrupted")
-    assert writer.failures == 1
+    assert writer.queue.refused == 1
 
 
 def test_the_parent_run_is_found_by_its_folder_and_deleted_with_its_children(
@@ -104,7 +101,7 @@ def test_the_parent_run_is_found_by_its_folder_and_deleted_with_its_children(
     cfg, parent = setup(tmp_path)
     assert find_parent_run(cfg.tracking_uri, "exp", str(tmp_path)) == parent
     assert find_parent_run(cfg.tracking_uri, "exp", str(tmp_path / "other")) is None
-    writer = _Writer(cfg, parent)
+    writer = TrialWriter(cfg, parent)
     writer.start("t_00000", {}, {})
     writer.close("interrupted")
     delete_sweep_runs(cfg.tracking_uri, parent)
@@ -132,7 +129,7 @@ def test_a_store_created_meanwhile_is_never_replaced(
 ) -> None:
     path = tmp_path / "mlflow.db"
     _SlowClient.rival = path
-    monkeypatch.setattr("tune.run.tracking.MlflowClient", _SlowClient)
+    monkeypatch.setattr("tune.store.runs.MlflowClient", _SlowClient)
     ensure_store(f"sqlite:///{path}")
     assert MlflowClient(f"sqlite:///{path}").get_experiment_by_name("theirs") is not None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db"]
@@ -186,7 +183,7 @@ def folder_trial(trial_id: str, state: str, epochs: int) -> Trial:
 def test_backfill_logs_what_mlflow_missed_and_nothing_twice(tmp_path: Path) -> None:
     cfg, parent = setup(tmp_path)
     client = MlflowClient(cfg.tracking_uri)
-    writer = _Writer(cfg, parent)
+    writer = TrialWriter(cfg, parent)
     writer.start("t_00000", {"lr": 0.1, "epochs": 3}, {})
     writer.result("t_00000", epoch(1))
     writer.close("interrupted")  # then the server went away: epochs 2 and 3 and the end missed
@@ -229,7 +226,7 @@ def test_writes_wait_while_the_server_is_down_and_catch_up_when_it_returns(
     cfg = TrackingConfig(mlflow_server.uri, "exp", str(tmp_path / "tb"))
     parent = start_parent_run(cfg, {}, {})
     store = MlflowClient(mlflow_server.store)  # the server's own database, read directly
-    writer = _Writer(cfg, parent)
+    writer = TrialWriter(cfg, parent)
     writer.submit(writer.start, "t_00000", {"lr": 0.1}, {})
     writer.submit(writer.result, "t_00000", epoch(1))
 
@@ -245,14 +242,17 @@ def test_writes_wait_while_the_server_is_down_and_catch_up_when_it_returns(
     )
     mlflow_server.kill()
     # Made while the server is down (a sweep's callback at its first trial): no error.
-    assert _Writer(cfg, parent).close("interrupted") == Flushed()
+    assert TrialWriter(cfg, parent).close("interrupted") == Flushed()
     for n in (2, 3):
         writer.submit(writer.result, "t_00000", epoch(n))
     writer.submit(writer.finish, "t_00000", "FINISHED", "completed", 3)
-    wait_for("three writes waiting", lambda: len(writer.backlog) == 3)
+    wait_for("three writes waiting", lambda: len(writer.queue.backlog) == 3)
     assert logged() == [1]
     mlflow_server.start()
-    wait_for("the writes reach the server", lambda: not writer.backlog and writer.jobs.empty())
+    wait_for(
+        "the writes reach the server",
+        lambda: not writer.queue.backlog and writer.queue.jobs.empty(),
+    )
     assert writer.close("interrupted") == Flushed(failed=0, missed=0)
     run = store.get_run(writer.run_ids["t_00000"])
     assert logged() == [1, 2, 3]

@@ -1,0 +1,7 @@
+"""`python -m tune.cli`: the `hpo` command."""
+
+import sys
+
+from tune.cli import run
+
+sys.exit(run())

@@ -1,0 +1,425 @@
+"""One handler per `hpo` subcommand, and the outside inputs they read: flags, then $HPO_STORAGE,
+$MLFLOW_TRACKING_URI, $RAY_ADDRESS, $HPO_DATA_DIR and, for the job commands,
+$RAY_API_SERVER_ADDRESS, each read here once and passed on as options. Each handler is thin:
+the work is in the layers below (docs/architecture.md, "Layers")."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tune.core.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TERMINATED,
+    Problem,
+    SpecError,
+    UsageError,
+)
+from tune.core.signals import terminated
+from tune.store.tracking_uri import absolute_tracking_uri, check_tracking_uri
+
+if TYPE_CHECKING:
+    from tune.cluster.jobs import Submitted
+    from tune.run.experiment import RunResult
+    from tune.run.process import RunOptions
+    from tune.space.spec import SweepSpec
+    from tune.store.record import ExperimentRecord
+
+from tune.cli.parser import DEFAULT_STORAGE, DEFAULT_TRACKING_URI
+
+# -- outside inputs, read once ------------------------------------------------------------------
+
+
+def storage_of(args: argparse.Namespace) -> str:
+    """--storage, else $HPO_STORAGE, else ./runs: a folder, or s3://bucket/prefix[?options]."""
+    from tune.store import storage
+
+    where = str(args.storage or os.environ.get("HPO_STORAGE") or DEFAULT_STORAGE)
+    if (problem := storage.check(where)) is not None:
+        raise UsageError(problem)
+    return where
+
+
+def tracking_of(args: argparse.Namespace) -> str:
+    return str(args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI)
+
+
+def address_of(args: argparse.Namespace) -> str | None:
+    """The Ray cluster to join: --address, else $RAY_ADDRESS; None = Ray in this process."""
+    return getattr(args, "address", None) or os.environ.get("RAY_ADDRESS") or None
+
+
+def job_address_of(args: argparse.Namespace) -> str:
+    """The cluster's job API: --address, else $RAY_API_SERVER_ADDRESS, else $RAY_ADDRESS."""
+    from tune.cluster.jobs import ADDRESS_VARIABLES, job_address
+
+    flag = getattr(args, "address", None)
+    return job_address(
+        flag or next((os.environ[v] for v in ADDRESS_VARIABLES if os.environ.get(v)), None)
+    )
+
+
+def data_dir() -> str | None:
+    """The user's data folder, searched before the system's: $HPO_DATA_DIR."""
+    return os.environ.get("HPO_DATA_DIR") or None
+
+
+def run_options(args: argparse.Namespace) -> RunOptions:
+    """The options of a command that runs Ray, and this process set up for it: Ray Tune's
+    environment variables and the libraries' log levels."""
+    from tune.run.process import RunOptions, quiet_loggers, ray_environment
+
+    os.environ.update(ray_environment(args.verbose))
+    quiet_loggers(args.verbose)
+    return RunOptions(address=address_of(args), verbose=args.verbose, data_dir=data_dir())
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from tune.space.spec import load_spec
+
+    status = EXIT_OK
+    for file in args.files:
+        try:
+            spec = load_spec(file, local=address_of(args) is None, data_dir=data_dir())
+        except SpecError as e:
+            for line in e.lines():
+                print(line, file=sys.stderr)
+            status = EXIT_BAD_INPUT
+            continue
+        print(f"{file}: valid: sweep '{spec.name}': {spec.describe()}")
+    return status
+
+
+def _sweep_spec(args: argparse.Namespace, *, local: bool, driver: bool) -> SweepSpec:
+    """The sweep's spec with the command line's overrides, checked: exit 2 on any problem."""
+    from tune.space.checks import sample_checks
+    from tune.space.spec import check_name, load_spec, with_overrides
+
+    if args.name is not None and (bad := check_name(args.name)) is not None:
+        raise SpecError("--name", [Problem("", bad.message, bad.allowed)])
+    spec = load_spec(args.file, local=local, driver=driver, name=args.name, data_dir=data_dir())
+    spec = with_overrides(
+        spec, num_samples=args.num_samples, max_concurrent_trials=args.max_concurrent
+    )
+    if args.num_samples is not None and (problems := sample_checks(spec)):
+        raise SpecError(f"{args.file} with --num-samples {args.num_samples}", problems)
+    return spec
+
+
+def _not_a_job_address(address: str | None, command: str) -> None:
+    from tune.cluster.jobs import is_job_address
+
+    if is_job_address(address):
+        raise UsageError(
+            f"--address {address} is the cluster's job API: `hpo {command}` there runs as a "
+            "Ray Job with `hpo submit` (or `hpo resume NAME --address http://...`); "
+            "HEAD:6379 drives the cluster from this node"
+        )
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from tune.store import record as records
+    from tune.store import storage as storage_module
+
+    address = address_of(args)
+    _not_a_job_address(address, "sweep")
+    spec = _sweep_spec(args, local=address is None, driver=True)
+    from tune.run import sweep
+    from tune.run.aside import set_aside
+
+    if args.smoke:
+        spec = sweep.smoke_variant(spec)
+    storage = storage_of(args)
+    if (problem := storage_module.check_writable(storage)) is not None:
+        raise UsageError(problem)
+    tracking_uri = tracking_of(args)
+    if (problem := check_tracking_uri(tracking_uri)) is not None:
+        raise UsageError(problem)
+    tracking_uri = absolute_tracking_uri(tracking_uri)
+    exp_dir = records.experiment_dir(storage, spec.name)
+    with records.lock(exp_dir):
+        if exp_dir.exists() and not args.overwrite:
+            raise UsageError(
+                f"experiment '{spec.name}' already exists in {exp_dir.parent}: continue it with "
+                f"`hpo resume {spec.name}`, or start it again with --overwrite (or use --name NEW)"
+            )
+        options = run_options(args)
+        aside = set_aside(exp_dir, spec, options)
+        if aside is not None:
+            print(aside.said())
+        print(
+            f"hpo: sweep '{spec.name}': {spec.describe()}; results in "
+            f"{storage_module.ray_path(exp_dir)}, MLflow at {tracking_uri}",
+            flush=True,
+        )
+        result = sweep.run_sweep(spec, exp_dir, tracking_uri, options, replacing=aside)
+    return finish(result, spec.metric.name, tracking_uri)
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    """`hpo sweep` as a Ray Job on the cluster: checked here first, so that a bad file, flag,
+    storage or tracking URI is a line now, not a failed job later."""
+    from tune.cluster import jobs
+
+    address = job_address_of(args)
+    spec = _sweep_spec(args, local=False, driver=False)  # the driver (and data) is on the head
+    storage = _cluster_storage(args)
+    tracking_uri = tracking_of(args)
+    if not tracking_uri.startswith(("http://", "https://")):
+        raise UsageError(
+            f"--tracking-uri {tracking_uri}: a submitted sweep's driver runs on the head node, "
+            "where a file store would land unseen; give an MLflow server, http://HOST:5000"
+        )
+    if (problem := check_tracking_uri(tracking_uri)) is not None:
+        raise UsageError(problem)
+    sweep_args = jobs.sweep_argv(
+        Path(args.file).name,
+        spec.name,
+        storage,
+        tracking_uri,
+        {"--num-samples": args.num_samples, "--max-concurrent": args.max_concurrent},
+        {"--smoke": args.smoke, "--overwrite": args.overwrite, "--verbose": args.verbose},
+    )
+    submitted = jobs.submit(address, sweep_args, spec.name, spec_file=Path(args.file))
+    return _after_submit(submitted, spec.name, storage)
+
+
+def _cluster_storage(args: argparse.Namespace) -> str:
+    from tune.cluster import jobs
+
+    given = storage_of(args) if args.storage or os.environ.get("HPO_STORAGE") else None
+    return jobs.cluster_storage(given)
+
+
+def _after_submit(submitted: Submitted, name: str, storage: str) -> int:
+    """Wait until the job's driver passed its checks: a job that fails them ends `hpo submit`
+    with its lines and its exit code (2 for bad input), as `hpo sweep` would here."""
+    from tune.cluster import jobs
+
+    print(f"hpo: submitted '{name}' as Ray job {submitted.job_id}; waiting for its checks ...")
+    started = jobs.wait_started(submitted.address, submitted.job_id)
+    if started.status in jobs.TERMINAL:
+        stream = sys.stdout if started.status == "SUCCEEDED" else sys.stderr
+        for line in started.output:
+            print(line, file=stream)
+        if started.status == "SUCCEEDED":
+            return EXIT_OK
+        return started.exit_code or EXIT_FAILURE
+    _said_submitted(submitted, name, storage)
+    return EXIT_OK
+
+
+def _said_submitted(submitted: Submitted, name: str, storage: str) -> None:
+    at = f"--address {submitted.address}"
+    print(f"hpo: '{name}' runs as Ray job {submitted.job_id} on {submitted.address}")
+    print(f"  follow it:  hpo logs {submitted.job_id} --follow {at}")
+    print(f"  stop it:    hpo stop {submitted.job_id} {at}   (resumable)")
+    print(f"  its trials: hpo status {name} --storage {storage}")
+    print(f"  all jobs:   hpo jobs {at}")
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from tune.cluster import jobs
+
+    status = jobs.follow(job_address_of(args), args.job, args.follow)
+    if args.follow:
+        print(f"hpo: job {args.job} {status.lower()}")
+    return EXIT_OK if status != "FAILED" else EXIT_FAILURE
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from tune.cluster import jobs
+
+    if jobs.stop(job_address_of(args), args.job):
+        print(f"hpo: job {args.job} asked to stop (it saves its state: `hpo resume` goes on)")
+    else:
+        print(f"hpo: job {args.job} had ended already")
+    return EXIT_OK
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from tune.cluster import jobs
+    from tune.core.text import format_columns
+
+    rows = jobs.listing(job_address_of(args))
+    if not rows:
+        print("hpo: no jobs on this cluster")
+        return EXIT_OK
+    print(format_columns(rows))
+    return EXIT_OK
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from tune.cluster.jobs import is_job_address
+    from tune.run import confirm, experiment, summary, sweep
+    from tune.store import record as records
+    from tune.store.rows import experiment_rows, experiment_table
+
+    address = address_of(args)
+    if address is not None and is_job_address(address):
+        return _submit_resume(args, address)
+    exp_dir = _experiment(args)
+    with records.lock(exp_dir):
+        record = records.load(exp_dir)
+        _check_recorded_uri(record)
+        options = run_options(args)
+        if experiment.is_finished(exp_dir):
+            caught_up = experiment.catch_up(record, exp_dir, finished=True)
+            _, rows = experiment_rows(exp_dir)
+            print(f"hpo: '{record.name}' already finished; nothing to resume.")
+            print(experiment_table(record, rows))
+            for line in summary.caught_up_lines(caught_up, record.tracking_uri):
+                print(line)
+            return EXIT_OK
+        print(f"hpo: resuming '{record.name}' in {exp_dir}, MLflow at {record.tracking_uri}")
+        if record.is_confirm:
+            # Resumed by the user's word: from now on `hpo confirm` may continue it too.
+            record = confirm.sealed(record, exp_dir)
+            plan = confirm.plan(record, options)
+        else:
+            plan = sweep.plan(record.spec, options)
+        result = experiment.run_experiment(record, exp_dir, plan, options, args.restart_errored)
+    if record.is_confirm:
+        return _after_confirm(exp_dir.parent, result, record)
+    return finish(result, record.metric, record.tracking_uri)
+
+
+def _submit_resume(args: argparse.Namespace, address: str) -> int:
+    """`hpo resume` as a Ray Job: the experiment is found and checked by the job's driver."""
+    from tune.cluster import jobs
+
+    storage = _cluster_storage(args)
+    name = args.experiment
+    resume_args = jobs.resume_argv(
+        name, storage, {"--restart-errored": args.restart_errored, "--verbose": args.verbose}
+    )
+    submitted = jobs.submit(jobs.job_address(address), resume_args, name)
+    return _after_submit(submitted, name, storage)
+
+
+def _check_recorded_uri(record: ExperimentRecord) -> None:
+    """The tracking store an experiment recorded must still be there before anything runs."""
+    if (problem := check_tracking_uri(record.tracking_uri)) is not None:
+        raise UsageError(problem.replace("--tracking-uri", "the recorded tracking URI", 1))
+
+
+def finish(result: RunResult, metric: str, tracking_uri: str) -> int:
+    """Print the summary of a sweep or resume and choose the exit code."""
+    from tune.run import summary
+
+    print("\n".join(summary.summary_lines(result, metric, tracking_uri)))
+    return summary.exit_code(result)
+
+
+def _experiment(args: argparse.Namespace) -> Path:
+    from tune.store import record as records
+
+    storage = storage_of(args)
+    exp_dir = records.locate(args.experiment, storage)
+    if exp_dir is None:
+        raise UsageError(
+            f"no experiment '{args.experiment}' (neither a folder nor a name in {storage})"
+        )
+    return exp_dir
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from tune.store.rows import experiment_rows, experiment_table, retried_lines
+
+    record, rows = experiment_rows(_experiment(args))
+    print(experiment_table(record, rows))
+    for row in rows:
+        if row.error:
+            print(f"{row.trial_id} failed: {row.error}")
+    for line in retried_lines(rows, most=len(rows)):
+        print(line)
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from tune.store import record as records
+
+    exp_dir = _experiment(args)
+    if records.load(exp_dir).is_confirm:
+        exp_dir = exp_dir.parent  # a confirm run is reported with its sweep
+    out = Path(args.out) if args.out else None
+    if out is not None and out.exists() and not out.is_dir():
+        raise UsageError(f"--out {args.out} is a file, not a folder")
+    return _write_report(exp_dir, out)
+
+
+def _write_report(exp_dir: Path, out: Path | None = None) -> int:
+    from tune.report import write
+    from tune.run import confirm
+    from tune.store import record as records
+
+    result = write.write_report(exp_dir, out, confirm.load_confirmation(exp_dir))
+    for line in result.summary:
+        print(f"hpo: {line}")
+    print(
+        f"Report: {result.folder / 'report.html'} (also report.md, best_config.yaml, trials.csv, plots/)"
+    )
+    record = result.record
+    # The store is checked first (bounded in time: MLflow's own client retries for minutes),
+    # and the parent run must be this experiment's: a folder from elsewhere names a store and
+    # a run this machine may not have, or another experiment's run.
+    if (absent := write.absent_store(record)) is not None:
+        print(f"hpo report: not logged to MLflow: {absent}")
+        return EXIT_OK
+    error = check_tracking_uri(record.tracking_uri)
+    if error is None:
+        try:
+            if (foreign := write.foreign_parent(result, exp_dir)) is not None:
+                print(f"hpo report: not logged to MLflow: {foreign}")
+                return EXIT_OK
+        except Exception as e:  # the store answered with an error
+            error = f"{type(e).__name__}: {e}"
+    error = error or write.log_report(result)
+    if error is not None:
+        print(
+            f"hpo report: files written, but logging them to MLflow failed: {error}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    print(f"  logged to MLflow run {record.parent_run_id} (artifacts: {records.REPORT_DIR}/)")
+    return EXIT_OK
+
+
+def cmd_confirm(args: argparse.Namespace) -> int:
+    from tune.run import confirm
+    from tune.store import record as records
+
+    exp_dir = _experiment(args)
+    with records.lock(exp_dir):
+        record = records.load(exp_dir)
+        if record.is_confirm:
+            raise UsageError(f"{exp_dir} is a confirm run; name its sweep ({exp_dir.parent})")
+        _check_recorded_uri(record)
+        result = confirm.start_or_continue(
+            exp_dir, record, args.top, args.seeds, args.overwrite, lambda: run_options(args)
+        )
+    if result is None:
+        return _write_report(exp_dir)
+    return _after_confirm(exp_dir, result, record)
+
+
+def _after_confirm(exp_dir: Path, result: RunResult, record: ExperimentRecord) -> int:
+    """The confirm run's trial table, then the report with its confirmation section."""
+    from tune.core.signals import deferred
+
+    status = finish(result, record.metric, record.tracking_uri)
+    if result.interrupted or status:
+        return status
+    # A signal now is noted and the report finishes whole: interrupted mid-way (plots, the
+    # MLflow upload) with Ray's threads still up, the interpreter aborted at exit (-6).
+    with deferred() as stopped:
+        status = _write_report(exp_dir)
+    if stopped():
+        return EXIT_TERMINATED if terminated() else EXIT_INTERRUPTED
+    return status

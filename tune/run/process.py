@@ -1,0 +1,100 @@
+"""The driver process and Ray: how to run (RunOptions, resolved once by the CLI), the
+environment variables and log levels Ray and MLflow read, starting or joining Ray, and the
+checks made before an experiment writes anything (preflight)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from tune.cluster import nodes
+from tune.core.signals import handle_sigterm
+from tune.space.spec import SweepSpec
+from tune.store import storage
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run, resolved once by the CLI from flags and environment variables."""
+
+    address: str | None = None  # Ray cluster to join; None = start Ray in this process
+    verbose: bool = False  # Ray's and MLflow's own logs and console output
+    progress_interval: float = 10.0  # seconds between progress tables
+    data_dir: str | None = None  # the user's data folder ($HPO_DATA_DIR), searched first
+
+
+def preflight(spec: SweepSpec, options: RunOptions, where: Path) -> None:
+    """Everything checked before an experiment writes anything: Ray is up, one trial fits a
+    node (also locally: Ray may see fewer CPUs than os.cpu_count() in a container), and on a
+    cluster every node sees the storage."""
+    start_ray(options)
+    nodes.check_fits(spec.resources.cpu, spec.resources.gpu, spec.source)
+    if options.address is not None:
+        nodes.check_storage(storage.ray_path(where))
+
+
+def ray_environment(verbose: bool) -> dict[str, str]:
+    """Environment variables Ray Tune reads in the driver; the CLI sets them once at start."""
+    env = {
+        # Ray's auto-added TensorBoard logger would write a second set of event files with
+        # other names; its JSON and CSV loggers are added explicitly (_callbacks), and
+        # tune/run/tracking.py writes the TensorBoard files.
+        "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+        # MLflow retries a dead server for minutes by default; a sweep's write gives up within
+        # seconds (a minute if nothing answers) and waits in the tracking backlog
+        # (tune/run/tracking.py) for the server to return.
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+        # With a tracking server, MLflow prints two lines with links each time a run ends,
+        # into the progress table; the summary names the server once.
+        "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+    }
+    if not verbose:
+        # Ray's own console table and tips; ours replaces them (tune/run/progress.py).
+        env["RAY_AIR_NEW_OUTPUT"] = "0"
+        # With one checkpoint kept, Ray snapshots its state after each epoch and warns that
+        # this may be slow; for a few small trials it is not, and resume wants the snapshots.
+        env["TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S"] = "0"
+        env["MLFLOW_LOGGING_LEVEL"] = "WARNING"
+    return env
+
+
+def quiet_loggers(verbose: bool) -> None:
+    """Ray, MLflow, alembic and Optuna talk a lot; unless --verbose, the progress table says
+    what matters and only their errors get through. The CLI calls this once at start."""
+    import mlflow  # noqa: F401  (mlflow sets its loggers' levels on import; ours must come after)
+    import optuna
+
+    level = logging.INFO if verbose else logging.ERROR
+    for name in ("ray", "mlflow", "alembic"):
+        logging.getLogger(name).setLevel(level)
+    optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.WARNING)
+
+
+def start_ray(options: RunOptions) -> None:
+    """Join `options.address`, or start a new Ray in this process: never a cluster that merely
+    happens to run on this machine (plain `ray.init()` would join one started with `ray start`,
+    or try a dead one's leftover address). Says which it used."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    # On a cluster, this project's code goes to every node with the job (a Ray Job's driver
+    # already has it: its runtime_env is the job's).
+    ship = options.address is not None and not nodes.in_job()
+    ray.init(
+        address=options.address or "local",
+        runtime_env=nodes.runtime_env() if ship else None,
+        include_dashboard=False,  # a web server nobody asked for; and it binds a port
+        log_to_driver=options.verbose,
+        logging_level=logging.INFO if options.verbose else logging.ERROR,
+        configure_logging=True,
+    )
+    handle_sigterm()  # after ray.init, which installs its own
+    have = ray.cluster_resources()
+    size = f"{have.get('CPU', 0):g} CPUs, {have.get('GPU', 0):g} GPUs"
+    where = (
+        f"joined the cluster at {options.address}" if options.address else "started in this process"
+    )
+    print(f"hpo: Ray {where} ({size})", flush=True)

@@ -1,0 +1,91 @@
+"""What a sweep, a resume or a confirm run says when it ends: the trial table, the best trial,
+how it ended, what failed, was retried or missed by MLflow, where to look next; and its exit
+code (docs/architecture.md, "The command line")."""
+
+from __future__ import annotations
+
+from tune.core.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED
+from tune.core.signals import terminated
+from tune.core.text import fmt_value
+from tune.run.experiment import RunResult
+from tune.run.tracking import Backfilled
+from tune.store import storage
+from tune.store.record import tensorboard_dir
+from tune.store.rows import format_table, retried_lines, summary_line
+
+
+def exit_code(result: RunResult) -> int:
+    if result.interrupted or result.signalled:
+        return EXIT_TERMINATED if terminated() else EXIT_INTERRUPTED
+    return EXIT_FAILURE if result.errors or result.best is None else EXIT_OK
+
+
+def summary_lines(result: RunResult, metric: str, tracking_uri: str) -> list[str]:
+    """The trial table, the best trial, how the run ended, what failed, was retried or missed
+    by MLflow, and where to look next."""
+    lines = []
+    lines.append(f"\n{summary_line(result.rows, metric)}")
+    if result.rows:
+        lines.append(format_table(result.rows, metric))
+    best = result.best
+    if best is None:
+        lines.append(f"\nhpo: no trial reported {metric}.")
+    else:
+        config = ", ".join(f"{k}={fmt_value(v)}" for k, v in best.config.items())
+        lines.append(
+            f"\nBest trial {best.trial_id}: {metric} {best.best:.4f} after {best.epochs} epochs"
+        )
+        lines.append(f"  config: {config}")
+    if result.interrupted:
+        why = " by SIGTERM" if terminated() else ""
+        lines.append(
+            f"hpo: interrupted{why} with {result.unfinished} trial(s) unfinished; continue with:"
+        )
+        lines.append(f"  hpo resume {result.experiment_dir}")
+    elif result.signalled:
+        why = "SIGTERM" if terminated() else "SIGINT"
+        lines.append(f"hpo: {why} came as the last trials ended; every trial had finished")
+    elif result.budget_hit:
+        lines.append(f"hpo: the time budget ran out; {result.unfinished} trial(s) never started")
+    if result.errors:
+        lines.append(
+            f"hpo: {result.errors} trial(s) failed; their error files are under {result.experiment_dir}"
+        )
+    lines += retried_lines(result.rows)
+    lines += caught_up_lines(result.caught_up, tracking_uri)
+    if result.tracking_failures:
+        lines.append(
+            f"hpo: {result.tracking_failures} MLflow/TensorBoard writes failed (see the warnings above)"
+        )
+    if result.tracking_missed:
+        lines.append(
+            f"hpo: MLflow at {tracking_uri} could not be reached for {result.tracking_missed} "
+            "write(s); the experiment folder has all of it. Once the server is back, log it with:"
+        )
+        lines.append(f"  hpo resume {result.experiment_dir}")
+    where = storage.ray_path(result.experiment_dir)
+    lines.append(f"Finished in {result.seconds:.0f} s. Results: {where}")
+    if where != str(result.experiment_dir):
+        lines.append(f"  (this machine's copy, without checkpoints: {result.experiment_dir})")
+    if tracking_uri.startswith(("http://", "https://")):
+        lines.append(f"  MLflow UI:    {tracking_uri}")  # the server is the UI
+    else:
+        lines.append(
+            f"  MLflow UI:    mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1"
+        )
+    lines.append(
+        f"  TensorBoard:  tensorboard --logdir {tensorboard_dir(result.experiment_dir)} --host 127.0.0.1"
+    )
+    lines.append(f"  Trials:       hpo status {result.experiment_dir}")
+    lines.append(f"  Report:       hpo report {result.experiment_dir}")
+    return lines
+
+
+def caught_up_lines(caught_up: Backfilled, tracking_uri: str) -> list[str]:
+    """What a resume logged that MLflow had missed while it could not be reached."""
+    if not (caught_up.epochs or caught_up.ended):
+        return []
+    return [
+        f"hpo: MLflow at {tracking_uri} had missed {caught_up.epochs} epoch(s) and "
+        f"{caught_up.ended} run end(s) while it could not be reached; logged them now"
+    ]

@@ -1,0 +1,248 @@
+"""The search-space YAML's sections, each read into its spec.py dataclass.
+
+`SweepReader` checks every key on its own (its type, its range, that it is known and in the
+right section) and records a Problem for each bad one; the rules between keys come after, in
+checks.py, once every key is well-formed.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from models.data import DATASETS
+from tune.core.errors import Problem, show
+from tune.core.metrics import MODES as METRIC_MODES
+from tune.space import hyperparams
+from tune.space.checks import is_sampled
+from tune.space.distributions import Distribution, Scalar, parse_entry
+from tune.space.fields import Fields
+from tune.space.spec import (
+    ALGORITHMS,
+    DEFAULT_RANDOM_SAMPLES,
+    MAX_SAMPLES,
+    MAX_SEED,
+    NAME_RULE,
+    AshaSpec,
+    DatasetSpec,
+    MetricSpec,
+    ResourcesSpec,
+    SweepSpec,
+    check_name,
+)
+
+TOP_KEYS = (
+    "name", "dataset", "metric", "search", "search_algorithm", "scheduler", "num_samples",
+    "resources", "max_concurrent_trials", "time_budget_s", "max_failures", "seed",
+)  # fmt: skip
+DATASET_KEYS = ("name", "root", "validation_fraction", "train_steps", "eval_steps")
+ASHA_KEYS = ("grace_period", "reduction_factor")
+RESOURCE_STEP = 0.0001  # Ray's precision for fractional CPUs and GPUs
+
+
+class SweepReader(Fields):
+    """Turns the loaded YAML into a SweepSpec, collecting a Problem for every bad key instead of
+    stopping at the first, so one run of `hpo validate` shows everything to fix."""
+
+    def __init__(self, name_override: str | None = None) -> None:
+        super().__init__(home_of=_home_of)
+        self.name_override = name_override  # --name: replaces the file's name before checks
+
+    def sweep(self, data: Any, *, default_name: str, source: str) -> SweepSpec | None:
+        top = self.document(data, TOP_KEYS, "a mapping with at least a `search:` section")
+        if top is None:
+            return None
+        name = self.name(top.get("name"), default_name)
+        if "search" not in top:
+            self.problems.append(
+                Problem(
+                    "search",
+                    "missing",
+                    "a mapping of hyperparameters to constants or distributions",
+                )
+            )
+        algorithm = self.one_of(
+            "search_algorithm", top.get("search_algorithm", "random"), "random", ALGORITHMS
+        )
+        search = self.search(top.get("search"))
+        return SweepSpec(
+            name=name,
+            source=source,
+            search=search,
+            dataset=self.dataset(top.get("dataset")),
+            metric=self.metric(top.get("metric")),
+            search_algorithm=algorithm,
+            scheduler=self.scheduler(top.get("scheduler", "asha")),
+            num_samples=self.num_samples(top, search, algorithm),
+            resources=self.resources(top.get("resources")),
+            max_concurrent_trials=self.integer(
+                "max_concurrent_trials", top.get("max_concurrent_trials"), None, 1, null=True
+            ),
+            time_budget_s=self.number(
+                "time_budget_s",
+                top.get("time_budget_s"),
+                None,
+                lambda x: x > 0,
+                "seconds > 0",
+                null=True,
+            ),
+            max_failures=self.integer("max_failures", top.get("max_failures", 2), 2, 0),
+            seed=self.integer("seed", top.get("seed", 0), 0, 0, high=MAX_SEED),
+        )
+
+    def name(self, raw: Any, default_name: str) -> str:
+        """--name, else the file's `name:` (unless null), else the file's stem; each must be a
+        valid name (`name: ""` or `name: false` is an error, not the stem)."""
+        name = self.name_override or (default_name if raw is None else raw)
+        if (bad_name := check_name(name)) is not None:
+            if name == default_name and not self.name_override:
+                bad_name = Problem(
+                    "name",
+                    f"{show(name)} (taken from the file name) is not a valid sweep name",
+                    f"{NAME_RULE}; set name: in the file or --name",
+                )
+            self.problems.append(bad_name)
+        return name if isinstance(name, str) else default_name
+
+    def num_samples(
+        self, top: dict[str, Any], search: dict[str, Scalar | Distribution], algorithm: str
+    ) -> int:
+        """Repeats of a space where nothing is sampled would be identical runs: default to one."""
+        sampled = any(is_sampled(v, algorithm) for v in search.values())
+        default = DEFAULT_RANDOM_SAMPLES if sampled else 1
+        return self.integer(
+            "num_samples", top.get("num_samples", default), default, 1, high=MAX_SAMPLES
+        )
+
+    def search(self, raw: Any) -> dict[str, Scalar | Distribution]:
+        resolved: dict[str, Scalar | Distribution] = dict(hyperparams.defaults())
+        if raw is None:
+            return resolved
+        entries = self.mapping("search", raw, tuple(hyperparams.RULES), what="hyperparameter")
+        for key, value in entries.items():
+            if key not in hyperparams.RULES:
+                continue  # reported by mapping()
+            path = f"search.{key}"
+            parsed, problems = parse_entry(path, value)
+            if problems or parsed is None:
+                self.problems += problems
+            elif isinstance(parsed, Distribution):
+                dist, problems = hyperparams.check_distribution(path, key, parsed)
+                self.problems += problems
+                if dist is not None:
+                    resolved[key] = dist
+            else:
+                checked = hyperparams.check_value(path, key, parsed)
+                if isinstance(checked, Problem):
+                    self.problems.append(checked)
+                else:
+                    resolved[key] = checked
+        return resolved
+
+    def dataset(self, raw: Any) -> DatasetSpec:
+        if isinstance(raw, str):  # `dataset: mnist` is a natural shorthand
+            raw = {"name": raw}
+        d = self.mapping("dataset", raw, DATASET_KEYS)
+        default = DatasetSpec()
+        root = d.get("root")
+        if root is not None and not isinstance(root, str):
+            self._bad("dataset.root", root, "a folder path or null")
+            root = None
+        return DatasetSpec(
+            name=self.one_of("dataset.name", d.get("name", default.name), default.name, DATASETS),
+            root=root,
+            validation_fraction=self.number(
+                "dataset.validation_fraction",
+                d.get("validation_fraction", default.validation_fraction),
+                default.validation_fraction,
+                lambda x: 0 < x < 1,
+                "a fraction in (0, 1)",
+            ),
+            train_steps=self.integer(
+                "dataset.train_steps", d.get("train_steps"), None, 1, null=True
+            ),
+            eval_steps=self.integer("dataset.eval_steps", d.get("eval_steps"), None, 1, null=True),
+        )
+
+    def metric(self, raw: Any) -> MetricSpec:
+        if isinstance(raw, str):  # `metric: val_loss` is a natural shorthand
+            raw = {"name": raw}
+        m = self.mapping("metric", raw, ("name", "mode"))
+        name = self.one_of(
+            "metric.name", m.get("name", "val_accuracy"), "val_accuracy", tuple(METRIC_MODES)
+        )
+        natural = METRIC_MODES[name]
+        mode = self.one_of("metric.mode", m.get("mode", natural), natural, ("max", "min"))
+        if mode != natural:
+            self.problems.append(
+                Problem(
+                    "metric.mode",
+                    f"{mode} would search for the worst {name}",
+                    f"{name} needs mode: {natural}",
+                )
+            )
+        return MetricSpec(name, mode)
+
+    def scheduler(self, raw: Any) -> AshaSpec | None:
+        if raw is None or raw == "none":
+            return None
+        if raw == "asha":
+            return AshaSpec()
+        if not isinstance(raw, dict) or list(raw) != ["asha"]:
+            self._bad(
+                "scheduler", raw, "none, asha, or {asha: {grace_period: 1, reduction_factor: 3}}"
+            )
+            return None
+        a = self.mapping("scheduler.asha", raw["asha"], ASHA_KEYS)
+        default = AshaSpec()
+        return AshaSpec(
+            grace_period=self.integer(
+                "scheduler.asha.grace_period", a.get("grace_period", default.grace_period), 1, 1
+            ),
+            reduction_factor=self.number(
+                "scheduler.asha.reduction_factor",
+                a.get("reduction_factor", default.reduction_factor),
+                default.reduction_factor,
+                lambda x: x > 1,
+                "a number > 1",
+            ),
+        )
+
+    def resources(self, raw: Any) -> ResourcesSpec:
+        r = self.mapping("resources", raw, ("cpu", "gpu"))
+        default = ResourcesSpec()
+        return ResourcesSpec(
+            cpu=self.number(
+                "resources.cpu",
+                r.get("cpu", default.cpu),
+                default.cpu,
+                lambda x: x > 0 and _in_steps(x),
+                f"CPUs > 0, in steps of {RESOURCE_STEP}",
+            ),
+            gpu=self.number(
+                "resources.gpu",
+                r.get("gpu", default.gpu),
+                default.gpu,
+                lambda x: x == 0 or (0 < x <= 1 and _in_steps(x)) or (x > 1 and x.is_integer()),
+                f"0, a fraction in (0, 1] in steps of {RESOURCE_STEP}, or a whole number of GPUs",
+            ),
+        )
+
+
+def _in_steps(x: float) -> bool:
+    """Ray counts fractional resources in units of RESOURCE_STEP; finer values cannot be met."""
+    units = x / RESOURCE_STEP
+    return math.isfinite(units) and units >= 1 and abs(units - round(units)) < 1e-6
+
+
+def _home_of(key: str) -> str | None:
+    """The section a known key belongs to ('' = top level), for 'put it under search:' hints."""
+    if key in hyperparams.RULES:
+        return "search"
+    if key in DATASET_KEYS and key != "name":
+        return "dataset"
+    if key in ASHA_KEYS:
+        return "scheduler.asha"
+    if key in TOP_KEYS:
+        return ""
+    return None

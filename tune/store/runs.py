@@ -1,0 +1,228 @@
+"""The MLflow store and an experiment's runs in it: the store made safely, the parent run
+found or created, a sweep's runs deleted, a run checked to be the folder's own, and the tags
+that tie runs to trials and folders (docs/architecture.md, "What gets recorded").
+
+The trials' own runs are written by tune/run/tracking.py, from the driver.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Param
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
+from mlflow.tracking import MlflowClient
+
+from tune.store.record import versions
+
+TRIAL_TAG = "hpo.trial_id"
+SWEEP_TAG = "hpo.sweep"
+PARENT_TAG = "mlflow.parentRunId"
+DIR_TAG = "hpo.experiment_dir"
+OUTCOME_TAG = "hpo.outcome"
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    tracking_uri: str
+    experiment: str  # MLflow experiment = sweep name
+    tensorboard_dir: str  # event files go to <tensorboard_dir>/<trial_id>
+
+
+def version_tags() -> dict[str, str]:
+    """torch_version and ray_version: on the parent run and on every trial's run."""
+    v = versions()
+    return {"torch_version": v["torch"], "ray_version": v["ray"]}
+
+
+def ensure_store(tracking_uri: str) -> None:
+    """Create a new SQLite store under a temporary name, then link it into place: MLflow builds
+    its tables in several steps, and a store killed half-way would be unusable for good. The
+    link fails when the file exists, so a store another process created meanwhile is kept (and
+    used), never replaced with this one."""
+    store = NewStore(tracking_uri)
+    store.build()
+    store.install()
+
+
+class NewStore:
+    """A new SQLite store built beside other work: MLflow takes 1-2 s to create its tables,
+    which can happen while Ray starts (run_experiment), and is put in place only once every
+    check has passed; `discard` removes it otherwise. A no-op for other URIs and for a store
+    that exists already."""
+
+    def __init__(self, tracking_uri: str) -> None:
+        self.path: Path | None = None
+        if tracking_uri.startswith("sqlite:///"):
+            path = Path(tracking_uri.removeprefix("sqlite:///"))
+            if not path.exists():
+                self.path = path
+        self.partial: Path | None = None
+        if self.path is not None:
+            # A new name each time: MLflow caches a store per URI, and a second store built
+            # under a name it has seen would not be built at all.
+            token = f"{os.getpid()}.{uuid.uuid4().hex[:8]}"
+            self.partial = self.path.with_name(f".{self.path.name}.{token}.partial")
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def build(self) -> None:
+        if self.partial is None:
+            return
+        try:
+            MlflowClient(f"sqlite:///{self.partial}").search_experiments(max_results=1)
+        except BaseException as e:  # raised again by install, on the caller's thread
+            self.error = e
+
+    def start(self) -> NewStore:
+        """Build it on a thread; `install` or `discard` waits for it."""
+        if self.partial is not None:
+            self.thread = threading.Thread(target=self.build, name="hpo-new-store", daemon=True)
+            self.thread.start()
+        return self
+
+    def _wait(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
+
+    def install(self) -> None:
+        if self.path is None or self.partial is None:
+            return
+        self._wait()
+        try:
+            if self.error is not None:
+                raise self.error
+            os.link(self.partial, self.path)
+        except FileExistsError:
+            pass  # another process's store won the race; ours is dropped
+        finally:
+            self.partial.unlink(missing_ok=True)
+            self.path = None
+
+    def discard(self) -> None:
+        self._wait()
+        if self.partial is not None:
+            self.partial.unlink(missing_ok=True)
+
+
+def artifact_location(tracking_uri: str, experiment: str) -> str | None:
+    """Artifacts (reports) of a SQLite store go beside the database file, in mlartifacts/:
+    MLflow's default, ./mlruns of whatever folder the experiment was first created from,
+    would scatter them. Other stores keep their server's own default."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    db = Path(tracking_uri.removeprefix("sqlite:///"))
+    return (db.parent / "mlartifacts" / experiment).absolute().as_uri()
+
+
+def log_artifact(tracking_uri: str, run_id: str, path: Path, artifact_path: str) -> None:
+    MlflowClient(tracking_uri).log_artifact(run_id, str(path), artifact_path=artifact_path)
+
+
+def find_parent_run(tracking_uri: str, experiment: str, experiment_dir: str) -> str | None:
+    """The parent run of the sweep in `experiment_dir`, if one was created (a driver killed
+    right after creating it had no time to record its id)."""
+    client = MlflowClient(tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return None
+    runs = client.search_runs(
+        [exp.experiment_id], filter_string=tag_filter(DIR_TAG, experiment_dir), max_results=1000
+    )
+    parents = [
+        r
+        for r in runs
+        if PARENT_TAG not in r.data.tags and r.data.tags.get(DIR_TAG) == experiment_dir
+    ]
+    return str(parents[0].info.run_id) if parents else None
+
+
+def tag_filter(tag: str, value: str) -> str:
+    """An MLflow filter for runs whose `tag` is `value`. MLflow's filter strings have no escape
+    for quotes: a value with a single quote goes in double quotes; one with both kinds cannot be
+    written, so the filter only asks for the tag, and the caller compares the values."""
+    if "'" not in value:
+        return f"tags.`{tag}` = '{value}'"
+    if '"' not in value:
+        return f'tags.`{tag}` = "{value}"'
+    return f"tags.`{tag}` != ''"
+
+
+def start_parent_run(
+    cfg: TrackingConfig, params: dict[str, Any], tags: dict[str, str], run_name: str | None = None
+) -> str:
+    """Create the sweep's experiment (if new) and its parent run; returns the run id."""
+    ensure_store(cfg.tracking_uri)
+    client = MlflowClient(cfg.tracking_uri)
+    experiment = client.get_experiment_by_name(cfg.experiment)
+    if experiment is None:
+        experiment_id = client.create_experiment(
+            cfg.experiment, artifact_location=artifact_location(cfg.tracking_uri, cfg.experiment)
+        )
+    else:
+        experiment_id = experiment.experiment_id
+        if experiment.lifecycle_stage == "deleted":
+            # Deleted in the UI but still in the store: a new run there would fail.
+            client.restore_experiment(experiment_id)
+    run = client.create_run(
+        experiment_id, run_name=run_name or cfg.experiment, tags={SWEEP_TAG: cfg.experiment, **tags}
+    )
+    client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
+    return str(run.info.run_id)
+
+
+def delete_sweep_runs(tracking_uri: str, parent_run_id: str) -> None:
+    """Soft-delete a sweep's parent run and every trial run under it. A parent run that was
+    purged (`mlflow gc`) is gone already, and so are its trial runs."""
+    client = MlflowClient(tracking_uri)
+    try:
+        parent = client.get_run(parent_run_id)
+    except MlflowException as e:
+        if e.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            return
+        raise
+    children = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=tag_filter(PARENT_TAG, parent_run_id),
+        max_results=50_000,
+    )
+    for run in [*children, parent]:
+        if run.info.lifecycle_stage != "deleted":
+            client.delete_run(run.info.run_id)
+
+
+def foreign_run(tracking_uri: str, run_id: str, folder: Path) -> str | None:
+    """Why the MLflow run an experiment record names is not that experiment's own, or None
+    when it is (or when there is no such run, or no such SQLite store: nothing to harm, and
+    no store is created here). A folder copied from another experiment, or a link to one,
+    names the original's run; its folder tag says where the run's experiment lives."""
+    sqlite = tracking_uri.startswith("sqlite:///")
+    if sqlite and not Path(tracking_uri.removeprefix("sqlite:///")).is_file():
+        return None
+    try:
+        run = MlflowClient(tracking_uri).get_run(run_id)
+    except MlflowException as e:
+        if e.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            return None
+        raise
+    owner = run.data.tags.get(DIR_TAG)
+    if owner == str(folder.absolute()):  # not resolved: a link to the run's folder is not it
+        return None
+    where = f"the experiment in {owner}" if owner else "no hpo experiment (it has no folder tag)"
+    return f"MLflow run {run_id} belongs to {where}, not to this folder (a copy, or moved?)"
+
+
+def reopen_run(tracking_uri: str, run_id: str) -> None:
+    """A resumed sweep's parent run is running again."""
+    MlflowClient(tracking_uri).update_run(run_id, status="RUNNING")
+
+
+def end_run(tracking_uri: str, run_id: str, status: str) -> None:
+    MlflowClient(tracking_uri).set_terminated(run_id, status)
