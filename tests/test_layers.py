@@ -35,7 +35,7 @@ def imported(path: Path) -> list[tuple[int, str]]:
 
 
 def layer_of(module: str) -> int | None:
-    """The layer of a dotted module under tune (tune.store.record -> store), None for others
+    """The layer of a dotted module under tune (tune.store.records -> store), None for others
     and for tune itself."""
     parts = module.split(".")
     if parts[0] != "tune" or len(parts) < 2:
@@ -87,5 +87,5 @@ def test_the_walk_sees_an_upward_import(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("def f():\n    from tune.run import tracking\n")
     names = [name for _, name in imported(bad)]
-    assert layer_of("tune.store.record") == LAYERS.index("store")
+    assert layer_of("tune.store.records") == LAYERS.index("store")
     assert any(layer_of(n) == LAYERS.index("run") for n in names)

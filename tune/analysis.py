@@ -18,7 +18,7 @@ from typing import Any
 
 from tune.core import states
 from tune.core.text import fmt_value
-from tune.store.record import Candidate
+from tune.store.records import Candidate
 from tune.store.trials import Trial
 
 DISCRETE_MAX_VALUES = 8  # a randint with more values than this is plotted as a number line

@@ -244,7 +244,7 @@ def test_one_writer_per_experiment(tmp_path: Path, run_hpo: Any) -> None:
     import socket
 
     from tune.space.spec import load_spec
-    from tune.store import record as records
+    from tune.store import records
 
     folder = tmp_path / "runs" / "smoke"
     records.save(folder, records.new_record(load_spec(SEARCH_SPACES / "smoke.yaml"), NOWHERE))
@@ -272,7 +272,7 @@ def test_one_writer_per_experiment(tmp_path: Path, run_hpo: Any) -> None:
 
 def test_resume_refuses_a_tracking_server_that_is_gone(tmp_path: Path, hpo_here: Any) -> None:
     from tune.space.spec import load_spec
-    from tune.store import record as records
+    from tune.store import records
 
     folder = tmp_path / "runs" / "smoke"
     record = records.new_record(load_spec(SEARCH_SPACES / "smoke.yaml"), "http://127.0.0.1:9")
@@ -288,7 +288,7 @@ def test_damaged_experiment_folders_are_one_line_each(tmp_path: Path, hpo_here: 
     """A record with no Ray state, and records that are empty, cut short or not an object:
     exit 2, one line naming the folder or file, no traceback."""
     from tune.space.spec import load_spec
-    from tune.store import record as records
+    from tune.store import records
 
     folder = tmp_path / "runs" / "smoke"
     records.save(folder, records.new_record(load_spec(SEARCH_SPACES / "smoke.yaml"), NOWHERE))

@@ -21,7 +21,7 @@ from tests.conftest import SEARCH_SPACES
 from tests.tune.conftest import hpo_env
 from tests.tune.test_received import SECRET, crafted, trial
 from tune.cli import main
-from tune.store import record as records
+from tune.store import records
 
 FILES = 500
 SEED = 20261128

@@ -36,7 +36,7 @@ from tune.run.process import RunOptions
 from tune.run.sweep import grid_points, run_sweep
 from tune.space.hyperparams import RULES
 from tune.space.spec import load_spec
-from tune.store.record import load as load_record
+from tune.store.records import load as load_record
 
 pytestmark = pytest.mark.integration
 

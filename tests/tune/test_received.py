@@ -23,8 +23,8 @@ from tune.cli import main
 from tune.core import trust
 from tune.run.experiment import Plan, _with_parent_run
 from tune.space.spec import load_spec
-from tune.store import record as records
-from tune.store.record import CONFIRM, Candidate
+from tune.store import records
+from tune.store.records import CONFIRM, Candidate
 from tune.store.runs import DIR_TAG, PARENT_TAG, TrackingConfig, start_parent_run
 
 SECRET = "hunter2-do-not-print"

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.tune.conftest import hpo
-from tune.store.record import RECORD_FILE
+from tune.store.records import RECORD_FILE
 
 pytestmark = pytest.mark.integration
 

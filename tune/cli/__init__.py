@@ -25,8 +25,8 @@ from tune.core.errors import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_TERMINATED,
+    InputError,
     InUseError,
-    SpecError,
     UsageError,
 )
 from tune.core.signals import terminated
@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = handler(args)
         sys.stdout.flush()  # here, where a closed pipe is caught, not at the interpreter's exit
         return status
-    except SpecError as e:
+    except InputError as e:
         for line in e.lines():
             print(line, file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -17,8 +17,8 @@ from tune.core.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_TERMINATED,
+    InputError,
     Problem,
-    SpecError,
     UsageError,
 )
 from tune.core.signals import terminated
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from tune.run.experiment import RunResult
     from tune.run.process import RunOptions
     from tune.space.spec import SweepSpec
-    from tune.store.record import ExperimentRecord
+    from tune.store.records import ExperimentRecord
 
 from tune.cli.parser import DEFAULT_STORAGE, DEFAULT_TRACKING_URI
 
@@ -87,7 +87,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for file in args.files:
         try:
             spec = load_spec(file, local=address_of(args) is None, data_dir=data_dir())
-        except SpecError as e:
+        except InputError as e:
             for line in e.lines():
                 print(line, file=sys.stderr)
             status = EXIT_BAD_INPUT
@@ -102,13 +102,13 @@ def _sweep_spec(args: argparse.Namespace, *, local: bool, driver: bool) -> Sweep
     from tune.space.spec import check_name, load_spec, with_overrides
 
     if args.name is not None and (bad := check_name(args.name)) is not None:
-        raise SpecError("--name", [Problem("", bad.message, bad.allowed)])
+        raise InputError("--name", [Problem("", bad.message, bad.allowed)])
     spec = load_spec(args.file, local=local, driver=driver, name=args.name, data_dir=data_dir())
     spec = with_overrides(
         spec, num_samples=args.num_samples, max_concurrent_trials=args.max_concurrent
     )
     if args.num_samples is not None and (problems := sample_checks(spec)):
-        raise SpecError(f"{args.file} with --num-samples {args.num_samples}", problems)
+        raise InputError(f"{args.file} with --num-samples {args.num_samples}", problems)
     return spec
 
 
@@ -124,7 +124,7 @@ def _not_a_job_address(address: str | None, command: str) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from tune.store import record as records
+    from tune.store import records
     from tune.store import storage as storage_module
 
     address = address_of(args)
@@ -258,7 +258,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     from tune.cluster.jobs import is_job_address
     from tune.run import confirm, experiment, summary, sweep
-    from tune.store import record as records
+    from tune.store import records
     from tune.store.rows import experiment_rows, experiment_table
 
     address = address_of(args)
@@ -318,7 +318,7 @@ def finish(result: RunResult, metric: str, tracking_uri: str) -> int:
 
 
 def _experiment(args: argparse.Namespace) -> Path:
-    from tune.store import record as records
+    from tune.store import records
 
     storage = storage_of(args)
     exp_dir = records.locate(args.experiment, storage)
@@ -343,7 +343,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from tune.store import record as records
+    from tune.store import records
 
     exp_dir = _experiment(args)
     if records.load(exp_dir).is_confirm:
@@ -357,7 +357,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def _write_report(exp_dir: Path, out: Path | None = None) -> int:
     from tune.report import write
     from tune.run import confirm
-    from tune.store import record as records
+    from tune.store import records
 
     result = write.write_report(exp_dir, out, confirm.load_confirmation(exp_dir))
     for line in result.summary:
@@ -393,7 +393,7 @@ def _write_report(exp_dir: Path, out: Path | None = None) -> int:
 
 def cmd_confirm(args: argparse.Namespace) -> int:
     from tune.run import confirm
-    from tune.store import record as records
+    from tune.store import records
 
     exp_dir = _experiment(args)
     with records.lock(exp_dir):

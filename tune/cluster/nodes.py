@@ -17,7 +17,7 @@ import ray
 
 import models
 import tune
-from tune.core.errors import Problem, SpecError
+from tune.core.errors import InputError, Problem
 from tune.store import storage
 
 # What a package folder may hold that a worker does not need.
@@ -67,7 +67,7 @@ def check_fits(cpu: float, gpu: float, source: str) -> None:
                 )
             )
     if problems:
-        raise SpecError(source, problems)
+        raise InputError(source, problems)
 
 
 def check_storage(where: str) -> None:
@@ -95,7 +95,7 @@ def check_storage(where: str) -> None:
         _remove_probe(where, probe, made)
     if blind:
         which = "; ".join(f"{ip}: {why}" for ip, why in sorted(blind.items()))
-        raise SpecError(
+        raise InputError(
             "--storage",
             [
                 Problem(

@@ -39,8 +39,9 @@ class InUseError(Exception):
     """Another process runs this experiment: exit 2, one line."""
 
 
-class SpecError(Exception):
-    """Raised with every problem of one input; nothing has been started or written."""
+class InputError(Exception):
+    """Bad input (a file, a flag, a record, a folder), with every problem it has, one line
+    each: exit 2, and nothing has been started or written."""
 
     def __init__(self, source: str, problems: Iterable[Problem]) -> None:
         self.source = source

@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tune.core.errors import Problem, SpecError, show
+from tune.core.errors import InputError, Problem, show
 from tune.core.files import UnreadableFile, inside, load_json
-from tune.store import record as records
+from tune.store import records
 
 MARKER = ".hpo-report.json"  # in a report folder: the files hpo wrote there, nothing else
 MARKER_LIMIT = 1_000_000  # bytes; a report lists a few dozen names
@@ -24,16 +24,16 @@ def report_folder(experiment_dir: Path, out: Path | None) -> Path:
     """Where the report goes: `out` (the user's own folder, as given), else the experiment's
     report/. The folder hpo writes into, and its plots/, must be real folders, not links (a
     received experiment's report/ could lead anywhere), and the default one must lie inside
-    the experiment; SpecError (exit 2) otherwise, before anything is written."""
+    the experiment; InputError (exit 2) otherwise, before anything is written."""
     folder = out.absolute() if out is not None else records.report_dir(experiment_dir)
     source = f"--out {out}" if out is not None else str(folder)
     if out is None and (folder.is_symlink() or inside(experiment_dir, records.REPORT_DIR) is None):
-        raise SpecError(source, [Problem("", "is a link", "a folder inside the experiment")])
+        raise InputError(source, [Problem("", "is a link", "a folder inside the experiment")])
     plots = folder / "plots"
     for path in (folder, plots):
         if path.is_symlink() or (path.exists() and not path.is_dir()):
             what = "a link" if path.is_symlink() else "not a folder"
-            raise SpecError(str(path), [Problem("", f"is {what}", "a folder hpo writes into")])
+            raise InputError(str(path), [Problem("", f"is {what}", "a folder hpo writes into")])
     return folder
 
 
@@ -50,17 +50,17 @@ def claim(folder: Path, default: bool) -> list[Path]:
                 raise UnreadableFile("a link")
             names = load_json(listed, MARKER_LIMIT, 1)
         except UnreadableFile as e:
-            raise SpecError(
+            raise InputError(
                 str(listed), [Problem("", f"cannot be read: {e}", FIX_MARKER)]
             ) from None
         if not isinstance(names, list):
-            raise SpecError(str(listed), [Problem("", "is not a list of names", FIX_MARKER)])
+            raise InputError(str(listed), [Problem("", "is not a list of names", FIX_MARKER)])
         return [_written(folder, listed, n) for n in names]
     if default:
         # A report of hpo before the marker: its plots, never a link.
         return [p for p in (folder / "plots").glob("*.png") if not p.is_symlink()]
     if folder.exists() and any(folder.iterdir()):
-        raise SpecError(
+        raise InputError(
             f"--out {folder}",
             [
                 Problem(
@@ -81,7 +81,7 @@ def _written(folder: Path, listed: Path, name: object) -> Path:
     inside the folder, and not a link."""
     path = inside(folder, name) if isinstance(name, str) and WRITTEN.fullmatch(name) else None
     if path is None or path.is_symlink():
-        raise SpecError(
+        raise InputError(
             str(listed),
             [Problem("", f"names {show(name)}, not a file hpo writes in {folder}", FIX_MARKER)],
         )

@@ -18,7 +18,7 @@ from tune.core.text import duration, fmt_value
 from tune.report import plots
 from tune.report.document import Block, Heading, Image, Para, Table
 from tune.space.distributions import Distribution
-from tune.store.record import ExperimentRecord
+from tune.store.records import ExperimentRecord
 from tune.store.trials import Trial
 
 LEADERBOARD_SIZE = 10

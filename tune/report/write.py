@@ -28,8 +28,8 @@ from tune.report.document import Image, to_html, to_markdown
 from tune.report.folder import MARKER, claim, report_folder
 from tune.report.sections import num
 from tune.space.hyperparams import RULES
-from tune.store import record as records
-from tune.store.record import ExperimentRecord
+from tune.store import records
+from tune.store.records import ExperimentRecord
 from tune.store.trials import Trial, load_trials
 
 

@@ -11,12 +11,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tune.core.errors import Problem, SpecError, UsageError
+from tune.core.errors import InputError, Problem, UsageError
 from tune.run.process import RunOptions, preflight
 from tune.space.spec import SweepSpec
-from tune.store import record as records
-from tune.store import storage
-from tune.store.record import ExperimentRecord
+from tune.store import records, storage
+from tune.store.records import ExperimentRecord
 from tune.store.runs import delete_sweep_runs, foreign_run
 
 
@@ -40,7 +39,7 @@ def replaceable(folder: Path) -> tuple[ExperimentRecord, ...]:
     without an hpo record, and for a record that cannot be read, whose MLflow runs would
     otherwise stay active for a new sweep of that folder to pick up."""
     if not records.exists(folder):
-        raise SpecError(
+        raise InputError(
             str(folder),
             [
                 Problem(
@@ -51,7 +50,7 @@ def replaceable(folder: Path) -> tuple[ExperimentRecord, ...]:
             ],
         )
     if folder.is_symlink():
-        raise SpecError(
+        raise InputError(
             str(folder),
             [
                 Problem(
@@ -66,7 +65,7 @@ def replaceable(folder: Path) -> tuple[ExperimentRecord, ...]:
         run_id = record.parent_run_id
         if run_id and (foreign := foreign_run(record.tracking_uri, run_id, where)):
             # Its runs would be soft-deleted with it: they are another experiment's.
-            raise SpecError(
+            raise InputError(
                 str(where / records.RECORD_FILE),
                 [Problem("", foreign, "move this folder away yourself, or use --name NEW")],
             )

@@ -22,7 +22,7 @@ from ray import tune as ray_tune
 
 from tune.analysis import Confirmation, Confirmed, confirm, leaderboard
 from tune.core import states, trust
-from tune.core.errors import Problem, SpecError, UsageError
+from tune.core.errors import InputError, Problem, UsageError
 from tune.core.text import fmt_value
 from tune.run.aside import set_aside
 from tune.run.experiment import Plan, RunResult, is_finished, run_experiment
@@ -30,8 +30,8 @@ from tune.run.process import RunOptions
 from tune.run.sweep import adapter, trial_settings
 from tune.run.trainable import SEED_KEY
 from tune.space.hyperparams import RULES
-from tune.store import record as records
-from tune.store.record import CONFIRM, Candidate, ExperimentRecord
+from tune.store import records
+from tune.store.records import CONFIRM, Candidate, ExperimentRecord
 from tune.store.runs import version_tags
 from tune.store.saved_state import NoTrialsError
 from tune.store.trials import Trial, load_trials
@@ -59,7 +59,7 @@ def pick_candidates(
         picked.append(Candidate(rank, t.trial_id, config, t.best(metric, mode) or 0.0))
         if len(picked) == top:
             return tuple(picked)
-    raise SpecError(
+    raise InputError(
         source,
         [
             Problem(
@@ -162,7 +162,7 @@ def start_or_continue(
 
 def new_confirm(experiment: Path, top: int, seeds: int) -> ExperimentRecord:
     """The record of a new confirm run of the sweep in `experiment`: its top `top` distinct
-    configurations, each with `seeds` fresh seeds (SpecError when the sweep has fewer)."""
+    configurations, each with `seeds` fresh seeds (InputError when the sweep has fewer)."""
     sweep, trials = load_trials(experiment)
     spec = sweep.spec
     record = records.new_record(

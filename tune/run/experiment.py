@@ -21,7 +21,7 @@ from ray import tune as ray_tune
 
 from tune.cluster import nodes
 from tune.core import signals, states
-from tune.core.errors import SpecError
+from tune.core.errors import InputError
 from tune.run import old_paths
 from tune.run.aside import Aside, discard_runs, put_back
 from tune.run.process import RunOptions, preflight
@@ -29,10 +29,9 @@ from tune.run.progress import ProgressCallback
 from tune.run.scheduling import SchedulerState
 from tune.run.tracking import Backfilled, TrackingCallback, backfill
 from tune.space.spec import ResourcesSpec
-from tune.store import checkpoints, snapshots, storage
-from tune.store import record as records
+from tune.store import checkpoints, records, snapshots, storage
 from tune.store.checkpoints import REPLAY_MARKER
-from tune.store.record import ExperimentRecord
+from tune.store.records import ExperimentRecord
 from tune.store.rows import TrialRow, experiment_rows
 from tune.store.runs import (
     DIR_TAG,
@@ -379,7 +378,7 @@ def check_checkpoints(folder: Path) -> None:
         and (p := checkpoints.problem(Path(trial.checkpoint.path))) is not None
     ]
     if problems:
-        raise SpecError(str(folder), problems)
+        raise InputError(str(folder), problems)
 
 
 # -- the experiment folder ----------------------------------------------------------------------

@@ -34,7 +34,7 @@ OLD_PATHS = {
     "tune.spec": "tune.space.spec",
     "tune.storage": "tune.store.storage",
     "tune.tracking_uri": "tune.store.tracking_uri",
-    "tune.record": "tune.store.record",
+    "tune.record": "tune.store.records",
     "tune.saved_state": "tune.store.saved_state",
     "tune.checkpoints": "tune.store.checkpoints",
     "tune.snapshots": "tune.store.snapshots",

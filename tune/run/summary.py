@@ -10,7 +10,7 @@ from tune.core.text import fmt_value
 from tune.run.experiment import RunResult
 from tune.run.tracking import Backfilled
 from tune.store import storage
-from tune.store.record import tensorboard_dir
+from tune.store.records import tensorboard_dir
 from tune.store.rows import format_table, retried_lines, summary_line
 
 

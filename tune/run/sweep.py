@@ -15,7 +15,7 @@ from typing import Any
 from ray import tune as ray_tune
 
 from models.data import DataConfig, DataNotFoundError, find_data_dir, read_raw
-from tune.core.errors import Problem, SpecError
+from tune.core.errors import InputError, Problem
 from tune.run.aside import Aside
 from tune.run.experiment import Plan, RunResult, run_experiment
 from tune.run.process import RunOptions
@@ -24,7 +24,7 @@ from tune.run.trainable import TrialSettings, train_trial
 from tune.space.distributions import Distribution
 from tune.space.hyperparams import grid_values
 from tune.space.spec import SweepSpec
-from tune.store import record as records
+from tune.store import records
 from tune.store.runs import version_tags
 
 # --smoke: every trial path once, in seconds.
@@ -119,7 +119,7 @@ def trial_settings(spec: SweepSpec, options: RunOptions) -> TrialSettings:
     try:
         root = find_data_dir(spec.dataset.name, spec.dataset.root, options.data_dir)
     except DataNotFoundError as e:  # e.g. a resume on another machine than the sweep
-        raise SpecError(spec.source, [Problem("dataset", str(e))]) from None
+        raise InputError(spec.source, [Problem("dataset", str(e))]) from None
     return TrialSettings(
         data=DataConfig(
             name=spec.dataset.name,

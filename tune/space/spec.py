@@ -1,6 +1,6 @@
 """The search-space YAML (docs/architecture.md, "The search space") as typed, frozen dataclasses, validated completely.
 
-`load_spec(path)` returns a SweepSpec or raises SpecError with every problem it found, one per
+`load_spec(path)` returns a SweepSpec or raises InputError with every problem it found, one per
 line, before anything has been started or written. Checks go from the shape of each key
 (reader.py, on fields.py's typed getters) to the rules between keys and what this machine must
 have (checks.py).
@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from tune.core.errors import Problem, SpecError, show
+from tune.core.errors import InputError, Problem, show
 from tune.space import hyperparams
 from tune.space.distributions import Distribution, Scalar
 from tune.space.yaml_source import read_yaml
@@ -125,7 +125,7 @@ def load_spec(
     source = str(path)
     data, problems = read_yaml(path)
     if problems:
-        raise SpecError(source, problems)
+        raise InputError(source, problems)
     reader = SweepReader(name_override=name)
     spec = reader.sweep(data, default_name=path.stem, source=source)
     if spec is not None and not reader.problems:
@@ -133,7 +133,7 @@ def load_spec(
         if driver:
             reader.problems += data_checks(spec, data_dir)
     if reader.problems or spec is None:
-        raise SpecError(source, reader.problems)
+        raise InputError(source, reader.problems)
     return spec
 
 

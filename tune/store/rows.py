@@ -13,9 +13,8 @@ from tune.core import states
 from tune.core.files import UnreadableFile, read_tail
 from tune.core.metrics import EPOCH
 from tune.core.text import columns, fmt_value, varying_keys
-from tune.store import record as records
-from tune.store import saved_state
-from tune.store.record import ExperimentRecord
+from tune.store import records, saved_state
+from tune.store.records import ExperimentRecord
 
 ERROR_TAIL = 65536  # bytes of an error file read for its last line
 

@@ -19,7 +19,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 from mlflow.tracking import MlflowClient
 
-from tune.store.record import versions
+from tune.store.records import versions
 
 TRIAL_TAG = "hpo.trial_id"
 SWEEP_TAG = "hpo.sweep"

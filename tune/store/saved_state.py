@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tune.core.errors import Problem, SpecError
+from tune.core.errors import InputError, Problem
 from tune.core.files import OUTSIDE, UnreadableFile, inside, nesting, read_bounded
 from tune.space.distributions import as_number
 
@@ -26,7 +26,7 @@ STATE_LIMIT = 256_000_000
 STATE_DEPTH = 64  # Ray's own nesting is a handful of levels; configs add a few
 
 
-class NoTrialsError(SpecError):
+class NoTrialsError(InputError):
     """The experiment folder holds no trial state that Ray saved: exit 2, one line."""
 
 

@@ -18,10 +18,9 @@ from typing import Any
 from tune.core.files import UnreadableFile, inside, read_bounded
 from tune.core.metrics import EPOCH, REPORTED, RESULT_FILE, RESULT_LIMIT
 from tune.space.distributions import as_number
-from tune.store import record as records
-from tune.store import saved_state
-from tune.store.record import ExperimentRecord
-from tune.store.rows import rows_from_trials
+from tune.store import records, saved_state
+from tune.store.records import ExperimentRecord
+from tune.store.rows import TrialRow, rows_from_trials
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +30,11 @@ KEEP = (EPOCH, *REPORTED, "timestamp", "time_this_iter_s")
 
 @dataclass(frozen=True)
 class Trial:
-    """One trial: its config, its state, and what it reported after each epoch."""
+    """One trial: its config, its state, and what it reported after each epoch.
+
+    The read-back types, each built from the one before: Ray's trial (live, in a callback) or
+    saved_state.SavedTrial (its fields read from Ray's JSON) -> rows.TrialRow (one line of a
+    table: state, epochs, best value) -> Trial (that row with every epoch, for the analysis)."""
 
     trial_id: str
     state: str  # one of tune/core/states.py
@@ -74,6 +77,10 @@ class Trial:
     def at_epoch(self, key: str, epoch: int) -> float | None:
         epochs, values = self.series(key)
         return values[epochs.index(epoch)] if epoch in epochs else None
+
+    @classmethod
+    def from_row(cls, row: TrialRow, history: tuple[dict[str, float], ...]) -> Trial:
+        return cls(row.trial_id, row.state, dict(row.config), row.max_epochs, history, row.error)
 
 
 def _finite(value: Any) -> bool:
@@ -124,16 +131,6 @@ def load_trials(experiment_dir: Path) -> tuple[ExperimentRecord, list[Trial]]:
     rows = {r.trial_id: r for r in rows_from_trials(saved, record.metric, record.mode)}
     trials = []
     for t in sorted(saved, key=lambda t: t.trial_id):
-        row = rows[t.trial_id]
         history = read_history(Path(t.path) if t.path else None)
-        trials.append(
-            Trial(
-                trial_id=t.trial_id,
-                state=row.state,
-                config=dict(t.config),
-                max_epochs=row.max_epochs,
-                history=history,
-                error=row.error,
-            )
-        )
+        trials.append(Trial.from_row(rows[t.trial_id], history))
     return record, trials

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tune.core.errors import SpecError
+from tune.core.errors import InputError
 from tune.report.folder import MARKER, claim, report_folder
 
 
@@ -25,14 +25,14 @@ def test_a_linked_folder_or_plots_is_refused(tmp_path: Path, linked: str) -> Non
     if linked == "report/plots":
         (experiment / "report").mkdir()
     (experiment / linked).symlink_to(theirs)
-    with pytest.raises(SpecError, match="is a link"):
+    with pytest.raises(InputError, match="is a link"):
         report_folder(experiment, None)
 
 
 def test_plots_that_is_a_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "plots").write_text("")
-    with pytest.raises(SpecError, match="is not a folder"):
+    with pytest.raises(InputError, match="is not a folder"):
         report_folder(tmp_path, tmp_path / "out")
 
 
@@ -50,7 +50,7 @@ def test_claim_returns_the_listed_names_hpo_writes(tmp_path: Path) -> None:
 )
 def test_claim_refuses_a_listing_of_anything_else(tmp_path: Path, names: object) -> None:
     (tmp_path / MARKER).write_text(json.dumps(names))
-    with pytest.raises(SpecError) as e:
+    with pytest.raises(InputError) as e:
         claim(tmp_path, default=True)
     assert e.value.source == str(tmp_path / MARKER)
 
@@ -62,12 +62,12 @@ def test_claim_refuses_a_listed_link_and_a_linked_listing(tmp_path: Path) -> Non
     folder.mkdir()
     (folder / "report.md").symlink_to(victim)
     (folder / MARKER).write_text(json.dumps(["report.md"]))
-    with pytest.raises(SpecError, match="not a file hpo writes"):
+    with pytest.raises(InputError, match="not a file hpo writes"):
         claim(folder, default=True)
     (tmp_path / "listing.json").write_text(json.dumps([]))
     (folder / MARKER).unlink()
     (folder / MARKER).symlink_to(tmp_path / "listing.json")
-    with pytest.raises(SpecError, match="a link"):
+    with pytest.raises(InputError, match="a link"):
         claim(folder, default=True)
     assert victim.read_text() == "keep me"
 
@@ -80,5 +80,5 @@ def test_without_a_listing(tmp_path: Path) -> None:
     assert claim(tmp_path, default=True) == [tmp_path / "plots" / "old.png"]
     # --out: a new or empty folder is hpo's; one with the user's files is refused.
     assert claim(tmp_path / "new", default=False) == []
-    with pytest.raises(SpecError, match="holds files hpo did not write"):
+    with pytest.raises(InputError, match="holds files hpo did not write"):
         claim(tmp_path, default=False)

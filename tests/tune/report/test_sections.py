@@ -10,8 +10,8 @@ from tune import analysis
 from tune.report.document import Heading, Image
 from tune.report.sections import Context, document, num, scales
 from tune.space.spec import load_spec
-from tune.store import record as records
-from tune.store.record import ExperimentRecord
+from tune.store import records
+from tune.store.records import ExperimentRecord
 from tune.store.trials import Trial
 
 

@@ -24,7 +24,7 @@ from tune.cli import main
 from tune.report.write import best_config
 from tune.space.hyperparams import RULES
 from tune.space.spec import load_spec
-from tune.store import record as records
+from tune.store import records
 
 NAME = "report_it"
 # 8 grid points over the study's three questions, 3 short epochs, ASHA halving at 1 and 2.

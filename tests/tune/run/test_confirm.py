@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import NOWHERE
-from tune.core.errors import SpecError
+from tune.core.errors import InputError
 from tune.run.confirm import (
     CANDIDATE_KEY,
     confirmation,
@@ -20,8 +20,8 @@ from tune.run.confirm import (
 )
 from tune.run.trainable import SEED_KEY
 from tune.space.spec import SweepSpec
-from tune.store import record as records
-from tune.store.record import CONFIRM, Candidate
+from tune.store import records
+from tune.store.records import CONFIRM, Candidate
 from tune.store.trials import Trial
 
 
@@ -46,7 +46,7 @@ def test_candidates_are_the_top_distinct_configurations() -> None:
 
 def test_too_few_configurations_is_bad_input() -> None:
     trials = [trial("t0", 0.8, dropout=0.0), trial("t1", 0.7, dropout=0.0)]
-    with pytest.raises(SpecError) as e:
+    with pytest.raises(InputError) as e:
         pick_candidates(trials, "val_accuracy", "max", 2, "runs/x")
     assert e.value.lines() == [
         "runs/x: --top: 2 configurations asked for, but only 1 trial(s) of the sweep reported "

@@ -13,15 +13,15 @@ from typing import Any
 
 import pytest
 
-from tune.core.errors import InUseError, SpecError
+from tune.core.errors import InputError, InUseError
 from tune.run.aside import move_aside, put_back, replaceable
 from tune.run.experiment import is_finished, repair_checkpoints
 from tune.run.process import RunOptions
 from tune.run.sweep import run_sweep
 from tune.space.spec import load_spec
-from tune.store import record as records
+from tune.store import records
 from tune.store.checkpoints import REPLAY_MARKER
-from tune.store.record import RecordError
+from tune.store.records import RecordError
 
 SPACE = "name: ckpt\nsearch: {epochs: 3}\nscheduler: none\n"
 
@@ -78,7 +78,7 @@ def test_only_an_experiment_with_readable_records_is_replaceable(tmp_path: Path)
     mine = tmp_path / "runs" / "thesis"
     mine.mkdir(parents=True)
     (mine / "chapter1.tex").write_text("mine")
-    with pytest.raises(SpecError) as e:
+    with pytest.raises(InputError) as e:
         replaceable(mine)
     assert e.value.lines() == [
         f"{mine}: exists but holds no hpo experiment; hpo deletes only what it made "
@@ -155,8 +155,8 @@ def test_a_second_writer_is_refused_and_a_dead_one_blocks_nobody(tmp_path: Path)
 HOLD = """
 import sys, time
 from pathlib import Path
-from tune.store import record
-with record.lock(Path(sys.argv[1])):
+from tune.store import records
+with records.lock(Path(sys.argv[1])):
     print("locked", flush=True)
     time.sleep(600)
 """

@@ -9,7 +9,7 @@ import pytest
 from ray import tune as ray_tune
 
 from tests.conftest import SEARCH_SPACES
-from tune.core.errors import SpecError
+from tune.core.errors import InputError
 from tune.run.process import RunOptions
 from tune.run.scheduling import scheduler
 from tune.run.sweep import grid_points, param_space, plan, searcher, smoke_variant, trial_settings
@@ -115,5 +115,5 @@ def test_the_data_folder_is_found_once_by_the_driver(
         assert settings.data.root == str(idx_folder) and settings.data.data_dir is None
     # Where the driver has no data (a resume on another machine): one line, exit 2.
     monkeypatch.setattr("models.data.SYSTEM_DIRS", {"fashion_mnist": ()})
-    with pytest.raises(SpecError, match=r"dataset: fashion_mnist IDX files .* not found"):
+    with pytest.raises(InputError, match=r"dataset: fashion_mnist IDX files .* not found"):
         trial_settings(spec, RunOptions(data_dir=str(tmp_path)))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tune.core.errors import SpecError
+from tune.core.errors import InputError
 from tune.space.spec import load_spec
 
 
@@ -18,7 +18,7 @@ def write(tmp_path: Path, text: str, name: str = "space.yaml") -> Path:
 
 def problems(tmp_path: Path, text: str) -> list[str]:
     path = write(tmp_path, text)
-    with pytest.raises(SpecError) as info:
+    with pytest.raises(InputError) as info:
         load_spec(path)
     lines = info.value.lines()
     assert all(line.startswith(f"{path}: ") for line in lines), lines

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.tune.space.spec_files import one_problem, write
-from tune.core.errors import SpecError
+from tune.core.errors import InputError
 from tune.space.spec import load_spec
 
 
@@ -248,7 +248,7 @@ def test_constant_spaces_default_to_one_trial(tmp_path: Path) -> None:
 
 def test_name_from_the_file_stem(tmp_path: Path) -> None:
     bad_stem = write(tmp_path, "name:\nsearch: {epochs: 3}\n", name="my space.yaml")
-    with pytest.raises(SpecError) as info:
+    with pytest.raises(InputError) as info:
         load_spec(bad_stem)
     (line,) = info.value.lines()
     assert "'my space' (taken from the file name)" in line and "--name" in line

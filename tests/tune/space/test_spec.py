@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import SEARCH_SPACES
 from tests.tune.space.spec_files import one_problem, problems, write
-from tune.core.errors import SpecError
+from tune.core.errors import InputError
 from tune.space.distributions import Distribution
 from tune.space.spec import SweepSpec, as_data, load_spec, problems_of, with_overrides
 
@@ -78,7 +78,7 @@ def test_duplicated_keys_name_both_lines(tmp_path: Path) -> None:
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(SpecError) as info:
+    with pytest.raises(InputError) as info:
         load_spec(tmp_path / "nope.yaml")
     assert info.value.lines() == [
         f"{tmp_path / 'nope.yaml'}: no such file (a path to a search-space YAML)"
@@ -145,14 +145,14 @@ def test_only_a_regular_file_of_at_most_1_mb_is_read(tmp_path: Path) -> None:
     fifo = tmp_path / "fifo.yaml"
     os.mkfifo(fifo)  # reading it would block forever
     for path in (fifo, Path("/dev/zero")):
-        with pytest.raises(SpecError) as info:
+        with pytest.raises(InputError) as info:
             load_spec(path)
         assert info.value.lines() == [
             f"{path}: is not a regular file (a device, FIFO or socket) (a search-space YAML file)"
         ]
     big = tmp_path / "big.yaml"
     big.write_text("search: {epochs: 2}\n" + "#" * 1_000_000)
-    with pytest.raises(SpecError) as info:
+    with pytest.raises(InputError) as info:
         load_spec(big)
     assert info.value.lines() == [
         f"{big}: is 1000020 bytes (a search-space YAML file of at most 1 MB)"
@@ -163,7 +163,7 @@ def test_an_integer_too_large_for_a_float_is_a_problem_not_a_crash(tmp_path: Pat
     """A 400-digit literal: Python's int holds it, a float does not (OverflowError before)."""
     huge = 10**400
     text = f"search:\n  dropout: {huge}\n  lr: {{loguniform: [1.0e-4, {huge}]}}\n  epochs: {huge}\n"
-    with pytest.raises(SpecError) as e:
+    with pytest.raises(InputError) as e:
         load_spec(write(tmp_path, text))
     assert [line.split(": ")[1] for line in e.value.lines()] == [
         "search.dropout", "search.lr.loguniform", "search.epochs",

@@ -13,8 +13,7 @@ import pytest
 from tests.conftest import NOWHERE, SEARCH_SPACES
 from tune.cli import main
 from tune.space.spec import load_spec
-from tune.store import record as records
-from tune.store import saved_state
+from tune.store import records, saved_state
 
 
 class Evil:

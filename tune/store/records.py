@@ -23,7 +23,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from tune.core.errors import InUseError, Problem, SpecError, show, unknown_key
+from tune.core.errors import InputError, InUseError, Problem, show, unknown_key
 from tune.core.files import OUTSIDE, UnreadableFile, inside, load_json, write_atomic
 from tune.space.distributions import Distribution, Scalar
 from tune.space.hyperparams import RULES, check_value
@@ -49,7 +49,7 @@ SWEEP, CONFIRM = "sweep", "confirm"  # the kinds of experiment
 FORMAT = 2  # 1: hpo before the typed record (no "format" key); still read
 
 
-class RecordError(SpecError):
+class RecordError(InputError):
     """An experiment record that cannot be read: exit 2, one line naming the file and field."""
 
 

@@ -11,8 +11,8 @@ import pytest
 from tests.conftest import NOWHERE, SEARCH_SPACES
 from tune.run.sweep import smoke_variant
 from tune.space.spec import load_spec
-from tune.store import record as records
-from tune.store.record import CONFIRM, Candidate, RecordError
+from tune.store import records
+from tune.store.records import CONFIRM, Candidate, RecordError
 
 
 @pytest.mark.parametrize("path", sorted(SEARCH_SPACES.glob("*.yaml")), ids=lambda p: p.name)
