@@ -19,9 +19,10 @@ import torch
 import torch.nn.functional as F
 
 from harness import header, spread, table, verdict
-from models.cnn import CNN, ModelConfig
+from models.cnn import CNN
+from models.config import ModelConfig, TrainConfig
 from models.data import DataConfig, Datasets, Split, load_datasets
-from models.trainer import TrainConfig, Trainer
+from models.trainer import Trainer
 
 NAME = "trainer_throughput"
 FLOOR, GOAL = 0.95, 1.20

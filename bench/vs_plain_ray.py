@@ -155,7 +155,7 @@ def plain_sweep(work: Path, switches: dict[str, bool], epochs: int, steps: int) 
     from ray.air.integrations.mlflow import MLflowLoggerCallback
     from ray.tune.schedulers import ASHAScheduler
 
-    from models.data import find_data_dir
+    from models.dataset_files import find_data_dir
 
     ray.init()
     quick = steps < 100  # --quick: QUICK_SPACE's two configurations

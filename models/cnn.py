@@ -8,31 +8,11 @@ MaxPool2d(2), so every block halves the image side: 28 -> 14 -> 7 -> 3 -> 1. Tha
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-
-@dataclass(frozen=True)
-class ModelConfig:
-    conv_layers: int = 2  # conv blocks; each halves the image side
-    filters: int = 32  # output channels of every conv block
-    units: int = 128  # width of the hidden dense layer
-    dropout: float = 0.0  # dropout probability before the output layer, in [0, 1)
-    normalization: bool = False  # BatchNorm2d after each conv, BatchNorm1d in the head
-    in_channels: int = 1
-    image_size: int = 28
-    num_classes: int = 10
-
-
-def max_conv_layers(image_size: int = 28) -> int:
-    """How many 2x2 poolings a square image survives with at least one pixel left."""
-    n = 0
-    while image_size // 2 >= 1:
-        image_size //= 2
-        n += 1
-    return n
+from models.config import ModelConfig, max_conv_layers
 
 
 def _side_after(blocks: int, image_size: int) -> int:

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import sys
 
-from models.data import DataNotFoundError, download, find_data_dir
+from models.dataset_files import DataNotFoundError, download, find_data_dir
 
 DEBIAN_PACKAGE = {"fashion_mnist": "dataset-fashion-mnist"}
 

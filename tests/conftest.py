@@ -72,7 +72,10 @@ def no_real_data_in_unit_tests(
     if request.node.get_closest_marker("integration"):
         return
     monkeypatch.setattr(
-        "models.data.SYSTEM_DIRS", {"fashion_mnist": (fake_data_dir,), "mnist": (fake_data_dir,)}
+        "models.dataset_files.SYSTEM_DIRS",
+        {"fashion_mnist": (fake_data_dir,), "mnist": (fake_data_dir,)},
     )
-    monkeypatch.setattr("models.data.DEFAULT_DOWNLOAD_ROOT", fake_data_dir.parent / "no-cache")
+    monkeypatch.setattr(
+        "models.dataset_files.DEFAULT_DOWNLOAD_ROOT", fake_data_dir.parent / "no-cache"
+    )
     monkeypatch.delenv("HPO_DATA_DIR", raising=False)

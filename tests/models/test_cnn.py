@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from models.cnn import CNN, ModelConfig, max_conv_layers, summary
+from models.cnn import CNN, summary
+from models.config import ModelConfig, max_conv_layers
 
 
 @pytest.mark.parametrize(

@@ -5,15 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.data import (
-    DataConfig,
-    DataNotFoundError,
-    find_data_dir,
-    load_datasets,
-    load_split,
-    read_idx,
-    split_train_validation,
-)
+from models.data import DataConfig, load_datasets, load_split, read_idx, split_train_validation
+from models.dataset_files import DataNotFoundError, find_data_dir
 from tests.conftest import separable
 
 
@@ -58,15 +51,15 @@ def test_the_users_data_dir_is_searched_first(idx_folder: Path) -> None:
 
 
 def test_the_environment_is_not_read(idx_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("models.data.SYSTEM_DIRS", {"mnist": ()})
+    monkeypatch.setattr("models.dataset_files.SYSTEM_DIRS", {"mnist": ()})
     monkeypatch.setenv("HPO_DATA_DIR", str(idx_folder))
     with pytest.raises(DataNotFoundError):
         find_data_dir("mnist")
 
 
 def test_missing_data_names_hpo_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("models.data.SYSTEM_DIRS", {"mnist": (tmp_path / "none",)})
-    monkeypatch.setattr("models.data.DEFAULT_DOWNLOAD_ROOT", tmp_path / "cache")
+    monkeypatch.setattr("models.dataset_files.SYSTEM_DIRS", {"mnist": (tmp_path / "none",)})
+    monkeypatch.setattr("models.dataset_files.DEFAULT_DOWNLOAD_ROOT", tmp_path / "cache")
     monkeypatch.delenv("HPO_DATA_DIR", raising=False)
     with pytest.raises(DataNotFoundError, match="HPO_DATA_DIR"):
         find_data_dir("mnist", str(tmp_path))

@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 
 from models.augment import crop_and_flip
-from models.cnn import ModelConfig
+from models.config import OPTIMIZERS, EpochMetrics, ModelConfig, TrainConfig
 from models.data import Datasets, Split
-from models.trainer import EVAL_CHUNK, OPTIMIZERS, EpochMetrics, TrainConfig, Trainer
+from models.trainer import EVAL_CHUNK, Trainer
 
 SMALL = ModelConfig(conv_layers=2, filters=8, units=16)
 

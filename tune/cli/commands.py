@@ -356,10 +356,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def _write_report(exp_dir: Path, out: Path | None = None) -> int:
     from tune.report import write
-    from tune.run import confirm
+    from tune.report.confirmation import load_confirmation
     from tune.store import records
 
-    result = write.write_report(exp_dir, out, confirm.load_confirmation(exp_dir))
+    result = write.write_report(exp_dir, out, load_confirmation(exp_dir))
     for line in result.summary:
         print(f"hpo: {line}")
     print(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from models.trainer import EpochMetrics
+from models.config import EpochMetrics
 
 EPOCH = "epoch"  # the step every metric is logged at, from 1
 EPOCH_METRICS = tuple(f.name for f in fields(EpochMetrics) if f.name != EPOCH)

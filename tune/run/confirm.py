@@ -20,8 +20,8 @@ from typing import Any
 
 from ray import tune as ray_tune
 
-from tune.analysis import Confirmation, Confirmed, confirm, leaderboard
-from tune.core import states, trust
+from tune.analysis import leaderboard
+from tune.core import trust
 from tune.core.errors import InputError, Problem, UsageError
 from tune.core.text import fmt_value
 from tune.run.aside import set_aside
@@ -31,12 +31,10 @@ from tune.run.sweep import adapter, trial_settings
 from tune.run.trainable import SEED_KEY
 from tune.space.hyperparams import RULES
 from tune.store import records
-from tune.store.records import CONFIRM, Candidate, ExperimentRecord
+from tune.store.records import CANDIDATE_KEY, CONFIRM, Candidate, ExperimentRecord
 from tune.store.runs import version_tags
-from tune.store.saved_state import NoTrialsError
 from tune.store.trials import Trial, load_trials
 
-CANDIDATE_KEY = "candidate"  # in a confirm trial's config: the sweep rank it retrains
 CONFIRM_OF_TAG = "hpo.confirm_of"  # on the confirm parent run: the sweep's parent run id
 
 
@@ -125,7 +123,7 @@ def start_or_continue(
     """`hpo confirm`: start the sweep's confirm run, continue it, or (`overwrite`) replace it;
     None when it is finished already and only the report is due. `options` sets the process up
     for Ray, only when something will run."""
-    earlier = existing(experiment)
+    earlier = records.confirm_record(experiment)
     folder = records.confirm_dir(experiment)
     if earlier is not None and not overwrite:
         if (len(earlier.candidates), len(earlier.seeds)) != (top, seeds):
@@ -187,44 +185,3 @@ def sealed(record: ExperimentRecord, folder: Path) -> ExperimentRecord:
 def started_here(record: ExperimentRecord, folder: Path) -> bool:
     """Whether hpo on this machine started (or was told to resume) the confirm run."""
     return trust.started_here(folder, record.started, record.sealed)
-
-
-def existing(experiment: Path) -> ExperimentRecord | None:
-    """The record of the experiment's confirm run, if it has one."""
-    folder = records.confirm_dir(experiment)
-    return records.load(folder) if records.exists(folder) else None
-
-
-def load_confirmation(experiment: Path) -> Confirmation | None:
-    """What the confirm run found so far, or None without a confirm run."""
-    record = existing(experiment)
-    if record is None:
-        return None
-    try:
-        _, trials = load_trials(records.confirm_dir(experiment))
-    except NoTrialsError:
-        trials = []  # started, but Ray saved nothing yet
-    return confirmation(record, trials)
-
-
-def confirmation(record: ExperimentRecord, trials: list[Trial]) -> Confirmation:
-    """Per candidate, the metric at the last epoch and the test metrics of every seed that
-    completed, ranked by their mean."""
-    results = []
-    for c in record.candidates:
-        done = [
-            t
-            for t in trials
-            if int(t.config.get(CANDIDATE_KEY, -1)) == c.rank
-            and t.state == states.COMPLETED
-            and t.last("test_accuracy") is not None
-        ]
-        results.append(
-            Confirmed(
-                **vars(c),
-                metric=[t.last(record.metric) or 0.0 for t in done],
-                test_accuracy=[t.last("test_accuracy") or 0.0 for t in done],
-                test_loss=[t.last("test_loss") or 0.0 for t in done],
-            )
-        )
-    return replace(confirm(results, record.mode), run_id=record.parent_run_id)

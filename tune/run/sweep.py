@@ -14,7 +14,8 @@ from typing import Any
 
 from ray import tune as ray_tune
 
-from models.data import DataConfig, DataNotFoundError, find_data_dir, read_raw
+from models.data import DataConfig, read_raw
+from models.dataset_files import DataNotFoundError, find_data_dir
 from tune.core.errors import InputError, Problem
 from tune.run.aside import Aside
 from tune.run.experiment import Plan, RunResult, run_experiment

@@ -16,9 +16,10 @@ from typing import Any
 import torch
 from ray import tune as ray_tune
 
+from models.config import EpochMetrics
 from models.data import DataConfig, Datasets, RawData, Split, datasets_from, test_split_from
 from models.device import describe, limit_memory, pick_device
-from models.trainer import EpochMetrics, Trainer
+from models.trainer import Trainer
 from tune.space.hyperparams import model_config, train_config
 from tune.store import checkpoints
 from tune.store.checkpoints import CHECKPOINT_FILE, DIGEST_KEY, REPLAY_MARKER

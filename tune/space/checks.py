@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from models.data import DataNotFoundError, find_data_dir
+from models.dataset_files import DataNotFoundError, find_data_dir
 from tune.core.errors import Problem
 from tune.space import hyperparams
 from tune.space.distributions import Distribution

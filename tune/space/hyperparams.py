@@ -11,8 +11,14 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any, cast
 
-from models.cnn import ModelConfig, max_conv_layers
-from models.trainer import LR_SCHEDULES, OPTIMIZERS, PRECISIONS, TrainConfig
+from models.config import (
+    LR_SCHEDULES,
+    OPTIMIZERS,
+    PRECISIONS,
+    ModelConfig,
+    TrainConfig,
+    max_conv_layers,
+)
 from tune.core.errors import Problem, show
 from tune.space.distributions import Distribution, Scalar, as_number
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from models.data import DATASETS
+from models.dataset_files import DATASETS
 from tune.core.errors import Problem, show
 from tune.core.metrics import MODES as METRIC_MODES
 from tune.space import hyperparams

@@ -43,6 +43,7 @@ from tune.store.tracking_uri import form_problem
 RECORD_FILE = "hpo_sweep.json"
 SPEC_COPY = "search_space.yaml"  # the YAML as it was when the sweep started, for people
 CONFIRM_DIR = "confirm"  # in a sweep's folder: its `hpo confirm` run, an experiment too
+CANDIDATE_KEY = "candidate"  # in a confirm trial's config: the sweep rank it retrains
 REPORT_DIR = "report"  # `hpo report`'s files (and their artifact path in MLflow)
 TENSORBOARD_DIR = "tensorboard"  # event files, a folder per trial
 SWEEP, CONFIRM = "sweep", "confirm"  # the kinds of experiment
@@ -149,6 +150,12 @@ def versions() -> dict[str, str]:
 def experiment_dir(where: str, name: str) -> Path:
     """The experiment's folder: in the storage folder, or in a bucket's local mirror."""
     return storage.root(where) / name
+
+
+def confirm_record(experiment: Path) -> ExperimentRecord | None:
+    """The record of the experiment's confirm run, if it has one."""
+    folder = confirm_dir(experiment)
+    return load(folder) if exists(folder) else None
 
 
 def confirm_dir(experiment: Path) -> Path:

@@ -114,6 +114,6 @@ def test_the_data_folder_is_found_once_by_the_driver(
         settings = trial_settings(spec, replace(options, data_dir=str(idx_folder)))
         assert settings.data.root == str(idx_folder) and settings.data.data_dir is None
     # Where the driver has no data (a resume on another machine): one line, exit 2.
-    monkeypatch.setattr("models.data.SYSTEM_DIRS", {"fashion_mnist": ()})
+    monkeypatch.setattr("models.dataset_files.SYSTEM_DIRS", {"fashion_mnist": ()})
     with pytest.raises(InputError, match=r"dataset: fashion_mnist IDX files .* not found"):
         trial_settings(spec, RunOptions(data_dir=str(tmp_path)))

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import torch
 
-from models.cnn import ModelConfig
+from models.config import ModelConfig, TrainConfig
 from models.data import DataConfig, Datasets, read_raw
-from models.trainer import TrainConfig, Trainer
+from models.trainer import Trainer
 from tune.run import trainable
 from tune.run.trainable import TrialSettings, _test, datasets, held_out_test_set
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from models.cnn import ModelConfig
-from models.trainer import TrainConfig
+from models.config import ModelConfig, TrainConfig
 from tune.core.errors import Problem
 from tune.space import hyperparams
 from tune.space.distributions import Distribution
