@@ -357,37 +357,33 @@ def cmd_report(args: argparse.Namespace) -> int:
 def _write_report(exp_dir: Path, out: Path | None = None) -> int:
     from tune.report import write
     from tune.report.confirmation import load_confirmation
+    from tune.report.logged import Logger
     from tune.store import records
 
-    result = write.write_report(exp_dir, out, load_confirmation(exp_dir))
+    # MLflow is made ready beside the drawing (tune/report/logged.py).
+    logger = Logger(records.load(exp_dir), exp_dir)
+    try:
+        result = write.write_report(exp_dir, out, load_confirmation(exp_dir))
+    except BaseException:
+        logger.finish(None)
+        raise
     for line in result.summary:
         print(f"hpo: {line}")
     print(
         f"Report: {result.folder / 'report.html'} (also report.md, best_config.yaml, trials.csv, plots/)"
     )
-    record = result.record
-    # The store is checked first (bounded in time: MLflow's own client retries for minutes),
-    # and the parent run must be this experiment's: a folder from elsewhere names a store and
-    # a run this machine may not have, or another experiment's run.
-    if (absent := write.absent_store(record)) is not None:
-        print(f"hpo report: not logged to MLflow: {absent}")
+    outcome = logger.finish(result)
+    if outcome.skipped is not None:
+        print(f"hpo report: not logged to MLflow: {outcome.skipped}")
         return EXIT_OK
-    error = check_tracking_uri(record.tracking_uri)
-    if error is None:
-        try:
-            if (foreign := write.foreign_parent(result, exp_dir)) is not None:
-                print(f"hpo report: not logged to MLflow: {foreign}")
-                return EXIT_OK
-        except Exception as e:  # the store answered with an error
-            error = f"{type(e).__name__}: {e}"
-    error = error or write.log_report(result)
-    if error is not None:
+    if outcome.error is not None:
         print(
-            f"hpo report: files written, but logging them to MLflow failed: {error}",
+            f"hpo report: files written, but logging them to MLflow failed: {outcome.error}",
             file=sys.stderr,
         )
         return EXIT_FAILURE
-    print(f"  logged to MLflow run {record.parent_run_id} (artifacts: {records.REPORT_DIR}/)")
+    parent = result.record.parent_run_id
+    print(f"  logged to MLflow run {parent} (artifacts: {records.REPORT_DIR}/)")
     return EXIT_OK
 
 

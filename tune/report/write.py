@@ -162,11 +162,11 @@ def absent_store(record: ExperimentRecord) -> str | None:
     return None
 
 
-def foreign_parent(report: Report, experiment_dir: Path) -> str | None:
+def foreign_parent(record: ExperimentRecord, experiment_dir: Path) -> str | None:
     """Why the recorded parent run is not this experiment's (a copied folder), or None."""
     from tune.store.runs import foreign_run
 
-    return foreign_run(report.record.tracking_uri, str(report.record.parent_run_id), experiment_dir)
+    return foreign_run(record.tracking_uri, str(record.parent_run_id), experiment_dir)
 
 
 def log_report(report: Report) -> str | None:
