@@ -89,3 +89,35 @@ def test_the_walk_sees_an_upward_import(tmp_path: Path) -> None:
     names = [name for _, name in imported(bad)]
     assert layer_of("tune.store.records") == LAYERS.index("store")
     assert any(layer_of(n) == LAYERS.index("run") for n in names)
+
+
+def listing(doc: Path, heading: str) -> str:
+    """The first code block under `heading` in a Markdown file."""
+    text = doc.read_text()
+    section = text[text.index(heading) :]
+    start = section.index("```\n") + 4
+    return section[start : section.index("```", start)]
+
+
+def project_files(folders: tuple[str, ...]) -> list[str]:
+    """Every package of tune/ (as "name/") and every module under `folders` (not __init__.py),
+    as a newcomer looks for them."""
+    names = [f"{p.name}/" for p in (ROOT / "tune").iterdir() if (p / "__init__.py").exists()]
+    for folder in folders:
+        names += [p.name for p in (ROOT / folder).rglob("*.py") if p.name != "__init__.py"]
+    return sorted(set(names))
+
+
+@pytest.mark.parametrize(
+    ("doc", "heading", "folders"),
+    [
+        ("README.md", "## Layout", ("tune", "models", "scripts", "bench")),
+        ("docs/architecture.md", "## Layers", ("tune", "models")),
+    ],
+)
+def test_the_layout_listings_name_every_module_and_folder(
+    doc: str, heading: str, folders: tuple[str, ...]
+) -> None:
+    block = listing(ROOT / doc, heading)
+    missing = [n for n in project_files(folders) if n not in block]
+    assert not missing, f"{doc} ({heading}) does not name {missing}"

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import random
 import subprocess
 import sys
@@ -109,23 +108,42 @@ class Result(NamedTuple):
     stderr: str
 
 
-def run_measured(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[Result, float]:
-    """Run `command`; its output and the peak memory (MB) of that process alone. (The RUSAGE_
-    CHILDREN of this worker would count every process an earlier test waited for: a benchmark's
-    Ray workers made this test fail in CI.) pytest's --timeout is the hang guard."""
-    out, err = cwd / "stdout.txt", cwd / "stderr.txt"
+# `hpo ARGS` that writes its own peak resident memory (kB) to $HPO_TEST_PEAK as it exits.
+MEASURED_HPO = """
+import atexit, os, sys
+from tune.cli import main
+
+def peak():
+    with open("/proc/self/status") as status:
+        kb = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+    with open(os.environ["HPO_TEST_PEAK"], "w") as out:
+        out.write(kb)
+
+atexit.register(peak)
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def run_measured(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[Result, float]:
+    """`hpo ARGS`; its output and the peak memory (MB) of that process alone, as the kernel
+    counts it from its exec on (VmHWM). Neither RUSAGE_CHILDREN (every process this worker
+    ever waited for: a benchmark's Ray workers) nor the child's ru_maxrss (which counts this
+    worker's pages it was forked with) would be: each made this test fail. pytest's --timeout
+    is the hang guard."""
+    out, err, peak = cwd / "stdout.txt", cwd / "stderr.txt", cwd / "peak.txt"
+    command = [sys.executable, "-c", MEASURED_HPO, *args]
     with out.open("w") as stdout, err.open("w") as stderr:
-        proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=stdout, stderr=stderr)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-    done = Result(proc.returncode, out.read_text(), err.read_text())
-    return done, usage.ru_maxrss / 1024
+        done = subprocess.run(
+            command, cwd=cwd, env={**env, "HPO_TEST_PEAK": str(peak)}, stdout=stdout, stderr=stderr
+        )
+    result = Result(done.returncode, out.read_text(), err.read_text())
+    return result, int(peak.read_text()) / 1024
 
 
 def test_validate_survives_malformed_files(tmp_path: Path, fake_data_dir: Path) -> None:
     files = make_files(tmp_path)
     result, peak_mb = run_measured(
-        [sys.executable, "-m", "tune.cli", "validate", *map(str, files)],
+        ["validate", *map(str, files)],
         cwd=tmp_path,
         env=hpo_env(HPO_DATA_DIR=str(fake_data_dir)),
     )

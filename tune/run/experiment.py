@@ -299,7 +299,7 @@ def _new_tuner(
             max_concurrent_trials=spec.max_concurrent_trials,
             time_budget_s=plan.time_budget_s,
             # A new actor costs ~4 s of start-up per trial; reusing actors cut a sweep's
-            # overhead from 8.9x to 2.8x the ideal (docs/architecture.md, "Speed").
+            # overhead from 8.9x to 2.8x the ideal (BENCHMARKS.md, "Sweep overhead").
             reuse_actors=True,
         ),
         run_config=ray_tune.RunConfig(

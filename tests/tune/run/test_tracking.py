@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from tests.tune.conftest import MlflowServer, wait_for
@@ -164,11 +165,15 @@ def test_a_purged_sweep_counts_as_deleted(tmp_path: Path) -> None:
     gc = [sys.executable, "-m", "mlflow", "gc", "--backend-store-uri", cfg.tracking_uri]
     gc += ["--tracking-uri", cfg.tracking_uri]
     subprocess.run([*gc, "--run-ids", parent], check=True, capture_output=True)
+    with pytest.raises(MlflowException):
+        client.get_run(parent)  # purged: gone from the store
     delete_sweep_runs(cfg.tracking_uri, parent)  # nothing left to delete; no error
-    # A soft-deleted one is not deleted twice either.
+    # A soft-deleted one is not deleted twice either: it stays deleted, with no error.
     _, other = setup(tmp_path / "x", tmp_path / "mlflow.db")
     delete_sweep_runs(cfg.tracking_uri, other)
+    assert client.get_run(other).info.lifecycle_stage == "deleted"
     delete_sweep_runs(cfg.tracking_uri, other)
+    assert client.get_run(other).info.lifecycle_stage == "deleted"
 
 
 def folder_trial(trial_id: str, state: str, epochs: int) -> Trial:

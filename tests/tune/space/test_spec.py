@@ -31,13 +31,6 @@ def test_shipped_search_spaces_are_valid(path: Path) -> None:
     assert spec.trial_count() >= 1
 
 
-def test_the_readme_example_is_valid(tmp_path: Path) -> None:
-    readme = (SEARCH_SPACES.parent / "README.md").read_text()
-    example = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
-    spec = load_spec(write(tmp_path, example, name="fashion_seed.yaml"))
-    assert spec.trial_count() == 24
-
-
 def test_fashion_seed_is_the_study() -> None:
     spec = load_spec(SEARCH_SPACES / "fashion_seed.yaml")
     assert spec.trial_count() == 4 * 2 * 3
