@@ -119,7 +119,7 @@ def sweep_and_confirm(
 ) -> Confirmed:
     """`hpo sweep` of `space` into a storage folder of its own under `work` (MLflow in
     work/mlflow.db), then `hpo confirm --top --seeds` on it; extra sweep `flags` (--smoke)."""
-    from tune.run.confirm import load_confirmation
+    from tune.report.confirmation import load_confirmation
 
     storage = work / name
     tracking = f"sqlite:///{work}/mlflow.db"

@@ -121,3 +121,29 @@ def test_the_layout_listings_name_every_module_and_folder(
     block = listing(ROOT / doc, heading)
     missing = [n for n in project_files(folders) if n not in block]
     assert not missing, f"{doc} ({heading}) does not name {missing}"
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted([*(ROOT / "bench").glob("*.py"), *(ROOT / "scripts").glob("*.py")]),
+    ids=lambda p: p.name,
+)
+def test_the_scripts_import_what_exists(path: Path) -> None:
+    """bench/ and scripts/ are outside mypy's files: a name they import from tune or models
+    that moved is caught here, not by a benchmark that fails hours in."""
+    import importlib
+
+    missing = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in (
+            "tune",
+            "models",
+        ):
+            module = importlib.import_module(str(node.module))
+            for alias in node.names:
+                if not hasattr(module, alias.name):
+                    try:
+                        importlib.import_module(f"{node.module}.{alias.name}")
+                    except ImportError:
+                        missing.append(f"line {node.lineno}: {node.module}.{alias.name}")
+    assert not missing, f"{path.name} imports what does not exist: {missing}"
