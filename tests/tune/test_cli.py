@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -199,8 +200,10 @@ def test_an_unreadable_record_stops_overwrite_before_anything_is_deleted(
 def test_storage_defaults_to_hpo_storage(tmp_path: Path, hpo_here: Any) -> None:
     result = hpo_here(["status", "nothing"], cwd=tmp_path, HPO_STORAGE=str(tmp_path / "elsewhere"))
     assert result.returncode == 2
-    assert f"no experiment 'nothing' (neither a folder nor a name in {tmp_path / 'elsewhere'})" in (
-        result.stderr
+    where = tmp_path / "elsewhere"
+    assert (
+        f"no experiment 'nothing' (neither a folder nor a name in {where}, which holds none)"
+        in (result.stderr)
     )
 
 
@@ -320,3 +323,28 @@ def test_version_and_help_name_the_overwrite_as_a_move(capsys: pytest.CaptureFix
         for a in p._actions
     }
     assert ".trash/" in str(helps["overwrite"]) and "delete an" not in str(helps["overwrite"])
+
+
+def test_list_names_the_experiments_and_status_of_a_wrong_name_points_there(
+    tmp_path: Path, hpo_here: Any
+) -> None:
+    saved = Path(__file__).parent.parent / "saved" / "interrupted_sweep"
+    runs = tmp_path / "runs"
+    for name in ("alpha", "beta", ".trash/alpha-old"):
+        shutil.copytree(saved, runs / name, symlinks=True)
+    (runs / "notes").mkdir()  # not an experiment
+    (runs / "gamma").mkdir()
+    (runs / "gamma" / "hpo_sweep.json").write_text("{broken")
+
+    listed = hpo_here(["list", "--storage", str(runs)], tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["alpha", "beta", "gamma"]
+    assert "4/4 trials" in lines[0] and "best val_accuracy" in lines[0]
+    assert "cannot be read" in lines[2] or "hpo_sweep.json" in lines[2], lines[2]
+
+    wrong = hpo_here(["status", "alpah", "--storage", str(runs)], tmp_path)
+    assert wrong.returncode == 2
+    assert "; there: alpha, beta, gamma (`hpo list`))" in wrong.stderr
+    empty = hpo_here(["list", "--storage", str(tmp_path / "none")], tmp_path)
+    assert empty.returncode == 0 and "no experiments in" in empty.stdout

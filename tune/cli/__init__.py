@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
+import time
 import traceback
 from collections.abc import Sequence
 
@@ -36,12 +37,14 @@ __all__ = ["absolute_tracking_uri", "build_parser", "finish", "job_address_of", 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    commands.STARTED = time.monotonic()
     args = build_parser().parse_args(argv)
     handler = {
         "validate": commands.cmd_validate,
         "sweep": commands.cmd_sweep,
         "resume": commands.cmd_resume,
         "status": commands.cmd_status,
+        "list": commands.cmd_list,
         "report": commands.cmd_report,
         "confirm": commands.cmd_confirm,
         "submit": commands.cmd_submit,

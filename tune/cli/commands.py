@@ -8,9 +8,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tune.cli.parser import DEFAULT_STORAGE, DEFAULT_TRACKING_URI
 from tune.core.errors import (
     EXIT_BAD_INPUT,
     EXIT_FAILURE,
@@ -31,7 +33,9 @@ if TYPE_CHECKING:
     from tune.space.spec import SweepSpec
     from tune.store.records import ExperimentRecord
 
-from tune.cli.parser import DEFAULT_STORAGE, DEFAULT_TRACKING_URI
+
+# When this command started (main() sets it): the summary says how long the command took.
+STARTED = time.monotonic()
 
 # -- outside inputs, read once ------------------------------------------------------------------
 
@@ -313,7 +317,8 @@ def finish(result: RunResult, metric: str, tracking_uri: str) -> int:
     """Print the summary of a sweep or resume and choose the exit code."""
     from tune.run import summary
 
-    print("\n".join(summary.summary_lines(result, metric, tracking_uri)))
+    took = time.monotonic() - STARTED
+    print("\n".join(summary.summary_lines(result, metric, tracking_uri, took)))
     return summary.exit_code(result)
 
 
@@ -323,10 +328,36 @@ def _experiment(args: argparse.Namespace) -> Path:
     storage = storage_of(args)
     exp_dir = records.locate(args.experiment, storage)
     if exp_dir is None:
+        names = records.names_in(storage)
+        listed = ", ".join(names[:10]) + (" ..." if len(names) > 10 else "")
+        there = f"; there: {listed} (`hpo list`)" if names else ", which holds none"
         raise UsageError(
-            f"no experiment '{args.experiment}' (neither a folder nor a name in {storage})"
+            f"no experiment '{args.experiment}' (neither a folder nor a name in {storage}{there})"
         )
     return exp_dir
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """One line an experiment in the storage: its trials' summary, or why it has none."""
+    from tune.core.errors import InputError
+    from tune.store import records, storage
+    from tune.store.rows import experiment_rows, summary_line
+
+    where = storage_of(args)
+    names = records.names_in(where)
+    if not names:
+        print(f"hpo: no experiments in {where}")
+    for name in names:
+        folder = records.experiment_dir(where, name)
+        storage.pull(folder)
+        try:
+            record, rows = experiment_rows(folder)
+            line = summary_line(rows, record.metric, record.expected_trials(len(rows)))
+        except InputError as e:  # no trials saved yet, or a record that cannot be read
+            line = e.lines()[0].removeprefix(f"{folder}: ")
+        confirmed = " (+ confirm run)" if records.exists(records.confirm_dir(folder)) else ""
+        print(f"{name}: {line}{confirmed}")
+    return EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -127,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run failed trials again from epoch 1 (default: from their last checkpoint)",
     )
+    ls = sub.add_parser("list", help="the experiments in the storage, a line each")
+    _shared(ls, experiment=False, verbose="")
     st = sub.add_parser("status", help="one row a trial: id, state, epochs, best metric, config")
     _shared(st, verbose="")
     rp = sub.add_parser(

@@ -20,9 +20,12 @@ def exit_code(result: RunResult) -> int:
     return EXIT_FAILURE if result.errors or result.best is None else EXIT_OK
 
 
-def summary_lines(result: RunResult, metric: str, tracking_uri: str) -> list[str]:
+def summary_lines(
+    result: RunResult, metric: str, tracking_uri: str, command_s: float | None = None
+) -> list[str]:
     """The trial table, the best trial, how the run ended, what failed, was retried or missed
-    by MLflow, and where to look next."""
+    by MLflow, and where to look next. `command_s`: how long the command has run, start-up
+    (imports, Ray) included, when the caller knows."""
     lines = []
     lines.append(f"\n{summary_line(result.rows, metric)}")
     if result.rows:
@@ -64,7 +67,10 @@ def summary_lines(result: RunResult, metric: str, tracking_uri: str) -> list[str
         )
         lines.append(f"  hpo resume {result.experiment_dir}")
     where = storage.ray_path(result.experiment_dir)
-    lines.append(f"Finished in {result.seconds:.0f} s. Results: {where}")
+    took = f"{result.seconds:.0f} s of trials"
+    if command_s is not None:
+        took = f"{command_s:.0f} s ({took}; the rest: start-up, Ray, reading back)"
+    lines.append(f"Finished in {took}. Results: {where}")
     if where != str(result.experiment_dir):
         lines.append(f"  (this machine's copy, without checkpoints: {result.experiment_dir})")
     if tracking_uri.startswith(("http://", "https://")):

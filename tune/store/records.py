@@ -174,6 +174,11 @@ def exists(folder: Path) -> bool:
     return (folder / RECORD_FILE).is_file()
 
 
+def names_in(where: str) -> list[str]:
+    """The experiments in a storage (a folder, or a bucket), by name."""
+    return storage.folders_in(where, RECORD_FILE)
+
+
 def locate(name_or_path: str, where: str) -> Path | None:
     """An experiment folder given directly, or a name under the storage (a bucket's mirror is
     brought up to date first)."""

@@ -98,6 +98,28 @@ def root(storage: str) -> Path:
     return mirror
 
 
+def folders_in(storage: str, holding: str) -> list[str]:
+    """The names of the folders directly in the storage (a folder, or a bucket's prefix) that
+    hold a file `holding`, sorted; hidden ones (.trash) left out."""
+    if not is_remote(storage):
+        folder = root(storage)
+        if not folder.is_dir():
+            return []
+        found = [p.name for p in folder.iterdir() if (p / holding).is_file()]
+        return sorted(n for n in found if not n.startswith("."))
+    from pyarrow import fs as pafs
+
+    fs, base = filesystem(storage)
+    try:
+        folders = fs.get_file_info(pafs.FileSelector(base, recursive=False))
+    except FileNotFoundError:
+        return []
+    names = [i.base_name for i in folders if i.type == pafs.FileType.Directory]
+    names = [n for n in names if not n.startswith(".")]
+    files = fs.get_file_info([f"{base}/{n}/{holding}" for n in names])
+    return sorted(n for n, i in zip(names, files, strict=True) if i.type == pafs.FileType.File)
+
+
 def remote_of(folder: Path) -> str | None:
     """The bucket URI of an experiment folder that is a mirror, else None."""
     parts: list[str] = []

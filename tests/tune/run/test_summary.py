@@ -1,0 +1,37 @@
+"""What a run says at its end, on a hand-built result."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tune.core.errors import EXIT_FAILURE, EXIT_OK
+from tune.run.experiment import RunResult
+from tune.run.summary import exit_code, summary_lines
+from tune.run.tracking import Backfilled
+from tune.store.rows import TrialRow
+
+ROW = TrialRow("t_00000", "TERMINATED", 2, 2, 0.9, {"lr": 0.1})
+
+
+def result(tmp_path: Path, **changes: object) -> RunResult:
+    fields: dict[str, object] = dict(
+        experiment_dir=tmp_path, parent_run_id="p", rows=[ROW], best=ROW, errors=0,
+        unfinished=0, interrupted=False, signalled=False, budget_hit=False,
+        tracking_failures=0, tracking_missed=0, caught_up=Backfilled(0, 0), seconds=48.2,
+    )  # fmt: skip
+    return RunResult(**{**fields, **changes})  # type: ignore[arg-type]
+
+
+def test_it_says_which_time_it_reports(tmp_path: Path) -> None:
+    """A user saw "Finished in 48 s" after a 94 s command: the trials' time, unnamed."""
+    lines = summary_lines(result(tmp_path), "val_accuracy", "sqlite:///x.db", command_s=94.4)
+    (finished,) = [line for line in lines if line.startswith("Finished in")]
+    assert finished.startswith("Finished in 94 s (48 s of trials; the rest: start-up, Ray")
+    alone = summary_lines(result(tmp_path), "val_accuracy", "sqlite:///x.db")
+    assert any(line.startswith("Finished in 48 s of trials.") for line in alone)
+
+
+def test_the_exit_code_follows_the_result(tmp_path: Path) -> None:
+    assert exit_code(result(tmp_path)) == EXIT_OK
+    assert exit_code(result(tmp_path, errors=1)) == EXIT_FAILURE
+    assert exit_code(result(tmp_path, best=None)) == EXIT_FAILURE
