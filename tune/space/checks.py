@@ -68,6 +68,12 @@ def is_sampled(value: Any, algorithm: str) -> bool:
     return isinstance(value, Distribution) and value.kind != "grid" and algorithm != "grid"
 
 
+def _continuous_under_grid(spec: SweepSpec) -> bool:
+    return spec.search_algorithm == "grid" and any(
+        isinstance(v, Distribution) and v.kind != "grid" for v in spec.search.values()
+    )
+
+
 def sample_checks(spec: SweepSpec) -> list[Problem]:
     """How many trials: something to search for optuna, no identical repeats, a sane total.
     Run again after --num-samples overrides the file."""
@@ -82,13 +88,20 @@ def sample_checks(spec: SweepSpec) -> list[Problem]:
                 "e.g. lr: {loguniform: [1.0e-4, 1.0e-2]}",
             )
         )
-    elif not sampled and spec.num_samples > 1:
+    elif not sampled and spec.num_samples > 1 and not _continuous_under_grid(spec):
+        # (A continuous range under grid is refused on its own line; this one would only add
+        # advice that grid cannot take.)
+        fix = (
+            "num_samples: 1, or search_algorithm random with a choice/uniform/loguniform/randint entry"
+            if spec.search_algorithm == "grid"
+            else "num_samples: 1, or a choice/uniform/loguniform/randint entry"
+        )
         problems.append(
             Problem(
                 "num_samples",
                 f"{spec.num_samples} repeats would be identical runs: nothing in search is "
                 f"sampled and every trial uses seed {spec.seed}",
-                "num_samples: 1, or a choice/uniform/loguniform/randint entry",
+                fix,
             )
         )
     if spec.trial_count() > MAX_SAMPLES:

@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import SEARCH_SPACES
 from tests.tune.space.spec_files import one_problem
+from tune.core.errors import InputError
 from tune.space.checks import cross_checks, data_checks, sample_checks
 from tune.space.spec import DatasetSpec, ResourcesSpec, load_spec, with_overrides
 
@@ -105,3 +106,24 @@ def test_a_data_folder_without_the_files_says_where_it_looked(tmp_path: Path) ->
         dataclasses.replace(spec, dataset=DatasetSpec(root=str(tmp_path))), None
     )
     assert problem.path == "dataset" and f"looked in {tmp_path}," in problem.message
+
+
+def test_a_continuous_range_under_grid_is_one_problem_not_three(tmp_path: Path) -> None:
+    """A new user's grid with a loguniform lr and num_samples: 4 also got a line advising a
+    loguniform entry, which grid refuses."""
+    path = tmp_path / "g.yaml"
+    path.write_text(
+        "search:\n  dropout: {grid: [0.0, 0.5]}\n  lr: {loguniform: [1.0e-4, 1.0e-2]}\n"
+        "  epochs: 2\nsearch_algorithm: grid\nnum_samples: 4\n"
+    )
+    with pytest.raises(InputError) as info:
+        load_spec(path, local=False, driver=False)
+    (line,) = info.value.lines()
+    assert "search.lr.loguniform" in line and "cannot enumerate" in line
+    path.write_text(
+        "search:\n  dropout: {grid: [0.0, 0.5]}\nsearch_algorithm: grid\nnum_samples: 3\n"
+    )
+    with pytest.raises(InputError) as info:
+        load_spec(path, local=False, driver=False)
+    (line,) = info.value.lines()
+    assert "identical runs" in line and "search_algorithm random with a choice" in line
