@@ -155,8 +155,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             )
         options = run_options(args)
         aside = set_aside(exp_dir, spec, options)
-        if aside is not None:
-            print(aside.said())
         print(
             f"hpo: sweep '{spec.name}': {spec.describe()}; results in "
             f"{storage_module.ray_path(exp_dir)}, MLflow at {tracking_uri}",

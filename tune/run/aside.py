@@ -30,9 +30,6 @@ class Aside:
     trash: Path  # where it is now
     found: tuple[ExperimentRecord, ...]  # its records (its confirm run's too): their MLflow runs
 
-    def said(self) -> str:
-        return f"hpo: the earlier {self.folder.name} is now in {self.trash} (delete it when sure)"
-
 
 def replaceable(folder: Path) -> tuple[ExperimentRecord, ...]:
     """The records of an experiment --overwrite may move aside. Refused (exit 2) for a folder
@@ -74,7 +71,8 @@ def replaceable(folder: Path) -> tuple[ExperimentRecord, ...]:
 
 def set_aside(folder: Path, spec: SweepSpec, options: RunOptions) -> Aside | None:
     """--overwrite: check that the experiment in `folder` may be replaced, run the pre-flight
-    checks of the new one (`spec`), and only then move the old one aside. None: no folder."""
+    checks of the new one (`spec`), and only then move the old one aside, saying where to.
+    None: no folder."""
     if not folder.exists():
         return None
     if storage.remote_of(folder) is not None:
@@ -84,7 +82,9 @@ def set_aside(folder: Path, spec: SweepSpec, options: RunOptions) -> Aside | Non
         )
     found = replaceable(folder)
     preflight(spec, options, folder.parent)
-    return move_aside(folder, found)
+    aside = move_aside(folder, found)
+    print(f"hpo: the earlier {folder.name} is now in {aside.trash} (delete it when sure)")
+    return aside
 
 
 def move_aside(folder: Path, found: tuple[ExperimentRecord, ...]) -> Aside:

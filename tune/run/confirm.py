@@ -148,8 +148,6 @@ def start_or_continue(
     new = new_confirm(experiment, top, seeds)  # refuses a --top too large
     run = options()
     aside = set_aside(folder, record.spec, run)
-    if aside is not None:
-        print(aside.said())
     print(
         f"hpo: confirm '{record.name}': the top {top} configurations x {seeds} "
         f"fresh seeds, full epochs, then one test-set evaluation each; results in {folder}",

@@ -26,19 +26,31 @@ def summary_lines(
     """The trial table, the best trial, how the run ended, what failed, was retried or missed
     by MLflow, and where to look next. `command_s`: how long the command has run, start-up
     (imports, Ray) included, when the caller knows."""
-    lines = []
-    lines.append(f"\n{summary_line(result.rows, metric)}")
+    return [
+        *_results(result, metric),
+        *_ending(result, tracking_uri),
+        *_where(result, tracking_uri, command_s),
+    ]
+
+
+def _results(result: RunResult, metric: str) -> list[str]:
+    lines = [f"\n{summary_line(result.rows, metric)}"]
     if result.rows:
         lines.append(format_table(result.rows, metric))
     best = result.best
     if best is None:
-        lines.append(f"\nhpo: no trial reported {metric}.")
-    else:
-        config = ", ".join(f"{k}={fmt_value(v)}" for k, v in best.config.items())
-        lines.append(
-            f"\nBest trial {best.trial_id}: {metric} {best.best:.4f} after {best.epochs} epochs"
-        )
-        lines.append(f"  config: {config}")
+        return [*lines, f"\nhpo: no trial reported {metric}."]
+    config = ", ".join(f"{k}={fmt_value(v)}" for k, v in best.config.items())
+    return [
+        *lines,
+        f"\nBest trial {best.trial_id}: {metric} {best.best:.4f} after {best.epochs} epochs",
+        f"  config: {config}",
+    ]
+
+
+def _ending(result: RunResult, tracking_uri: str) -> list[str]:
+    """How the run ended, and what failed, was retried or never reached MLflow."""
+    lines = []
     if result.interrupted:
         why = " by SIGTERM" if terminated() else ""
         lines.append(
@@ -66,25 +78,31 @@ def summary_lines(
             "write(s); the experiment folder has all of it. Once the server is back, log it with:"
         )
         lines.append(f"  hpo resume {result.experiment_dir}")
-    where = storage.ray_path(result.experiment_dir)
+    return lines
+
+
+def _where(result: RunResult, tracking_uri: str, command_s: float | None) -> list[str]:
+    """How long it took, and where the results are: the folder, MLflow, TensorBoard, hpo."""
+    folder = result.experiment_dir
+    where = storage.ray_path(folder)
     took = f"{result.seconds:.0f} s of trials"
     if command_s is not None:
         took = f"{command_s:.0f} s ({took}; the rest: start-up, Ray, reading back)"
-    lines.append(f"Finished in {took}. Results: {where}")
-    if where != str(result.experiment_dir):
-        lines.append(f"  (this machine's copy, without checkpoints: {result.experiment_dir})")
+    lines = [f"Finished in {took}. Results: {where}"]
+    if where != str(folder):
+        lines.append(f"  (this machine's copy, without checkpoints: {folder})")
     if tracking_uri.startswith(("http://", "https://")):
         lines.append(f"  MLflow UI:    {tracking_uri}")  # the server is the UI
     else:
         lines.append(
             f"  MLflow UI:    mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1"
         )
-    lines.append(
-        f"  TensorBoard:  tensorboard --logdir {tensorboard_dir(result.experiment_dir)} --host 127.0.0.1"
-    )
-    lines.append(f"  Trials:       hpo status {result.experiment_dir}")
-    lines.append(f"  Report:       hpo report {result.experiment_dir}")
-    return lines
+    return [
+        *lines,
+        f"  TensorBoard:  tensorboard --logdir {tensorboard_dir(folder)} --host 127.0.0.1",
+        f"  Trials:       hpo status {folder}",
+        f"  Report:       hpo report {folder}",
+    ]
 
 
 def caught_up_lines(caught_up: Backfilled, tracking_uri: str) -> list[str]:
