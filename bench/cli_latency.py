@@ -39,7 +39,8 @@ def timed(argv: list[str], cwd: Path) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="one run each")
-    runs = 1 if parser.parse_args().quick else 3
+    quick = parser.parse_args().quick
+    runs = 1 if quick else 3
     header(NAME, f"hpo's answer time, median of {runs}, on a finished smoke sweep")
     with tempfile.TemporaryDirectory(prefix="hpo-bench-") as tmp:
         work = Path(tmp)
@@ -63,7 +64,9 @@ def main() -> int:
     table(rows, ["command", "median s", "goal s", ""])
     print()
     worst = max(medians[name] / goal for name, goal in GOALS.items())
-    return 0 if verdict(NAME, worst, 1.0, higher_is_better=False) else 1
+    ok = verdict(NAME, worst, 1.0, higher_is_better=False)
+    # A quick run checks the script, not the figures (they are skewed by whatever else runs).
+    return 0 if ok or quick else 1
 
 
 if __name__ == "__main__":

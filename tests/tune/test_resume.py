@@ -4,6 +4,7 @@ for real (SIGKILL, SIGINT), a real local Ray and a real MLflow store."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,7 +23,8 @@ from tune.run.process import RunOptions
 from tune.run.sweep import adapter, run_sweep, trial_settings
 from tune.run.trainable import FAULT_MESSAGE, Fault
 from tune.space.spec import load_spec
-from tune.store.checkpoints import FIX
+from tune.store.checkpoints import CHECKPOINT_FILE, FIX
+from tune.store.trials import read_history
 
 pytestmark = pytest.mark.integration
 
@@ -282,6 +284,33 @@ def test_errored_trials_resume_from_their_checkpoint(
     resumed = sweep.run("resume", sweep.name)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert_complete(sweep)
+
+
+def test_what_a_kill_mid_checkpoint_leaves_is_repaired_on_resume(
+    tmp_path: Path, ray_session: None
+) -> None:
+    """Two things a driver killed between Ray's steps leaves, both seen in CI after SIGKILL:
+    a checkpoint Ray's state names but had half deleted (a newer one beside it), refused as
+    `trainer.pt: missing`; and a checkpoint whose epoch never reached result.json, after which
+    the trial's history skipped that epoch (1, 2, 4, ...). Here on errored trials' epoch-1
+    checkpoints; `hpo resume` puts the first back and replays both epochs: every trial's
+    history holds epochs 1..4, each logged to MLflow once."""
+    sweep = Sweep(tmp_path, "cut_short", failures=0)
+    result = sweep.run_with_fault(Fault(epoch=2, marker_dir=str(tmp_path)))
+    assert result.errors == 5, result.rows
+    ray.shutdown()  # `hpo resume` below starts its own
+    half, unreported, *_ = sorted(sweep.exp_dir.glob("*/checkpoint_000000"))
+    shutil.copytree(half, half.with_name("checkpoint_000009"))  # the newer one
+    (half / CHECKPOINT_FILE).unlink()  # the deletion cut short: its seal file is left
+    (unreported.parent / "result.json").write_text("")  # epoch 1's line lost with the driver
+
+    resumed = sweep.run("resume", sweep.name)
+
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    histories = [read_history(trial) for trial in sweep.exp_dir.glob("*_0000*")]
+    assert [[h["epoch"] for h in history] for history in histories] == [[1, 2, 3, 4]] * 5
+    runs, steps = sweep.mlflow_runs()
+    assert len(runs) == 5 + 1 and list(steps.values()) == [[1, 2, 3, 4]] * 5
 
 
 def test_sweep_onto_an_existing_experiment(tmp_path: Path, hpo_here: Runner) -> None:

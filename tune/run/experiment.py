@@ -10,7 +10,6 @@ saved. However fit() ends, the parent run gets its status and every tracking wri
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -30,7 +29,6 @@ from tune.run.scheduling import SchedulerState
 from tune.run.tracking import Backfilled, TrackingCallback, backfill
 from tune.space.spec import ResourcesSpec
 from tune.store import checkpoints, records, snapshots, storage
-from tune.store.checkpoints import REPLAY_MARKER
 from tune.store.records import ExperimentRecord
 from tune.store.rows import TrialRow, experiment_rows
 from tune.store.runs import (
@@ -347,23 +345,16 @@ def restore_tuner(
 
 
 def repair_checkpoints(folder: Path) -> list[str]:
-    """Make every checkpoint Ray's saved state points at exist again; returns the trial ids.
-
-    Ray deletes a trial's older checkpoint as soon as a newer one is registered, but saves its
-    experiment state a moment later; a driver killed in between (SIGKILL, power loss) leaves a
-    state pointing at a deleted checkpoint, and the trial could never be restored. The newest
-    checkpoint on disk is the same trial a little further on (its epoch counter and RNG state
-    inside), so it takes the missing one's place, marked for the trial to report its epoch,
-    which Ray never saw."""
+    """Undo what a driver killed mid-step leaves in Ray's saved state (tune/store/checkpoints.py:
+    put_back_lost, mark_unreported); returns the ids of the trials it repaired."""
     repaired = []
     for trial in ray_tune.ExperimentAnalysis(str(folder)).trials:
-        checkpoint = trial.checkpoint
-        if checkpoint is None or Path(checkpoint.path).exists() or not trial.path:
+        if trial.checkpoint is None or not trial.path:
             continue
-        newest = max(Path(trial.path).glob("checkpoint_*"), default=None)
-        if newest is not None:
-            shutil.copytree(newest, checkpoint.path)
-            (Path(checkpoint.path) / REPLAY_MARKER).touch()
+        path = Path(trial.checkpoint.path)
+        # A finished trial is not run again: only its missing checkpoint matters (the check).
+        unfinished = trial.status != states.COMPLETED
+        if checkpoints.put_back_lost(path) or (unfinished and checkpoints.mark_unreported(path)):
             repaired.append(trial.trial_id)
     return repaired
 

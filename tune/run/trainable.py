@@ -111,9 +111,9 @@ def train_trial(config: dict[str, Any], settings: TrialSettings, data: RawData) 
             replay = os.path.exists(os.path.join(folder, REPLAY_MARKER))
     name = describe(trainer.device)
     if replay and trainer.last_metrics is not None:
-        # A checkpoint that resume put in place of one Ray had lost (repair_checkpoints in
-        # tune/run/experiment.py):
-        # Ray never saw its epoch, so report it now, before going on.
+        # A checkpoint that resume put in place of one Ray had lost, or whose epoch never
+        # reached result.json (put_back_lost, mark_unreported in tune/store/checkpoints.py):
+        # report its epoch now, before going on.
         _report(trainer, trainer.last_metrics, name, _test(trainer, settings, data))
     while trainer.epoch < trainer.cfg.epochs:
         if settings.fault is not None:

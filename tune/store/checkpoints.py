@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
+from typing import Any
 
 from tune.core.errors import Problem
 from tune.core.files import UnreadableFile, read_bounded
@@ -53,20 +55,84 @@ def recorded(folder: Path) -> tuple[str, str]:
     sealed = (folder / DIGEST_FILE).read_text(errors="replace").strip()
     if (folder / REPLAY_MARKER).exists():
         return sealed, DIGEST_FILE
+    result = _reporting_line(folder)
+    if result is not None and isinstance(result.get(DIGEST_KEY), str):
+        return result[DIGEST_KEY], f"{RESULT_FILE} (epoch {result.get('epoch')})"
+    return sealed, f"{DIGEST_FILE} ({RESULT_FILE} has no line for it)"
+
+
+def _reporting_line(folder: Path) -> dict[str, Any] | None:
+    """The line of the trial's result.json that reported the checkpoint in `folder`, if any."""
     try:
         lines = read_bounded(folder.parent / RESULT_FILE, RESULT_LIMIT).splitlines()
     except UnreadableFile:
-        lines = []
+        return None
     for line in reversed(lines):
         try:
             result = json.loads(line)
         except (ValueError, RecursionError):
             continue  # the last line, cut by a kill
         if isinstance(result, dict) and result.get("checkpoint_dir_name") == folder.name:
-            value = result.get(DIGEST_KEY)
-            if isinstance(value, str):
-                return value, f"{RESULT_FILE} (epoch {result.get('epoch')})"
-    return sealed, f"{DIGEST_FILE} ({RESULT_FILE} has no line for it)"
+            return result
+    return None
+
+
+# -- after a kill: what resume repairs before anything runs (docs/architecture.md, step 4) --
+
+
+def put_back_lost(folder: Path) -> bool:
+    """Put a copy of the trial's newest whole checkpoint in place of the lost one in `folder`,
+    marked for replay; returns whether it did.
+
+    Ray deletes a trial's older checkpoint as soon as it registers a newer one and saves its
+    experiment state a moment later: a driver killed in between leaves a state pointing at a
+    folder that is gone, or half deleted (the folder there, its checkpoint file not). The
+    newest checkpoint on disk is the same trial a little further on (its epoch counter and RNG
+    state inside), so it takes the lost one's place, and the trial reports its epoch again,
+    which Ray never saw. Only plain folders of plain files are copied from or into: nothing
+    outside the trial's folder is read or written through a link."""
+    if folder.exists() and not (_plain(folder) and not (folder / CHECKPOINT_FILE).exists()):
+        return False  # there, or not ours to touch (the check names what is wrong with it)
+    newest = max(
+        (p for p in folder.parent.glob("checkpoint_*") if p != folder and _plain(p)), default=None
+    )
+    if newest is None or (folder.exists() and not (newest / CHECKPOINT_FILE).is_file()):
+        return False
+    shutil.copytree(newest, folder, dirs_exist_ok=True)
+    (folder / REPLAY_MARKER).touch()
+    return True
+
+
+def mark_unreported(folder: Path) -> bool:
+    """Mark the checkpoint in `folder` for replay when the trial's result.json has no line for
+    it; returns whether it did. A driver killed after Ray registered the checkpoint but before
+    its result reached result.json would otherwise resume past an epoch the trial's history
+    never shows (epochs 1, 2, 4, ...)."""
+    if not _plain(folder) or (folder / REPLAY_MARKER).exists() or _reporting_line(folder):
+        return False
+    _end_cut_line(folder.parent / RESULT_FILE)
+    (folder / REPLAY_MARKER).touch()
+    return True
+
+
+def _end_cut_line(path: Path) -> None:
+    """End result.json's last line if a kill cut it short, so that the replayed epoch's line,
+    which Ray appends, starts a line of its own instead of being lost with the cut one."""
+    if not path.is_file() or path.is_symlink() or path.stat().st_size == 0:
+        return
+    with open(path, "rb+") as f:
+        f.seek(-1, 2)
+        if f.read(1) != b"\n":
+            f.write(b"\n")
+
+
+def _plain(folder: Path) -> bool:
+    """A real folder (not a link) that holds only regular files."""
+    return (
+        folder.is_dir()
+        and not folder.is_symlink()
+        and all(p.is_file() and not p.is_symlink() for p in folder.iterdir())
+    )
 
 
 def problem(folder: Path) -> Problem | None:

@@ -84,3 +84,63 @@ def test_a_replayed_checkpoint_is_checked_against_its_seal(tmp_path: Path) -> No
     (folder / REPLAY_MARKER).touch()
     reported(tmp_path, {"epoch": 2, "checkpoint_dir_name": folder.name, DIGEST_KEY: "0" * 64})
     assert checkpoints.problem(folder) is None
+
+
+def checkpoint(trial: Path, name: str, weights: bytes) -> Path:
+    folder = trial / name
+    folder.mkdir()
+    (folder / CHECKPOINT_FILE).write_bytes(weights)
+    checkpoints.seal(folder)
+    return folder
+
+
+def test_a_lost_checkpoint_gets_a_copy_of_the_newest_marked_for_replay(tmp_path: Path) -> None:
+    """Ray deletes the older checkpoint when it registers a newer one and saves its state a
+    moment later: a kill in between leaves the state naming a folder that is gone, or half
+    deleted (CI saw `checkpoint_000000/trainer.pt: missing` on a resume after SIGKILL)."""
+    newest = checkpoint(tmp_path, "checkpoint_000002", b"weights of epoch 3")
+    gone = tmp_path / "checkpoint_000000"
+    assert checkpoints.put_back_lost(gone)
+    assert (gone / CHECKPOINT_FILE).read_bytes() == b"weights of epoch 3"
+    assert (gone / REPLAY_MARKER).is_file() and not (newest / REPLAY_MARKER).exists()
+    assert checkpoints.problem(gone) is None
+
+    half = tmp_path / "checkpoint_000001"
+    half.mkdir()
+    (half / DIGEST_FILE).write_text("0" * 64)  # the deletion stopped after trainer.pt
+    assert checkpoints.put_back_lost(half)
+    assert checkpoints.problem(half) is None and (half / REPLAY_MARKER).is_file()
+    assert not checkpoints.put_back_lost(newest)  # whole: nothing to do
+
+
+def test_a_lost_checkpoint_is_put_back_only_from_and_into_plain_folders(tmp_path: Path) -> None:
+    """A received folder whose checkpoints are links reads and writes nothing through them."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / CHECKPOINT_FILE).write_bytes(b"secret")
+    trial = tmp_path / "trial"
+    trial.mkdir()
+    (trial / "checkpoint_000009").symlink_to(outside)
+    gone = trial / "checkpoint_000000"
+    assert not checkpoints.put_back_lost(gone) and not gone.exists()  # no plain one to copy
+
+    checkpoint(trial, "checkpoint_000005", b"weights")
+    half = trial / "checkpoint_000001"
+    half.mkdir()
+    (half / CHECKPOINT_FILE).symlink_to(outside / "written_through_a_link")
+    assert not checkpoints.put_back_lost(half)
+    assert not (outside / "written_through_a_link").exists()
+    assert not checkpoints.put_back_lost(trial / "checkpoint_000009")
+
+
+def test_a_checkpoint_whose_epoch_never_reached_result_json_is_marked(tmp_path: Path) -> None:
+    """A kill after Ray registered a checkpoint but before its result reached result.json:
+    resumed as it is, the trial's history would skip that epoch (CI saw epochs 1, 2, 4, 5, 6)."""
+    first = checkpoint(tmp_path, "checkpoint_000000", b"epoch 1")
+    second = checkpoint(tmp_path, "checkpoint_000001", b"epoch 2")
+    line = {"epoch": 1, "checkpoint_dir_name": first.name}
+    (tmp_path / "result.json").write_text(json.dumps(line) + '\n{"epoch": 2, "che')  # cut
+    assert not checkpoints.mark_unreported(first)
+    assert checkpoints.mark_unreported(second) and (second / REPLAY_MARKER).is_file()
+    assert (tmp_path / "result.json").read_text().endswith('"che\n')  # the next line is whole
+    assert not checkpoints.mark_unreported(second)  # once
