@@ -98,6 +98,23 @@ def test_validate_bad_file_exits_2_with_one_line_per_problem(
     ]
 
 
+def test_validate_for_a_cluster_skips_this_machine(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CPU laptop validates a GPU sweep meant for a cluster: --for-cluster, --address or
+    $RAY_ADDRESS check the file without this machine's GPUs (or data files)."""
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    gpu = tmp_path / "gpu.yaml"
+    gpu.write_text("search: {epochs: 2}\nresources: {gpu: 1000}\n")
+    assert main(["validate", str(gpu)]) == 2
+    assert "--for-cluster" in capsys.readouterr().err
+    assert main(["validate", "--for-cluster", str(gpu)]) == 0
+    assert main(["validate", "--address", "10.0.0.1:6379", str(gpu)]) == 0
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
+    assert main(["validate", str(gpu)]) == 0
+    assert capsys.readouterr().out.count(": valid: ") == 3
+
+
 def test_validate_reports_every_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("search: {dropout: 2}\n")

@@ -88,9 +88,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from tune.space.spec import load_spec
 
     status = EXIT_OK
+    # For a cluster, the trials and (with `hpo submit`) the driver run there: nothing of this
+    # machine is checked, and a CPU laptop can validate a GPU sweep.
+    here = not args.for_cluster and address_of(args) is None
     for file in args.files:
         try:
-            spec = load_spec(file, local=address_of(args) is None, data_dir=data_dir())
+            spec = load_spec(file, local=here, driver=here, data_dir=data_dir())
         except InputError as e:
             for line in e.lines():
                 print(line, file=sys.stderr)

@@ -113,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     v = sub.add_parser("validate", help="check search-space files; exit 0 valid, 2 invalid")
     v.add_argument("files", nargs="+", metavar="FILE")
+    v.add_argument(
+        "--for-cluster",
+        action="store_true",
+        help="check the files for a Ray cluster: this machine's CPUs, GPUs and data files are "
+        "not checked (so too with --address or $RAY_ADDRESS)",
+    )
+    v.add_argument("--address", default=None, help="the Ray cluster the files are for")
     _sweep_parser(sub)
     r = sub.add_parser("resume", help="continue an interrupted sweep where it stopped")
     _shared(r)

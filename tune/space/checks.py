@@ -151,7 +151,8 @@ def _local_checks(spec: SweepSpec) -> list[Problem]:
                 Problem(
                     "resources.gpu",
                     f"{spec.resources.gpu:g} per trial, but {has}",
-                    f"at most {gpus}, or 0 for CPU only",
+                    f"at most {gpus}, or 0 for CPU only "
+                    "(a cluster's: --address; validate --for-cluster)",
                 )
             )
     return problems
