@@ -115,6 +115,17 @@ def test_validate_for_a_cluster_skips_this_machine(
     assert capsys.readouterr().out.count(": valid: ") == 3
 
 
+def test_validate_warns_when_optunas_start_up_trials_fill_the_budget(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    space = tmp_path / "tpe.yaml"
+    space.write_text("search: {lr: {loguniform: [1.0e-4, 1.0e-2]}}\nsearch_algorithm: optuna\n")
+    assert main(["validate", str(space)]) == 0  # valid: a warning is not an error
+    captured = capsys.readouterr()
+    assert "valid: sweep 'tpe': 10 trials" in captured.out
+    assert captured.err.startswith(f"{space}: warning: optuna.startup_trials: its 10 random")
+
+
 def test_validate_reports_every_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("search: {dropout: 2}\n")

@@ -100,7 +100,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
             status = EXIT_BAD_INPUT
             continue
         print(f"{file}: valid: sweep '{spec.name}': {spec.describe()}")
+        warn(spec, file)
     return status
+
+
+def warn(spec: SweepSpec, file: str) -> None:
+    """Valid, but likely not what was meant: a line each on stderr; the command goes on."""
+    for warning in spec.warnings():
+        print(warning.format(f"{file}: warning"), file=sys.stderr)
 
 
 def _sweep_spec(args: argparse.Namespace, *, local: bool, driver: bool) -> SweepSpec:
@@ -116,6 +123,7 @@ def _sweep_spec(args: argparse.Namespace, *, local: bool, driver: bool) -> Sweep
     )
     if args.num_samples is not None and (problems := sample_checks(spec)):
         raise InputError(f"{args.file} with --num-samples {args.num_samples}", problems)
+    warn(spec, args.file)
     return spec
 
 

@@ -102,9 +102,12 @@ def grid_points(spec: SweepSpec) -> list[dict[str, Any]]:
 
 def searcher(spec: SweepSpec) -> Any:
     if spec.search_algorithm == "optuna":
+        from optuna.samplers import TPESampler
         from ray.tune.search.optuna import OptunaSearch
 
-        return OptunaSearch(seed=spec.seed)
+        # Ray's default sampler is this one with Optuna's 10 start-up trials; the YAML sets them.
+        sampler = TPESampler(n_startup_trials=spec.startup_trials, seed=spec.seed)
+        return OptunaSearch(sampler=sampler)
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     if spec.search_algorithm == "grid":
@@ -197,6 +200,11 @@ def _sweep_params(spec: SweepSpec) -> dict[str, Any]:
         "eval_steps": spec.dataset.eval_steps,
         "resources": f"cpu={spec.resources.cpu:g} gpu={spec.resources.gpu:g}",
         "seed": spec.seed,
+        **(
+            {"optuna_startup_trials": spec.startup_trials}
+            if spec.search_algorithm == "optuna"
+            else {}
+        ),
     }
     for key, value in spec.search.items():
         params[f"search.{key}"] = value.describe() if isinstance(value, Distribution) else value

@@ -20,6 +20,7 @@ from tune.space.fields import Fields
 from tune.space.spec import (
     ALGORITHMS,
     DEFAULT_RANDOM_SAMPLES,
+    DEFAULT_STARTUP_TRIALS,
     MAX_SAMPLES,
     MAX_SEED,
     NAME_RULE,
@@ -33,7 +34,7 @@ from tune.space.spec import (
 
 TOP_KEYS = (
     "name", "dataset", "metric", "search", "search_algorithm", "scheduler", "num_samples",
-    "resources", "max_concurrent_trials", "time_budget_s", "max_failures", "seed",
+    "resources", "max_concurrent_trials", "time_budget_s", "max_failures", "seed", "optuna",
 )  # fmt: skip
 DATASET_KEYS = ("name", "root", "validation_fraction", "train_steps", "eval_steps")
 ASHA_KEYS = ("grace_period", "reduction_factor")
@@ -88,6 +89,27 @@ class SweepReader(Fields):
             ),
             max_failures=self.integer("max_failures", top.get("max_failures", 2), 2, 0),
             seed=self.integer("seed", top.get("seed", 0), 0, 0, high=MAX_SEED),
+            startup_trials=self.optuna(top.get("optuna"), algorithm),
+        )
+
+    def optuna(self, raw: Any, algorithm: str) -> int:
+        """Optuna's own settings: `optuna: {startup_trials: N}`, only under search_algorithm
+        optuna (elsewhere it would silently do nothing)."""
+        if raw is not None and algorithm != "optuna":
+            self.problems.append(
+                Problem(
+                    "optuna",
+                    f"is for search_algorithm optuna, not {algorithm}",
+                    "remove it, or set search_algorithm: optuna",
+                )
+            )
+        o = self.mapping("optuna", raw, ("startup_trials",))
+        return self.integer(
+            "optuna.startup_trials",
+            o.get("startup_trials", DEFAULT_STARTUP_TRIALS),
+            DEFAULT_STARTUP_TRIALS,
+            1,
+            high=MAX_SAMPLES,
         )
 
     def name(self, raw: Any, default_name: str) -> str:

@@ -23,6 +23,9 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # the whole name 
 NAME_RULE = "letters, digits, '_', '.', '-'; starting with a letter or digit; at most 100"
 
 DEFAULT_RANDOM_SAMPLES = 10
+# Optuna's TPESampler samples this many trials at random before its model takes over (its
+# n_startup_trials default); a budget of no more trials than that is random search.
+DEFAULT_STARTUP_TRIALS = 10
 MAX_SAMPLES = 100_000  # more trials than any machine runs; a typo like 10000000 is caught
 MAX_SEED = 2**32 - 1  # what numpy and Optuna accept
 
@@ -69,6 +72,7 @@ class SweepSpec:
     time_budget_s: float | None = None  # the whole sweep stops after this many seconds
     max_failures: int = 2  # retries of a trial that raised, from its last checkpoint
     seed: int = 0  # fixes the searcher, the validation split and each trial's initialization
+    startup_trials: int = DEFAULT_STARTUP_TRIALS  # optuna only: random trials before TPE
 
     @property
     def max_epochs(self) -> int:
@@ -91,10 +95,27 @@ class SweepSpec:
     def describe(self) -> str:
         """'24 trials of up to 12 epochs, grid search, ASHA'."""
         stopping = "ASHA" if self.scheduler else "no early stopping"
+        search = f"{self.search_algorithm} search"
+        if self.search_algorithm == "optuna":
+            search = f"optuna search (TPE after {self.startup_trials} random start-up trials)"
         return (
-            f"{self.trial_count()} trials of up to {self.max_epochs} epochs, "
-            f"{self.search_algorithm} search, {stopping}"
+            f"{self.trial_count()} trials of up to {self.max_epochs} epochs, {search}, {stopping}"
         )
+
+    def warnings(self) -> list[Problem]:
+        """What is valid but likely not what the user meant; `hpo validate` and `hpo sweep`
+        print each as a warning line and go on."""
+        if self.search_algorithm == "optuna" and self.startup_trials >= self.num_samples:
+            return [
+                Problem(
+                    "optuna.startup_trials",
+                    f"its {self.startup_trials} random start-up trials fill all "
+                    f"{self.num_samples} trials: TPE never runs, so this is random search",
+                    f"startup_trials below num_samples, e.g. optuna: "
+                    f"{{startup_trials: {max(1, self.num_samples // 3)}}}",
+                )
+            ]
+        return []
 
     def trial_count(self) -> int:
         """Trials the sweep will run: Ray repeats the whole grid num_samples times."""
@@ -158,7 +179,12 @@ def as_data(spec: SweepSpec) -> dict[str, Any]:
         "time_budget_s": spec.time_budget_s,
         "max_failures": spec.max_failures,
         "seed": spec.seed,
+        **({"optuna": {"startup_trials": spec.startup_trials}} if _optuna(spec) else {}),
     }
+
+
+def _optuna(spec: SweepSpec) -> bool:
+    return spec.search_algorithm == "optuna"
 
 
 def problems_of(spec: SweepSpec) -> list[Problem]:

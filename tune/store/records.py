@@ -28,6 +28,7 @@ from tune.core.files import OUTSIDE, UnreadableFile, inside, load_json, write_at
 from tune.space.distributions import Distribution, Scalar
 from tune.space.hyperparams import RULES, check_value
 from tune.space.spec import (
+    DEFAULT_STARTUP_TRIALS,
     MAX_SAMPLES,
     MAX_SEED,
     AshaSpec,
@@ -432,4 +433,11 @@ class _Reader:
             time_budget_s=self.get(data, "spec", "time_budget_s", (int, float, type(None))),
             max_failures=self.get(data, "spec", "max_failures", int),
             seed=self.get(data, "spec", "seed", int),
+            # Records from before `optuna.startup_trials` ran with Optuna's default.
+            startup_trials=self.get(
+                {"startup_trials": DEFAULT_STARTUP_TRIALS, **data},
+                "spec",
+                "startup_trials",
+                int,
+            ),
         )

@@ -83,6 +83,19 @@ def test_scheduler_and_searcher() -> None:
     assert scheduler(load_spec(SEARCH_SPACES / "smoke.yaml")) is not None
 
 
+def test_optunas_start_up_trials_come_from_the_file(tmp_path: Path) -> None:
+    """TPE samples at random for its first trials (Optuna's default: 10); a small budget
+    needs fewer, or it is random search throughout."""
+    text = "search: {dropout: {uniform: [0, 0.5]}}\nsearch_algorithm: optuna\nnum_samples: 12\n"
+    default = searcher(spec_of(tmp_path, text))._sampler
+    assert default._n_startup_trials == 10 and default._rng.rng.random() == (
+        type(default)(seed=0)._rng.rng.random()
+    )  # seeded with the sweep's seed
+    spec = spec_of(tmp_path, text + "optuna: {startup_trials: 4}\n")
+    assert searcher(spec)._sampler._n_startup_trials == 4
+    assert "TPE after 4 random start-up trials" in spec.describe()
+
+
 def test_no_scheduler(tmp_path: Path) -> None:
     assert scheduler(spec_of(tmp_path, "search: {epochs: 2}\nscheduler: none\n")) is None
 

@@ -248,6 +248,23 @@ def test_hyperparameter_rules(
             ("'accuracy'", "did you mean 'val_accuracy'"),
         ),
         ("search: {epochs: 3}\nscheduler: {hyperband: {}}\n", "scheduler", ("none, asha",)),
+        (
+            "search: {dropout: {uniform: [0, 0.5]}}\noptuna: {startup_trials: 3}\n",
+            "optuna",
+            ("is for search_algorithm optuna, not random", "set search_algorithm: optuna"),
+        ),
+        (
+            "search: {dropout: {uniform: [0, 0.5]}}\nsearch_algorithm: optuna\n"
+            "optuna: {startup_trials: 0}\n",
+            "optuna.startup_trials",
+            ("0 is not allowed", "an integer in [1, 100000]"),
+        ),
+        (
+            "search: {dropout: {uniform: [0, 0.5]}}\nsearch_algorithm: optuna\n"
+            "optuna: {n_startup: 3}\n",
+            "optuna.n_startup",
+            ("unknown key", "startup_trials"),
+        ),
     ],
 )
 def test_section_values(tmp_path: Path, text: str, key: str, fragments: tuple[str, ...]) -> None:

@@ -161,3 +161,17 @@ def test_an_integer_too_large_for_a_float_is_a_problem_not_a_crash(tmp_path: Pat
     assert [line.split(": ")[1] for line in e.value.lines()] == [
         "search.dropout", "search.lr.loguniform", "search.epochs",
     ]  # fmt: skip
+
+
+def test_optuna_whose_start_up_trials_fill_the_budget_is_warned_about(tmp_path: Path) -> None:
+    """Valid (a user may want it), but with no more trials than TPE's random start-up ones the
+    sweep is random search: a warning, not an error."""
+    text = "search: {dropout: {uniform: [0, 0.5]}}\nsearch_algorithm: optuna\nnum_samples: 8\n"
+    (warning,) = load_spec(write(tmp_path, text)).warnings()
+    assert warning.format("f.yaml: warning") == (
+        "f.yaml: warning: optuna.startup_trials: its 10 random start-up trials fill all 8 "
+        "trials: TPE never runs, so this is random search (startup_trials below num_samples, "
+        "e.g. optuna: {startup_trials: 2})"
+    )
+    assert load_spec(write(tmp_path, text + "optuna: {startup_trials: 2}\n")).warnings() == []
+    assert load_spec(write(tmp_path, "search: {dropout: {uniform: [0, 0.5]}}\n")).warnings() == []

@@ -83,6 +83,18 @@ def test_a_record_of_the_previous_format_is_read(tmp_path: Path) -> None:
     assert loaded.spec == spec and loaded.parent_run_id == "0123" and loaded.versions == {}
 
 
+def test_a_record_from_before_optunas_start_up_trials_runs_with_optunas_default(
+    tmp_path: Path,
+) -> None:
+    spec = load_spec(SEARCH_SPACES / "fashion_tpe.yaml")
+    data = asdict(replace(spec, startup_trials=3))
+    records.save(tmp_path, records.new_record(replace(spec, startup_trials=3), NOWHERE))
+    assert records.load(tmp_path).spec.startup_trials == 3
+    del data["startup_trials"]
+    (tmp_path / records.RECORD_FILE).write_text(json.dumps(old_record(data)))
+    assert records.load(tmp_path).spec.startup_trials == 10
+
+
 @pytest.mark.parametrize(
     ("drop", "path"),
     [
