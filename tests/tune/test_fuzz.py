@@ -151,11 +151,16 @@ def test_validate_survives_malformed_files(tmp_path: Path, fake_data_dir: Path) 
     assert "Traceback" not in result.stderr and "failed:" not in result.stderr
     valid = {line.split(": valid: ")[0] for line in result.stdout.splitlines()}
     problems: dict[str, int] = {}
+    warned = set()  # valid, with a warning (say, Optuna's start-up trials fill its budget)
     for line in result.stderr.splitlines():
         file = line.split(": ")[0]
         assert file.endswith(".yaml"), line  # every line names its file
         assert len(line) < 600, line[:300]  # one short line each
-        problems[file] = problems.get(file, 0) + 1
+        if line.startswith(f"{file}: warning: "):
+            warned.add(file)
+        else:
+            problems[file] = problems.get(file, 0) + 1
+    assert warned <= valid
     for path in map(str, files):
         assert (path in valid) != (path in problems), path  # valid, or its problems
     assert len(problems) > FILES * 0.8  # the mutations do break most files

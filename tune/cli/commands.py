@@ -322,12 +322,13 @@ def _check_recorded_uri(record: ExperimentRecord) -> None:
         raise UsageError(problem.replace("--tracking-uri", "the recorded tracking URI", 1))
 
 
-def finish(result: RunResult, metric: str, tracking_uri: str) -> int:
-    """Print the summary of a sweep or resume and choose the exit code."""
+def finish(result: RunResult, metric: str, tracking_uri: str, confirm: bool = False) -> int:
+    """Print the summary of a sweep, resume or confirm run and choose the exit code."""
     from tune.run import summary
 
     took = time.monotonic() - STARTED
-    print("\n".join(summary.summary_lines(result, metric, tracking_uri, took)))
+    lines = summary.summary_lines(result, metric, tracking_uri, took, best_trial=not confirm)
+    print("\n".join(lines))
     return summary.exit_code(result)
 
 
@@ -440,8 +441,10 @@ def cmd_confirm(args: argparse.Namespace) -> int:
         result = confirm.start_or_continue(
             exp_dir, record, args.top, args.seeds, args.overwrite, lambda: run_options(args)
         )
-    if result is None:
-        return _write_report(exp_dir)
+    if result is None:  # confirmed already, with these numbers
+        status = _write_report(exp_dir)
+        _recommend(exp_dir, record)
+        return status
     return _after_confirm(exp_dir, result, record)
 
 
@@ -449,13 +452,34 @@ def _after_confirm(exp_dir: Path, result: RunResult, record: ExperimentRecord) -
     """The confirm run's trial table, then the report with its confirmation section."""
     from tune.core.signals import deferred
 
-    status = finish(result, record.metric, record.tracking_uri)
+    status = finish(result, record.metric, record.tracking_uri, confirm=True)
     if result.interrupted or status:
         return status
     # A signal now is noted and the report finishes whole: interrupted mid-way (plots, the
     # MLflow upload) with Ray's threads still up, the interpreter aborted at exit (-6).
     with deferred() as stopped:
         status = _write_report(exp_dir)
+        _recommend(exp_dir, record)
     if stopped():
         return EXIT_TERMINATED if terminated() else EXIT_INTERRUPTED
     return status
+
+
+def _recommend(exp_dir: Path, record: ExperimentRecord) -> None:
+    """End with the answer: the configuration the confirm run recommends, its mean test
+    accuracy with its confidence interval, and whether it beat the runner-up beyond seed
+    noise; the same figures go to the confirm run's MLflow parent run as its metrics."""
+    from tune.report.confirmation import confirmed_results, load_confirmation, recommendation
+    from tune.store.runs import log_results
+
+    confirmation = load_confirmation(exp_dir)
+    if confirmation is None:
+        return
+    print("\n" + "\n".join(recommendation(confirmation, record.metric)))
+    if confirmation.run_id is None:
+        return
+    try:
+        results = confirmed_results(confirmation, record.metric)
+        log_results(record.tracking_uri, confirmation.run_id, results)
+    except Exception as e:  # the answer is printed and in the report; MLflow is a copy
+        print(f"hpo confirm: could not log the results to MLflow: {e}", file=sys.stderr)

@@ -207,6 +207,7 @@ def _fit(
 ) -> RunResult:
     start = time.monotonic()
     status, open_outcome = "FAILED", "interrupted"
+    rows: list[TrialRow] = []
     before = signals.fit_starts()
     try:
         make_tuner().fit()
@@ -236,7 +237,8 @@ def _fit(
             missed += 1  # the store is down: the parent run's end waits for a resume too
         else:
             try:
-                end_run(record.tracking_uri, str(record.parent_run_id), status)
+                results = {} if record.is_confirm else sweep_results(rows, record.metric)
+                end_run(record.tracking_uri, str(record.parent_run_id), status, results)
             except Exception as e:  # a dead tracking server must not hide how the sweep ended
                 log.warning("MLflow: could not end the parent run: %s", e)
                 failed += 1
@@ -257,6 +259,16 @@ def _fit(
         caught_up=Backfilled(0, 0),
         seconds=time.monotonic() - start,
     )
+
+
+def sweep_results(rows: list[TrialRow], metric: str) -> dict[str, float]:
+    """A sweep parent run's metrics: its best value and how many trials ran all their epochs.
+    (A confirm run's are its mean test accuracy and the like, logged with its report.)"""
+    if not rows:
+        return {}  # fit failed before reading back: leave what an earlier run logged
+    best = next((r.best for r in rows if r.best is not None), None)
+    results = {"trials_completed": float(sum(r.state == states.COMPLETED for r in rows))}
+    return results if best is None else {f"best_{metric}": best, **results}
 
 
 def _resources(resources: ResourcesSpec) -> dict[str, float]:

@@ -21,25 +21,32 @@ def exit_code(result: RunResult) -> int:
 
 
 def summary_lines(
-    result: RunResult, metric: str, tracking_uri: str, command_s: float | None = None
+    result: RunResult,
+    metric: str,
+    tracking_uri: str,
+    command_s: float | None = None,
+    best_trial: bool = True,
 ) -> list[str]:
     """The trial table, the best trial, how the run ended, what failed, was retried or missed
     by MLflow, and where to look next. `command_s`: how long the command has run, start-up
-    (imports, Ray) included, when the caller knows."""
+    (imports, Ray) included, when the caller knows. `best_trial`: False for a confirm run,
+    whose best single seed is no answer (its confirmed recommendation comes after)."""
     return [
-        *_results(result, metric),
+        *_results(result, metric, best_trial),
         *_ending(result, tracking_uri),
         *_where(result, tracking_uri, command_s),
     ]
 
 
-def _results(result: RunResult, metric: str) -> list[str]:
+def _results(result: RunResult, metric: str, best_trial: bool) -> list[str]:
     lines = [f"\n{summary_line(result.rows, metric)}"]
     if result.rows:
         lines.append(format_table(result.rows, metric))
     best = result.best
     if best is None:
         return [*lines, f"\nhpo: no trial reported {metric}."]
+    if not best_trial:
+        return lines
     config = ", ".join(f"{k}={fmt_value(v)}" for k, v in best.config.items())
     return [
         *lines,

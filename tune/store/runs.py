@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlflow.entities import Param
+from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 from mlflow.tracking import MlflowClient
@@ -224,5 +225,19 @@ def reopen_run(tracking_uri: str, run_id: str) -> None:
     MlflowClient(tracking_uri).update_run(run_id, status="RUNNING")
 
 
-def end_run(tracking_uri: str, run_id: str, status: str) -> None:
+def end_run(
+    tracking_uri: str, run_id: str, status: str, results: dict[str, float] | None = None
+) -> None:
+    """End a parent run, with what the experiment found so far as its metrics."""
+    log_results(tracking_uri, run_id, results or {})
     MlflowClient(tracking_uri).set_terminated(run_id, status)
+
+
+def log_results(tracking_uri: str, run_id: str, results: dict[str, float]) -> None:
+    """A parent run's own metrics (its best value, a confirm run's mean test accuracy), so
+    that MLflow's list of runs shows the results, not only the child runs' epochs. Logged at
+    step 0 again on every resume: MLflow shows the latest."""
+    if results:
+        stamp = int(time.time() * 1000)
+        metrics = [Metric(k, float(v), stamp, 0) for k, v in results.items()]
+        MlflowClient(tracking_uri).log_batch(run_id, metrics=metrics)

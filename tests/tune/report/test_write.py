@@ -223,8 +223,14 @@ def test_confirm_retrains_top_two_with_two_seeds_and_tests_once(
     assert not (sweep.experiment / "confirm").exists()
     result = sweep.run("confirm", NAME, "--top", "2", "--seeds", "2")
     assert "Report:" in result.stdout
+    # It ends with the answer, not with one seed's best trial.
+    assert "Best trial" not in result.stdout
+    ending = result.stdout[result.stdout.index("Confirmed recommendation: configuration #") :]
+    assert "test accuracy: mean " in ending and "95% CI" in ending
+    assert "distinguishable from #" in ending and "(Welch's t-test p = " in ending
+    assert ending.rstrip().splitlines()[-1].startswith("  config: ")
     client = MlflowClient(sweep.uri)
-    _, children = runs_of(sweep.uri, NAME, name=f"{NAME}-confirm")
+    parent, children = runs_of(sweep.uri, NAME, name=f"{NAME}-confirm")
     assert len(children) == 4
     assert all(c.info.status == "FINISHED" for c in children)
     assert {(c.data.params["candidate"], c.data.params["seed"]) for c in children} == {
@@ -239,6 +245,19 @@ def test_confirm_retrains_top_two_with_two_seeds_and_tests_once(
     for c in children:
         means.setdefault(c.data.params["candidate"], []).append(c.data.metrics["val_accuracy"])
     winner = max(means, key=lambda k: sum(means[k]) / len(means[k]))
+    # The parent runs hold the results, so that MLflow's list of runs shows them.
+    tests = [
+        c.data.metrics["test_accuracy"] for c in children if c.data.params["candidate"] == winner
+    ]
+    assert parent.data.metrics["mean_test_accuracy"] == pytest.approx(sum(tests) / 2)
+    assert parent.data.metrics["mean_val_accuracy"] == pytest.approx(sum(means[winner]) / 2)
+    assert parent.data.metrics["recommended_rank"] == int(winner)
+    assert 0 <= parent.data.metrics["p_value"] <= 1
+    assert parent.data.metrics["test_accuracy_ci_low"] <= sum(tests) / 2
+    sweep_parent, sweep_children = runs_of(sweep.uri, NAME)
+    best = max(c.data.metrics["val_accuracy"] for c in sweep_children)  # the last epoch's
+    assert sweep_parent.data.metrics["best_val_accuracy"] >= best
+    assert sweep_parent.data.metrics["trials_completed"] >= 1
     config = next(c for c in children if c.data.params["candidate"] == winner).data.params
     chosen = yaml.safe_load((sweep.experiment / "report" / "best_config.yaml").read_text())
     # MLflow keeps params as str(value): compare the YAML's values the same way.

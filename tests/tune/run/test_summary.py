@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tune.core.errors import EXIT_FAILURE, EXIT_OK
-from tune.run.experiment import RunResult
+from tune.run.experiment import RunResult, sweep_results
 from tune.run.summary import exit_code, summary_lines
 from tune.run.tracking import Backfilled
 from tune.store.rows import TrialRow
@@ -35,3 +35,21 @@ def test_the_exit_code_follows_the_result(tmp_path: Path) -> None:
     assert exit_code(result(tmp_path)) == EXIT_OK
     assert exit_code(result(tmp_path, errors=1)) == EXIT_FAILURE
     assert exit_code(result(tmp_path, best=None)) == EXIT_FAILURE
+
+
+def test_a_confirm_run_names_no_single_best_trial(tmp_path: Path) -> None:
+    """A confirm run's best trial is one seed's luck: its summary leaves it out (the confirmed
+    recommendation is printed after the report)."""
+    lines = "\n".join(summary_lines(result(tmp_path), "val_accuracy", "sqlite:///x.db"))
+    assert "Best trial t_00000: val_accuracy 0.9000 after 2 epochs" in lines
+    confirm = summary_lines(result(tmp_path), "val_accuracy", "sqlite:///x.db", best_trial=False)
+    assert "Best trial" not in "\n".join(confirm) and "config: lr" not in "\n".join(confirm)
+
+
+def test_a_sweeps_parent_run_gets_its_best_value_and_completed_trials() -> None:
+    stopped = TrialRow("t_00001", "STOPPED", 1, 2, 0.5, {"lr": 0.2})
+    assert sweep_results([ROW, stopped], "val_accuracy") == {
+        "best_val_accuracy": 0.9,
+        "trials_completed": 1.0,
+    }
+    assert sweep_results([], "val_accuracy") == {}  # nothing read back: nothing overwritten
