@@ -82,6 +82,10 @@ def test_smoke_sweep_through_the_cli(tmp_path: Path, hpo_here: Runner) -> None:
         assert run.data.tags["device"] == "cpu"
         assert "torch_version" in run.data.tags and "ray_version" in run.data.tags
         assert run.data.tags["model_summary"].startswith("CNN ")
+        # Named by what the search varies; sized by its parameter count.
+        name = run.info.run_name
+        assert name.startswith(run.data.tags["hpo.trial_id"] + " conv_layers=") and ", lr=" in name
+        assert run.data.metrics["parameter_count"] > 1000
         epochs = int(run.data.tags["hpo.epochs"])
         for metric in ("val_accuracy", "val_loss", "train_loss", "loss_gap", "samples_per_s"):
             history = client.get_metric_history(run.info.run_id, metric)

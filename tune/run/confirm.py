@@ -109,6 +109,7 @@ def plan(record: ExperimentRecord, options: RunOptions) -> Plan:
             "metric": f"{record.metric} ({record.mode})",
         },
         tags={**version_tags(), CONFIRM_OF_TAG: str(record.sweep_parent_run_id)},
+        varied=(CANDIDATE_KEY, SEED_KEY),
     )
 
 

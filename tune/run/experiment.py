@@ -61,6 +61,7 @@ class Plan:
     run_name: str = ""  # the parent run's name in MLflow
     params: dict[str, Any] = field(default_factory=dict)  # the parent run's params
     tags: dict[str, str] = field(default_factory=dict)  # the parent run's tags
+    varied: tuple[str, ...] = ()  # the config keys a trial's run name shows
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,12 @@ def run_experiment(
     if nodes.in_job():
         print(nodes.STARTED, flush=True)  # `hpo submit` waits for this line
     tracker = TrackingCallback(
-        TrackingConfig(record.tracking_uri, record.spec.name, str(records.tensorboard_dir(folder))),
+        TrackingConfig(
+            record.tracking_uri,
+            record.spec.name,
+            str(records.tensorboard_dir(folder)),
+            varied=plan.varied,
+        ),
         str(record.parent_run_id),
     )
     progress = ProgressCallback(

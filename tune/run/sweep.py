@@ -166,6 +166,7 @@ def plan(spec: SweepSpec, options: RunOptions, trainable: Any = None) -> Plan:
         run_name=spec.name,
         params=_sweep_params(spec),
         tags={**version_tags(), "hpo.source": spec.source},
+        varied=tuple(k for k, v in spec.search.items() if isinstance(v, Distribution)),
     )
 
 

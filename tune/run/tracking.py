@@ -27,6 +27,7 @@ from ray import tune as ray_tune
 from tune.core import states
 from tune.core.metrics import EPOCH, REPORTED
 from tune.core.retry_queue import RetryQueue
+from tune.core.text import fmt_value
 from tune.space import hyperparams
 from tune.store.runs import (
     OUTCOME_TAG,
@@ -43,6 +44,18 @@ log = logging.getLogger(__name__)
 
 # How often the writer asks a store that stopped answering whether it is back.
 RETRY_S = 10.0
+PARAMETER_COUNT = "parameter_count"  # a trial's model size, a metric at step 0
+# The scalars TensorBoard's HParams tab shows beside each trial's hyperparameters.
+HPARAM_METRICS = ("val_accuracy", "val_loss", "train_loss", "loss_gap")
+RUN_NAME_LIMIT = 100  # characters; MLflow's list of runs shows about this many
+
+
+def run_name(trial_id: str, config: dict[str, Any], varied: Iterable[str]) -> str:
+    """'0a01e_00012 dropout=0.3, lr=0.001': the trial's id and its values of what the search
+    varies, so that MLflow's list of runs reads as the configurations tried."""
+    shown = ", ".join(f"{k}={fmt_value(config[k])}" for k in varied if k in config)
+    name = f"{trial_id} {shown}".strip()
+    return name if len(name) <= RUN_NAME_LIMIT else name[: RUN_NAME_LIMIT - 3] + "..."
 
 
 @dataclass(frozen=True)
@@ -114,8 +127,9 @@ class TrialWriter:
 
     # -- jobs (run on the writer thread) -------------------------------------------------------
 
-    def run_id(self, trial_id: str) -> str:
-        """The trial's child run: found again by tag after a resume, else created."""
+    def run_id(self, trial_id: str, config: dict[str, Any] | None = None) -> str:
+        """The trial's child run: found again by tag after a resume, else created (named
+        after its config when given)."""
         if trial_id not in self.run_ids:
             found = self.client.search_runs(
                 [self.experiment_id],
@@ -131,7 +145,8 @@ class TrialWriter:
                     PARENT_TAG: self.parent_run_id,
                     SWEEP_TAG: self.cfg.experiment,
                 }
-                run = self.client.create_run(self.experiment_id, run_name=trial_id, tags=tags)
+                name = run_name(trial_id, config or {}, self.cfg.varied)
+                run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
                 self.run_ids[trial_id] = run.info.run_id
         return self.run_ids[trial_id]
 
@@ -142,15 +157,46 @@ class TrialWriter:
             self.boards[trial_id] = SummaryWriter(str(Path(self.cfg.tensorboard_dir) / trial_id))
         return self.boards[trial_id]
 
-    def start(self, trial_id: str, config: dict[str, Any], tags: dict[str, str]) -> None:
-        run_id = self.run_id(trial_id)
+    def start(
+        self,
+        trial_id: str,
+        config: dict[str, Any],
+        tags: dict[str, str],
+        parameter_count: int | None = None,
+    ) -> None:
+        run_id = self.run_id(trial_id, config)
         history = self.client.get_metric_history(run_id, "val_loss")
         self.logged_epoch[trial_id] = max((m.step for m in history), default=0)
-        logged = self.client.get_run(run_id).data.params
-        params = [Param(k, str(v)) for k, v in config.items() if k not in logged]
-        self.client.log_batch(run_id, params=params, tags=[RunTag(k, v) for k, v in tags.items()])
+        self.describe(run_id, config, tags, parameter_count)
         self.client.update_run(run_id, status="RUNNING")
+        self.hparams(trial_id, config)
         self.open.add(trial_id)
+
+    def describe(
+        self, run_id: str, config: dict[str, Any], tags: dict[str, str], parameter_count: int | None
+    ) -> None:
+        """What the run lacks of the trial's params, tags and parameter count."""
+        run = self.client.get_run(run_id)
+        params = [Param(k, str(v)) for k, v in config.items() if k not in run.data.params]
+        metrics = []
+        if parameter_count is not None and PARAMETER_COUNT not in run.data.metrics:
+            metrics.append(Metric(PARAMETER_COUNT, parameter_count, int(time.time() * 1000), 0))
+        new_tags = [RunTag(k, v) for k, v in tags.items() if run.data.tags.get(k) != v]
+        self.client.log_batch(run_id, params=params, metrics=metrics, tags=new_tags)
+
+    def hparams(self, trial_id: str, config: dict[str, Any]) -> None:
+        """The trial's config for TensorBoard's HParams tab, which shows it beside the latest
+        value of each of HPARAM_METRICS (the scalars log_epoch writes to the same folder)."""
+        from torch.utils.tensorboard.summary import hparams
+
+        # torch would log a bool as the number 1: as 'true'/'false' it stays a category.
+        values = {
+            k: v if isinstance(v, int | float | str) and not isinstance(v, bool) else fmt_value(v)
+            for k, v in config.items()
+        }
+        board = self.board(trial_id)
+        for summary in hparams(values, {k: 0.0 for k in HPARAM_METRICS}):
+            board.file_writer.add_summary(summary)
 
     def result(self, trial_id: str, result: dict[str, Any]) -> None:
         step = int(result.get(EPOCH, 0))
@@ -195,15 +241,12 @@ class TrialWriter:
         ending = ENDINGS.get(trial.state)
         if not trial.history and trial.state != states.ERROR:
             return 0, 0  # not started, or before its first epoch: its own start creates the run
-        run_id = self.run_id(trial.trial_id)
+        run_id = self.run_id(trial.trial_id, trial.config)
         run = self.client.get_run(run_id)
-        params = [Param(k, str(v)) for k, v in trial.config.items() if k not in run.data.params]
-        tags = [
-            RunTag(k, v)
-            for k, v in {**version_tags(), "model_summary": model_summary(trial.config)}.items()
-            if k not in run.data.tags
-        ]
-        self.client.log_batch(run_id, params=params, tags=tags)
+        summary, parameter_count = model_facts(trial.config)
+        tags = {**version_tags(), "model_summary": summary}
+        missing_tags = {k: v for k, v in tags.items() if k not in run.data.tags}
+        self.describe(run_id, trial.config, missing_tags, parameter_count)
         logged = {m.step for m in self.client.get_metric_history(run_id, "val_loss")}
         missing = [h for h in trial.history if int(h[EPOCH]) not in logged]
         for h in missing:
@@ -275,8 +318,9 @@ class TrackingCallback(ray_tune.Callback):
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         trial_id, config = trial.trial_id, dict(trial.config)
-        tags = {**self._versions, "model_summary": model_summary(config)}
-        self.writer.submit(self.writer.start, trial_id, config, tags)
+        summary, parameter_count = model_facts(config)
+        tags = {**self._versions, "model_summary": summary}
+        self.writer.submit(self.writer.start, trial_id, config, tags, parameter_count)
 
     def on_trial_result(
         self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
@@ -305,14 +349,16 @@ class TrackingCallback(ray_tune.Callback):
         return flushed
 
 
-def model_summary(config: dict[str, Any]) -> str:
+def model_facts(config: dict[str, Any]) -> tuple[str, int | None]:
+    """The model's one-line summary (a tag) and its parameter count (a metric)."""
     import torch
 
-    from models.cnn import CNN, summary
+    from models.cnn import CNN, count_parameters, summary
 
     try:
         # On the meta device: shapes and parameter counts without allocating the weights.
         with torch.device("meta"):
-            return summary(CNN(hyperparams.model_config(config)))
+            model = CNN(hyperparams.model_config(config))
+            return summary(model), count_parameters(model)
     except (KeyError, ValueError) as e:
-        return f"unavailable: {e}"
+        return f"unavailable: {e}", None

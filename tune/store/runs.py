@@ -34,6 +34,7 @@ class TrackingConfig:
     tracking_uri: str
     experiment: str  # MLflow experiment = sweep name
     tensorboard_dir: str  # event files go to <tensorboard_dir>/<trial_id>
+    varied: tuple[str, ...] = ()  # config keys a trial's run name shows, after its id
 
 
 def version_tags() -> dict[str, str]:

@@ -71,6 +71,46 @@ def test_each_epoch_is_logged_once_across_a_resume(tmp_path: Path) -> None:
     again.close("interrupted")
 
 
+def test_a_trials_run_is_named_by_its_config_and_sized_and_in_the_hparams_tab(
+    tmp_path: Path,
+) -> None:
+    """MLflow's list of runs reads as the configurations tried (their id, then what the search
+    varies), each run has the model's parameter count as a metric, and TensorBoard's HParams
+    tab has every trial's config."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    cfg, parent = setup(tmp_path)
+    cfg = TrackingConfig(cfg.tracking_uri, cfg.experiment, cfg.tensorboard_dir, ("lr", "norm"))
+    client = MlflowClient(cfg.tracking_uri)
+    writer = TrialWriter(cfg, parent)
+    config = {"lr": 0.001, "norm": True, "epochs": 2}
+    writer.start("t_00000", config, {"model_summary": "CNN"}, parameter_count=1234)
+    writer.result("t_00000", epoch(1))
+    writer.close("interrupted")
+    again = TrialWriter(cfg, parent)  # a resume: the same run, the count logged once
+    again.start("t_00000", config, {"model_summary": "CNN"}, parameter_count=1234)
+    again.close("interrupted")
+
+    run = client.get_run(writer.run_ids["t_00000"])
+    assert run.info.run_name == "t_00000 lr=0.001, norm=true"
+    assert run.data.metrics["parameter_count"] == 1234
+    assert len(client.get_metric_history(run.info.run_id, "parameter_count")) == 1
+    events = EventAccumulator(str(Path(cfg.tensorboard_dir) / "t_00000"))
+    events.Reload()
+    content = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    started = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
+    assert started.hparams["lr"].number_value == 0.001
+    assert started.hparams["norm"].string_value == "true"
+    assert events.Scalars("val_accuracy")[0].value == pytest.approx(0.51)
+
+
+def test_a_long_run_name_is_cut() -> None:
+    name = tracking.run_name("t_1", {"a": "x" * 200}, ["a", "missing"])
+    assert len(name) == tracking.RUN_NAME_LIMIT and name.endswith("...")
+    assert tracking.run_name("t_1", {"a": 1}, []) == "t_1"
+
+
 def test_closing_ends_the_runs_left_open(tmp_path: Path) -> None:
     cfg, parent = setup(tmp_path)
     client = MlflowClient(cfg.tracking_uri)
