@@ -62,3 +62,6 @@ def test_an_interrupted_confirm_saved_before_the_move_resumes(tmp_path: Path) ->
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert states_of(folder / "confirm", tmp_path) == ["TERMINATED"] * 4
+    # The 3 trials created after the restore are in the copy, not where the folder was made
+    # (tune/run/moved.py; before it they failed, or wrote there when that folder existed).
+    assert len(list((folder / "confirm").glob("train_trial_*/result.json"))) == 4

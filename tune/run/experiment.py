@@ -21,7 +21,7 @@ from ray import tune as ray_tune
 from tune.cluster import nodes
 from tune.core import signals, states
 from tune.core.errors import InputError
-from tune.run import old_paths
+from tune.run import moved, old_paths
 from tune.run.aside import Aside, discard_runs, put_back
 from tune.run.process import RunOptions, preflight
 from tune.run.progress import ProgressCallback
@@ -152,11 +152,7 @@ def _start(
     try:
         preflight(record.spec, options, folder.parent)
         if restoring and storage.remote_of(folder) is None:
-            # A disk that filled up while Ray copied its snapshot left it cut short: the last
-            # whole one comes back (tune/store/snapshots.py).
-            if whole_again := snapshots.repair(folder):
-                print(f"hpo: Ray's last snapshot was cut short; put back the one before it "
-                      f"({', '.join(whole_again)})", flush=True)  # fmt: skip
+            repair_snapshot(folder)
             # In a bucket, each trial still checks its own checkpoint before loading it.
             repair_checkpoints(folder)
             check_checkpoints(folder)
@@ -343,6 +339,7 @@ def restore_tuner(
     checkpoints were repaired and checked by then: run_experiment.) `param_space`: the
     experiment's own, for one whose space holds functions (Ray's saved state has placeholders)."""
     old_paths.install()  # a folder made before tune/ was grouped by layer names old modules
+    moved.install()  # a moved or copied folder's later trials go where it is now
     restored = ray_tune.Tuner.restore(
         storage.ray_path(folder),
         trainable=trainable,
@@ -360,6 +357,14 @@ def restore_tuner(
     asha = internal._tune_config.scheduler  # the restored ASHA; its rungs come back
     internal.get_run_config().callbacks = _callbacks(ours, asha, folder)
     return restored
+
+
+def repair_snapshot(folder: Path) -> None:
+    """A disk that filled up while Ray wrote its snapshot left it cut short: the last whole
+    one comes back (tune/store/snapshots.py), before anything reads Ray's state."""
+    if storage.remote_of(folder) is None and (whole_again := snapshots.repair(folder)):
+        print(f"hpo: Ray's last snapshot was cut short; put back the one before it "
+              f"({', '.join(whole_again)})", flush=True)  # fmt: skip
 
 
 def repair_checkpoints(folder: Path) -> list[str]:
@@ -400,6 +405,7 @@ def is_finished(folder: Path) -> bool:
     if not ray_tune.Tuner.can_restore(storage.ray_path(folder)):
         return False
     storage.pull(folder)
+    repair_snapshot(folder)  # asked first by resume and confirm: it reads Ray's state
     record, rows = experiment_rows(folder)
     left = [r for r in rows if r.state in (*states.RESUMABLE, states.ERROR)]
     return not left and len(rows) >= record.expected_trials(len(rows))

@@ -86,17 +86,17 @@ def put_back_lost(folder: Path) -> bool:
 
     Ray deletes a trial's older checkpoint as soon as it registers a newer one and saves its
     experiment state a moment later: a driver killed in between leaves a state pointing at a
-    folder that is gone, or half deleted (the folder there, its checkpoint file not). The
-    newest checkpoint on disk is the same trial a little further on (its epoch counter and RNG
-    state inside), so it takes the lost one's place, and the trial reports its epoch again,
-    which Ray never saw. Only plain folders of plain files are copied from or into: nothing
-    outside the trial's folder is read or written through a link."""
+    folder that is gone, or half deleted (the folder there, its checkpoint file not); so does
+    Ray's previous snapshot, which resume puts back when a full disk cut the last one short.
+    The newest whole checkpoint on disk (not one the full disk cut short) is the same trial a
+    little further on (its epoch counter and RNG state inside), so it takes the lost one's
+    place, and the trial reports its epoch again, which Ray may never have seen. Only plain
+    folders of plain files are copied from or into: nothing outside the trial's folder is
+    read or written through a link."""
     if folder.exists() and not (_plain(folder) and not (folder / CHECKPOINT_FILE).exists()):
         return False  # there, or not ours to touch (the check names what is wrong with it)
-    newest = max(
-        (p for p in folder.parent.glob("checkpoint_*") if p != folder and _plain(p)), default=None
-    )
-    if newest is None or (folder.exists() and not (newest / CHECKPOINT_FILE).is_file()):
+    newest = max((p for p in folder.parent.glob("checkpoint_*") if _whole(p, folder)), default=None)
+    if newest is None:
         return False
     shutil.copytree(newest, folder, dirs_exist_ok=True)
     (folder / REPLAY_MARKER).touch()
@@ -124,6 +124,16 @@ def _end_cut_line(path: Path) -> None:
         f.seek(-1, 2)
         if f.read(1) != b"\n":
             f.write(b"\n")
+
+
+def _whole(candidate: Path, lost: Path) -> bool:
+    """A checkpoint to put in the lost one's place: another plain folder whose file is the
+    one that was written (a full disk can leave a newer one cut short beside it), or, for a
+    trainable that writes no CHECKPOINT_FILE (tests' fake ones), any other plain folder."""
+    if candidate == lost or not _plain(candidate):
+        return False
+    ours = (candidate / CHECKPOINT_FILE).exists() or (candidate / DIGEST_FILE).exists()
+    return not ours or problem(candidate) is None
 
 
 def _plain(folder: Path) -> bool:

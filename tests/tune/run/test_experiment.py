@@ -65,6 +65,13 @@ def test_a_lost_checkpoint_is_replaced_by_the_newest_and_marked_for_replay(
     assert (latest / "epoch.txt").read_text() == "3" and (latest / REPLAY_MARKER).is_file()
     assert not (newer / REPLAY_MARKER).exists()
 
+    # A snapshot a full disk cut short is put back before anything reads it: resume asks
+    # is_finished first (CI: "experiment_state-...json: cannot be read", the whole copy there).
+    (state,) = folder.glob("experiment_state-*.json")
+    state.write_text("")
+    is_finished(folder)  # the copy is one snapshot older: finished or not, it is read whole
+    assert state.stat().st_size > 0
+
 
 def new_experiment(tmp_path: Path, name: str = "x") -> Path:
     folder = tmp_path / "runs" / name

@@ -113,6 +113,19 @@ def test_a_lost_checkpoint_gets_a_copy_of_the_newest_marked_for_replay(tmp_path:
     assert not checkpoints.put_back_lost(newest)  # whole: nothing to do
 
 
+def test_a_newer_checkpoint_a_full_disk_cut_short_is_passed_over(tmp_path: Path) -> None:
+    """CI: Ray's previous snapshot (put back after a full disk) named a deleted checkpoint,
+    and the newest on disk was the one whose copy the full disk had cut: the whole one
+    before it takes the lost one's place."""
+    whole = checkpoint(tmp_path, "checkpoint_000001", b"weights of epoch 2")
+    cut = checkpoint(tmp_path, "checkpoint_000002", b"weights of epoch 3")
+    (cut / CHECKPOINT_FILE).write_bytes(b"weights of")
+    gone = tmp_path / "checkpoint_000000"
+    assert checkpoints.put_back_lost(gone)
+    assert (gone / CHECKPOINT_FILE).read_bytes() == (whole / CHECKPOINT_FILE).read_bytes()
+    assert checkpoints.problem(gone) is None
+
+
 def test_a_lost_checkpoint_is_put_back_only_from_and_into_plain_folders(tmp_path: Path) -> None:
     """A received folder whose checkpoints are links reads and writes nothing through them."""
     outside = tmp_path / "outside"
