@@ -102,6 +102,10 @@ def test_a_sweep_in_a_bucket_is_read_back_from_anywhere(
         k.startswith("bucketed/confirm/") and k.endswith("result.json")
         for k in bucket.keys("bucketed/confirm")
     )
+    listed = hpo_here(["list", "--storage", bucket.uri], tmp_path, **elsewhere)
+    assert listed.returncode == 0, listed.stderr
+    (line,) = listed.stdout.splitlines()
+    assert line.startswith("bucketed: 2/2 trials") and line.endswith("(+ confirm run)"), line
 
 
 # -- storage that cannot take the experiment: one line, exit 2, nothing written -----------------
