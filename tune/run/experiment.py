@@ -238,12 +238,7 @@ def _fit(
         if missed:
             missed += 1  # the store is down: the parent run's end waits for a resume too
         else:
-            try:
-                results = {} if record.is_confirm else sweep_results(rows, record.metric)
-                end_run(record.tracking_uri, str(record.parent_run_id), status, results)
-            except Exception as e:  # a dead tracking server must not hide how the sweep ended
-                log.warning("MLflow: could not end the parent run: %s", e)
-                failed += 1
+            failed += _end_parent_run(record, status, rows)
         # Only now: until here Ray's SIGINT handler notes a signal and lets the writes finish.
         signalled = signals.fit_ended(before)
     return RunResult(
@@ -261,6 +256,17 @@ def _fit(
         caught_up=Backfilled(0, 0),
         seconds=time.monotonic() - start,
     )
+
+
+def _end_parent_run(record: ExperimentRecord, status: str, rows: list[TrialRow]) -> int:
+    """End the parent run with the sweep's results; 1 if the store failed (a warning says)."""
+    try:
+        results = {} if record.is_confirm else sweep_results(rows, record.metric)
+        end_run(record.tracking_uri, str(record.parent_run_id), status, results)
+        return 0
+    except Exception as e:  # a dead tracking server must not hide how the sweep ended
+        log.warning("MLflow: could not end the parent run: %s", e)
+        return 1
 
 
 def sweep_results(rows: list[TrialRow], metric: str) -> dict[str, float]:

@@ -39,6 +39,7 @@ TOP_KEYS = (
 DATASET_KEYS = ("name", "root", "validation_fraction", "train_steps", "eval_steps")
 ASHA_KEYS = ("grace_period", "reduction_factor")
 RESOURCE_STEP = 0.0001  # Ray's precision for fractional CPUs and GPUs
+STARTUP = DEFAULT_STARTUP_TRIALS
 
 
 class SweepReader(Fields):
@@ -93,24 +94,15 @@ class SweepReader(Fields):
         )
 
     def optuna(self, raw: Any, algorithm: str) -> int:
-        """Optuna's own settings: `optuna: {startup_trials: N}`, only under search_algorithm
-        optuna (elsewhere it would silently do nothing)."""
+        """`optuna: {startup_trials: N}`, only under search_algorithm optuna (elsewhere it
+        would silently do nothing)."""
         if raw is not None and algorithm != "optuna":
+            why = f"is for search_algorithm optuna, not {algorithm}"
             self.problems.append(
-                Problem(
-                    "optuna",
-                    f"is for search_algorithm optuna, not {algorithm}",
-                    "remove it, or set search_algorithm: optuna",
-                )
+                Problem("optuna", why, "remove it, or set search_algorithm: optuna")
             )
-        o = self.mapping("optuna", raw, ("startup_trials",))
-        return self.integer(
-            "optuna.startup_trials",
-            o.get("startup_trials", DEFAULT_STARTUP_TRIALS),
-            DEFAULT_STARTUP_TRIALS,
-            1,
-            high=MAX_SAMPLES,
-        )
+        value = self.mapping("optuna", raw, ("startup_trials",)).get("startup_trials", STARTUP)
+        return self.integer("optuna.startup_trials", value, STARTUP, 1, high=MAX_SAMPLES)
 
     def name(self, raw: Any, default_name: str) -> str:
         """--name, else the file's `name:` (unless null), else the file's stem; each must be a
