@@ -69,8 +69,10 @@ def is_sampled(value: Any, algorithm: str) -> bool:
 
 
 def _continuous_under_grid(spec: SweepSpec) -> bool:
+    """What _algorithm_checks refuses: a range grid cannot enumerate (choice and randint it can)."""
     return spec.search_algorithm == "grid" and any(
-        isinstance(v, Distribution) and v.kind != "grid" for v in spec.search.values()
+        isinstance(v, Distribution) and hyperparams.grid_values(v) is None
+        for v in spec.search.values()
     )
 
 

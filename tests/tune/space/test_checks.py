@@ -127,3 +127,12 @@ def test_a_continuous_range_under_grid_is_one_problem_not_three(tmp_path: Path) 
         load_spec(path, local=False, driver=False)
     (line,) = info.value.lines()
     assert "identical runs" in line and "search_algorithm random with a choice" in line
+    # choice and randint are enumerated by grid, so repeats of them are identical too (the
+    # check above, as first written, let this through: 3 copies of a 2-point grid).
+    path.write_text(
+        "search:\n  dropout: {choice: [0.0, 0.5]}\nsearch_algorithm: grid\nnum_samples: 3\n"
+    )
+    with pytest.raises(InputError) as info:
+        load_spec(path, local=False, driver=False)
+    (line,) = info.value.lines()
+    assert "identical runs" in line
