@@ -27,6 +27,7 @@ from tune.core.signals import terminated
 from tune.store.tracking_uri import absolute_tracking_uri, check_tracking_uri
 
 if TYPE_CHECKING:
+    from tune.analysis import Confirmation
     from tune.cluster.jobs import Submitted
     from tune.run.experiment import RunResult
     from tune.run.process import RunOptions
@@ -392,19 +393,20 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
     if out is not None and out.exists() and not out.is_dir():
         raise UsageError(f"--out {args.out} is a file, not a folder")
-    return _write_report(exp_dir, out)
-
-
-def _write_report(exp_dir: Path, out: Path | None = None) -> int:
-    from tune.report import write
     from tune.report.confirmation import load_confirmation
+
+    return _write_report(exp_dir, load_confirmation(exp_dir), out)
+
+
+def _write_report(exp_dir: Path, confirmation: Confirmation | None, out: Path | None = None) -> int:
+    from tune.report import write
     from tune.report.logged import Logger
     from tune.store import records
 
     # MLflow is made ready beside the drawing (tune/report/logged.py).
     logger = Logger(records.load(exp_dir), exp_dir)
     try:
-        result = write.write_report(exp_dir, out, load_confirmation(exp_dir))
+        result = write.write_report(exp_dir, out, confirmation)
     except BaseException:
         logger.finish(None)
         raise
@@ -442,9 +444,7 @@ def cmd_confirm(args: argparse.Namespace) -> int:
             exp_dir, record, args.top, args.seeds, args.overwrite, lambda: run_options(args)
         )
     if result is None:  # confirmed already, with these numbers
-        status = _write_report(exp_dir)
-        _recommend(exp_dir, record)
-        return status
+        return _report_and_recommend(exp_dir, record)
     return _after_confirm(exp_dir, result, record)
 
 
@@ -458,23 +458,30 @@ def _after_confirm(exp_dir: Path, result: RunResult, record: ExperimentRecord) -
     # A signal now is noted and the report finishes whole: interrupted mid-way (plots, the
     # MLflow upload) with Ray's threads still up, the interpreter aborted at exit (-6).
     with deferred() as stopped:
-        status = _write_report(exp_dir)
-        _recommend(exp_dir, record)
+        status = _report_and_recommend(exp_dir, record)
     if stopped():
         return EXIT_TERMINATED if terminated() else EXIT_INTERRUPTED
     return status
 
 
-def _recommend(exp_dir: Path, record: ExperimentRecord) -> None:
+def _report_and_recommend(exp_dir: Path, record: ExperimentRecord) -> int:
+    """The report, read from the confirm run once, then the answer (_recommend)."""
+    from tune.report.confirmation import load_confirmation
+
+    confirmation = load_confirmation(exp_dir)
+    status = _write_report(exp_dir, confirmation)
+    if confirmation is not None:
+        _recommend(confirmation, record)
+    return status
+
+
+def _recommend(confirmation: Confirmation, record: ExperimentRecord) -> None:
     """End with the answer: the configuration the confirm run recommends, its mean test
     accuracy with its confidence interval, and whether it beat the runner-up beyond seed
     noise; the same figures go to the confirm run's MLflow parent run as its metrics."""
-    from tune.report.confirmation import confirmed_results, load_confirmation, recommendation
+    from tune.report.confirmation import confirmed_results, recommendation
     from tune.store.runs import log_results
 
-    confirmation = load_confirmation(exp_dir)
-    if confirmation is None:
-        return
     print("\n" + "\n".join(recommendation(confirmation, record.metric)))
     if confirmation.run_id is None:
         return
