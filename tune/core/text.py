@@ -3,7 +3,7 @@ the summary and the report show them."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 
@@ -13,6 +13,11 @@ def fmt_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+def fmt_config(config: Mapping[str, Any]) -> str:
+    """'dropout=0.3, normalization=true': a configuration on one line."""
+    return ", ".join(f"{k}={fmt_value(v)}" for k, v in config.items())
 
 
 class HasConfig(Protocol):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tune.analysis import Confirmation, Confirmed, Summary, confirm, summarize
 from tune.core import states
-from tune.core.text import fmt_value
+from tune.core.text import fmt_config
 from tune.store import records
 from tune.store.records import CANDIDATE_KEY, ExperimentRecord
 from tune.store.saved_state import NoTrialsError
@@ -57,7 +57,6 @@ def recommendation(c: Confirmation, metric: str) -> list[str]:
     w = c.winner
     if w is None:
         return ["hpo confirm: no configuration has a completed seed yet; nothing to recommend."]
-    config = ", ".join(f"{k}={fmt_value(v)}" for k, v in w.config.items())
     runner_up = f"#{c.candidates[1].rank}" if len(c.candidates) > 1 else ""
     if c.distinguishable:
         verdict = f"distinguishable from {runner_up} (Welch's t-test p = {c.p_value:.3g})"
@@ -74,7 +73,7 @@ def recommendation(c: Confirmation, metric: str) -> list[str]:
         f"  test accuracy: {_mean(summarize(w.test_accuracy))} (held-out test set, used only "
         "to report)",
         f"  {verdict}",
-        f"  config: {config}",
+        f"  config: {fmt_config(w.config)}",
     ]
 
 

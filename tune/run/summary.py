@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from tune.core.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED
 from tune.core.signals import terminated
-from tune.core.text import fmt_value
+from tune.core.text import fmt_config
 from tune.run.experiment import RunResult
 from tune.run.tracking import Backfilled
 from tune.store import storage
@@ -47,11 +47,10 @@ def _results(result: RunResult, metric: str, best_trial: bool) -> list[str]:
         return [*lines, f"\nhpo: no trial reported {metric}."]
     if not best_trial:
         return lines
-    config = ", ".join(f"{k}={fmt_value(v)}" for k, v in best.config.items())
     return [
         *lines,
         f"\nBest trial {best.trial_id}: {metric} {best.best:.4f} after {best.epochs} epochs",
-        f"  config: {config}",
+        f"  config: {fmt_config(best.config)}",
     ]
 
 

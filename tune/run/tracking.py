@@ -27,7 +27,7 @@ from ray import tune as ray_tune
 from tune.core import states
 from tune.core.metrics import EPOCH, REPORTED
 from tune.core.retry_queue import RetryQueue
-from tune.core.text import fmt_value
+from tune.core.text import fmt_config, fmt_value
 from tune.space import hyperparams
 from tune.store.runs import (
     OUTCOME_TAG,
@@ -53,7 +53,7 @@ RUN_NAME_LIMIT = 100  # characters; MLflow's list of runs shows about this many
 def run_name(trial_id: str, config: dict[str, Any], varied: Iterable[str]) -> str:
     """'0a01e_00012 dropout=0.3, lr=0.001': the trial's id and its values of what the search
     varies, so that MLflow's list of runs reads as the configurations tried."""
-    shown = ", ".join(f"{k}={fmt_value(config[k])}" for k in varied if k in config)
+    shown = fmt_config({k: config[k] for k in varied if k in config})
     name = f"{trial_id} {shown}".strip()
     return name if len(name) <= RUN_NAME_LIMIT else name[: RUN_NAME_LIMIT - 3] + "..."
 

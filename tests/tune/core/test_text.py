@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from tune.core.text import columns, duration, fmt_value, format_columns
+from tune.core.text import columns, duration, fmt_config, fmt_value, format_columns
 
 
 def test_duration() -> None:
@@ -21,3 +21,9 @@ def test_values_as_a_person_reads_them() -> None:
 def test_columns_are_padded_to_the_widest_cell() -> None:
     assert columns(["a", "bb"], [["long", "x"]]).splitlines() == ["a     bb", "long  x"]
     assert format_columns([{"id": "1", "state": "RUNNING"}]) == "id  state\n1   RUNNING"
+
+
+def test_a_config_on_one_line() -> None:
+    config = {"dropout": 0.30000001, "normalization": True, "conv_layers": 3}
+    assert fmt_config(config) == "dropout=0.3, normalization=true, conv_layers=3"
+    assert fmt_config({}) == ""
