@@ -179,12 +179,12 @@ def as_data(spec: SweepSpec) -> dict[str, Any]:
         "time_budget_s": spec.time_budget_s,
         "max_failures": spec.max_failures,
         "seed": spec.seed,
-        **({"optuna": {"startup_trials": spec.startup_trials}} if _optuna(spec) else {}),
+        **(
+            {"optuna": {"startup_trials": spec.startup_trials}}
+            if spec.search_algorithm == "optuna"
+            else {}
+        ),
     }
-
-
-def _optuna(spec: SweepSpec) -> bool:
-    return spec.search_algorithm == "optuna"
 
 
 def problems_of(spec: SweepSpec) -> list[Problem]:
