@@ -114,9 +114,9 @@ def test_a_lost_checkpoint_gets_a_copy_of_the_newest_marked_for_replay(tmp_path:
 
 
 def test_a_newer_checkpoint_a_full_disk_cut_short_is_passed_over(tmp_path: Path) -> None:
-    """CI: Ray's previous snapshot (put back after a full disk) named a deleted checkpoint,
-    and the newest on disk was the one whose copy the full disk had cut: the whole one
-    before it takes the lost one's place."""
+    """Seen in the full-disk test with the machine busy: Ray's previous snapshot (put back
+    after a full disk) named a deleted checkpoint, and the newest on disk was the one whose
+    copy the full disk had cut: the whole one before it takes the lost one's place."""
     whole = checkpoint(tmp_path, "checkpoint_000001", b"weights of epoch 2")
     cut = checkpoint(tmp_path, "checkpoint_000002", b"weights of epoch 3")
     (cut / CHECKPOINT_FILE).write_bytes(b"weights of")
