@@ -51,15 +51,13 @@ check: $(STAMP)
 
 # Two pytest workers (pytest-xdist): most of a Ray test is one core busy starting processes, so
 # two share this 2-core machine well. A test file goes whole to one worker (loadfile), so a
-# module's fixture (a shared sweep) is made once. Tests marked `alone` (the two-node cluster)
-# run afterwards with the machine to themselves. TEST_WORKERS=0 runs everything in this
+# module's fixture (a shared sweep) is made once. TEST_WORKERS=0 runs everything in this
 # process, one after the other. Three workers measured slower (19.0 min against 18.5, 2026-12-02):
 # the Rays the tests start keep both cores busy.
 TEST_WORKERS ?= 2
 
 test: setup check
-	$(BIN)/pytest -v --timeout=600 -n $(TEST_WORKERS) --dist loadfile -m "not alone" tests
-	$(BIN)/pytest -v --timeout=600 -m alone tests
+	$(BIN)/pytest -v --timeout=600 -n $(TEST_WORKERS) --dist loadfile tests
 
 unit: setup
 	$(BIN)/pytest -q -m "not integration" tests

@@ -235,6 +235,17 @@ def test_storage_defaults_to_hpo_storage(tmp_path: Path, hpo_here: Any) -> None:
     )
 
 
+def test_a_bad_hpo_reuse_actors_exits_2_before_anything_starts(
+    tmp_path: Path, hpo_here: Any
+) -> None:
+    result = hpo_here(["sweep", SMOKE], cwd=tmp_path, HPO_REUSE_ACTORS="no")
+    assert result.returncode == 2, result.stderr
+    assert (
+        result.stderr == "hpo sweep: HPO_REUSE_ACTORS: 'no' is not allowed; use 1 (default) or 0\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_every_storage_help_names_hpo_storage() -> None:
     parser = build_parser()
     subparsers = next(a for a in parser._actions if a.dest == "command").choices  # type: ignore[attr-defined]

@@ -22,12 +22,6 @@ from tune.store import storage
 
 pytestmark = [
     pytest.mark.integration,
-    # Beside a second Ray on the machine (make test's other worker) the worker node's trial
-    # actor, which first fetches the code and the data through Ray, was still starting when
-    # the head's actor had run all four tiny trials: Tune rightly reuses a ready actor instead
-    # of waiting (seen in the nodes' logs, HPO_KEEP_LOOPBACK=1), and the "both nodes" check
-    # fails. A busy loop on both cores did not do it; another sweep's Ray did, 1 run of 1.
-    pytest.mark.alone,
     pytest.mark.skipif(why_not() is not None, reason=f"loopback cluster: {why_not()}"),
 ]
 
@@ -60,23 +54,24 @@ class Cluster:
         path.write_text(SPACE.format(name=name, epochs=epochs, steps=steps, extra=extra))
         return path
 
-    def hpo(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def hpo(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
         """`hpo ARGS` from the test's checkout, as a user on a laptop runs it."""
         return subprocess.run(
             [sys.executable, "-m", "tune.cli", *args],
             cwd=self.private,
-            env=self.nodes.env(),
+            env={**self.nodes.env(), **env},
             capture_output=True,
             text=True,
             timeout=600,
         )
 
     def submit(
-        self, space: Path, *flags: str, storage: str | None = None
+        self, space: Path, *flags: str, storage: str | None = None, **env: str
     ) -> subprocess.CompletedProcess[str]:
         return self.hpo(
             "submit", str(space), "--address", self.nodes.dashboard,
             "--storage", storage or str(self.shared), "--tracking-uri", self.server.uri, *flags,
+            **env,
         )  # fmt: skip
 
     def wait_for_job(self, job_id: str, *states: str) -> str:
@@ -143,7 +138,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, bucket: Bucket) -> Iterato
 def test_a_submitted_sweep_trains_on_both_nodes_and_is_recorded_once(cluster: Cluster) -> None:
     space = cluster.space("spread")
     bucket = cluster.bucket.uri
-    submitted = cluster.submit(space, storage=bucket)
+    # The worker node's trial actor first fetches the code and the data through Ray; with
+    # actors reused, the head's ready actor could run all four trials while it started (Tune
+    # then drops the waiting actor), whenever the machine was busy. Each trial in a process of
+    # its own keeps the second trial on the node reserved for it: both nodes, always.
+    submitted = cluster.submit(space, storage=bucket, HPO_REUSE_ACTORS="0")
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
     job_id = job_id_of(submitted.stdout)
     assert f"hpo logs {job_id} --follow" in submitted.stdout  # and the client is gone

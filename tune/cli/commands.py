@@ -1,5 +1,5 @@
 """One handler per `hpo` subcommand, and the outside inputs they read: flags, then $HPO_STORAGE,
-$MLFLOW_TRACKING_URI, $RAY_ADDRESS, $HPO_DATA_DIR and, for the job commands,
+$MLFLOW_TRACKING_URI, $RAY_ADDRESS, $HPO_DATA_DIR, $HPO_REUSE_ACTORS and, for the job commands,
 $RAY_API_SERVER_ADDRESS, each read here once and passed on as options. Each handler is thin:
 the work is in the layers below (docs/architecture.md, "Layers")."""
 
@@ -75,6 +75,19 @@ def data_dir() -> str | None:
     return os.environ.get("HPO_DATA_DIR") or None
 
 
+def reuse_actors() -> bool:
+    """$HPO_REUSE_ACTORS: 1 (the default) lets a finished trial's process run the next trial."""
+    value = os.environ.get("HPO_REUSE_ACTORS", "1")
+    if value not in ("0", "1"):
+        raise UsageError(f"HPO_REUSE_ACTORS: {value!r} is not allowed; use 1 (default) or 0")
+    return value == "1"
+
+
+def driver_env() -> dict[str, str]:
+    """What a submitted job's driver is to read as this process would: $HPO_REUSE_ACTORS."""
+    return {} if reuse_actors() else {"HPO_REUSE_ACTORS": "0"}
+
+
 def run_options(args: argparse.Namespace) -> RunOptions:
     """The options of a command that runs Ray, and this process set up for it: Ray Tune's
     environment variables and the libraries' log levels."""
@@ -82,7 +95,12 @@ def run_options(args: argparse.Namespace) -> RunOptions:
 
     os.environ.update(ray_environment(args.verbose))
     quiet_loggers(args.verbose)
-    return RunOptions(address=address_of(args), verbose=args.verbose, data_dir=data_dir())
+    return RunOptions(
+        address=address_of(args),
+        verbose=args.verbose,
+        data_dir=data_dir(),
+        reuse_actors=reuse_actors(),
+    )
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -200,7 +218,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
         {"--num-samples": args.num_samples, "--max-concurrent": args.max_concurrent},
         {"--smoke": args.smoke, "--overwrite": args.overwrite, "--verbose": args.verbose},
     )
-    submitted = jobs.submit(address, sweep_args, spec.name, spec_file=Path(args.file))
+    submitted = jobs.submit(
+        address, sweep_args, spec.name, spec_file=Path(args.file), env=driver_env()
+    )
     return _after_submit(submitted, spec.name, storage)
 
 
@@ -313,7 +333,7 @@ def _submit_resume(args: argparse.Namespace, address: str) -> int:
     resume_args = jobs.resume_argv(
         name, storage, {"--restart-errored": args.restart_errored, "--verbose": args.verbose}
     )
-    submitted = jobs.submit(jobs.job_address(address), resume_args, name)
+    submitted = jobs.submit(jobs.job_address(address), resume_args, name, env=driver_env())
     return _after_submit(submitted, name, storage)
 
 

@@ -18,7 +18,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -141,16 +141,20 @@ def _flags(values: dict[str, int | None], switches: dict[str, bool]) -> list[str
 
 
 def submit(
-    address: str, cli_args: Sequence[str], name: str, spec_file: Path | None = None
+    address: str,
+    cli_args: Sequence[str],
+    name: str,
+    spec_file: Path | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Submitted:
-    """Submit `hpo CLI_ARGS` as a job. With `spec_file`, the job's working_dir holds that file
-    only (under its own name: a spec without `name:` is named after its file); `hpo resume`
-    needs none."""
+    """Submit `hpo CLI_ARGS` as a job, with `env` set for its driver. With `spec_file`, the
+    job's working_dir holds that file only (under its own name: a spec without `name:` is named
+    after its file); `hpo resume` needs none."""
     jobs = client(address)
     with tempfile.TemporaryDirectory(prefix="hpo-job-") as folder:
         runtime_env: dict[str, Any] = {
             **nodes.runtime_env(),
-            "env_vars": {"RAY_JOB_STOP_WAIT_TIME_S": STOP_GRACE_S},
+            "env_vars": {"RAY_JOB_STOP_WAIT_TIME_S": STOP_GRACE_S, **(env or {})},
         }
         if spec_file is not None:
             shutil.copyfile(spec_file, Path(folder) / spec_file.name)

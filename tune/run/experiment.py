@@ -128,7 +128,7 @@ def run_experiment(
             # searcher keeps its own space (and Optuna's refuses a second one).
             space = plan.param_space if plan.searcher is None else None
             return restore_tuner(folder, trainable, ours, restart_errored, space)
-        return _new_tuner(record, folder, plan, trainable, ours, options.verbose)
+        return _new_tuner(record, folder, plan, trainable, ours, options)
 
     return replace(_fit(tuner, record, folder, plan, tracker), caught_up=caught_up)
 
@@ -299,7 +299,7 @@ def _new_tuner(
     plan: Plan,
     trainable: Any,
     ours: list[Any],
-    verbose: bool,
+    options: RunOptions,
 ) -> Any:
     spec = record.spec
     # Keep the best epoch's checkpoint by the metric, besides the latest (which Ray always
@@ -318,7 +318,7 @@ def _new_tuner(
             time_budget_s=plan.time_budget_s,
             # A new actor costs ~4 s of start-up per trial; reusing actors cut a sweep's
             # overhead from 8.9x to 2.8x the ideal (BENCHMARKS.md, "Sweep overhead").
-            reuse_actors=True,
+            reuse_actors=options.reuse_actors,
         ),
         run_config=ray_tune.RunConfig(
             name=folder.name,
@@ -328,7 +328,7 @@ def _new_tuner(
             checkpoint_config=ray_tune.CheckpointConfig(
                 num_to_keep=1, checkpoint_score_attribute=score, checkpoint_score_order=record.mode
             ),
-            verbose=1 if verbose else 0,  # Ray's own status table only with --verbose
+            verbose=1 if options.verbose else 0,  # Ray's own status table only with --verbose
         ),
     )
 
