@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import gzip
-import os
 import struct
 from pathlib import Path
 
@@ -16,10 +15,6 @@ SEARCH_SPACES = REPO / "search_spaces"
 # A tracking URI of the right form whose store is on no machine: records that tests write by
 # hand, for commands that read the folder only (hpo report does not log: nothing is there).
 NOWHERE = "sqlite:////nowhere/mlflow.db"
-# For a test sweep whose trials need not run side by side: one trial slot of (up to) 2 CPUs.
-# Its trials then take turns in one reused Ray worker instead of two workers starting, and a
-# worker's start (~7 CPU-s) costs more than a test's tiny trials; make test is CPU-bound.
-ONE_SLOT = f"resources: {{cpu: {min(2, os.cpu_count() or 1)}}}\n"
 
 
 def separable(n: int, seed: int = 0) -> Split:

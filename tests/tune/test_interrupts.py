@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import ONE_SLOT
 from tests.tune.conftest import hpo, hpo_started, runs_of, wait_for
 from tune.cli import main
 
@@ -44,7 +43,7 @@ class Experiment:
     def __init__(self, root: Path, name: str) -> None:
         self.root, self.name = root, name
         self.space = root / f"{name}.yaml"
-        self.space.write_text(SPACE.format(name=name) + ONE_SLOT)
+        self.space.write_text(SPACE.format(name=name))
         self.storage = root / "runs"
         self.folder = self.storage / name
         self.uri = f"sqlite:///{root / 'mlflow.db'}"

@@ -17,7 +17,6 @@ import pytest
 import ray
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import ONE_SLOT
 from tests.tune.conftest import MlflowServer, Runner, hpo_env, wait_for
 from tune.run.experiment import RunResult
 from tune.run.process import RunOptions
@@ -54,7 +53,7 @@ class Sweep:
     def __init__(self, tmp_path: Path, name: str, failures: int = 2) -> None:
         self.cwd, self.name = tmp_path, name
         self.space = tmp_path / f"{name}.yaml"
-        self.space.write_text(SPACE.format(name=name, failures=failures) + ONE_SLOT)
+        self.space.write_text(SPACE.format(name=name, failures=failures))
         self.exp_dir = tmp_path / "runs" / name
         self.uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
         self.env = hpo_env(MLFLOW_TRACKING_URI=self.uri)

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import ONE_SLOT, REPO, SEARCH_SPACES
+from tests.conftest import REPO, SEARCH_SPACES
 from tests.tune.conftest import hpo, hpo_env, runs_of
 from tune.cli import main
 from tune.report.write import best_config
@@ -44,7 +44,7 @@ search_algorithm: grid
 scheduler: {{asha: {{grace_period: 1, reduction_factor: 2}}}}
 num_samples: 1
 seed: 0
-{ONE_SLOT}"""
+"""
 PLOTS = {
     "learning_curves.png",
     "effect_dropout.png",
@@ -318,8 +318,7 @@ def test_report_on_a_running_then_interrupted_sweep(tmp_path: Path) -> None:
     assert "Snapshot of an unfinished sweep" in text and "## Learning curves" in text
 
 
-DIVERGING = (
-    """
+DIVERGING = """
 name: diverging
 dataset: {name: fashion_mnist, train_steps: 5, eval_steps: 2}
 search:
@@ -331,8 +330,6 @@ search:
 search_algorithm: grid
 scheduler: none
 """
-    + ONE_SLOT
-)
 
 
 @pytest.mark.integration

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ONE_SLOT
 from tests.tune.conftest import AWS, Bucket, Runner, hpo
 from tune.store import storage
 
@@ -45,8 +44,7 @@ def test_a_mirror_knows_its_bucket_and_pulls_all_but_checkpoints(
     assert "exp/hpo_sweep.json" in bucket.keys("exp")
 
 
-SPACE = (
-    """\
+SPACE = """\
 name: bucketed
 dataset: {train_steps: 10, eval_steps: 2}
 search:
@@ -57,8 +55,6 @@ search:
 search_algorithm: grid
 scheduler: none
 """
-    + ONE_SLOT
-)
 
 
 @pytest.mark.integration
