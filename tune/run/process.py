@@ -55,8 +55,8 @@ def ray_environment(verbose: bool) -> dict[str, str]:
         "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
         # A Ray started in this process would start one idle worker per CPU for tasks, at once;
         # a sweep runs actors, which get workers of their own, so those only took CPU from the
-        # trials' start (a smoke sweep: 4 CPU-s less, 2 s sooner). No effect on a cluster
-        # joined with --address: its nodes were configured by `ray start`.
+        # trials' start (a smoke sweep: 2.4 CPU-s less, done 4.5 s sooner; BENCHMARKS.md, "Sweep
+        # overhead"). No effect on a cluster joined with --address: `ray start` set up its nodes.
         "RAY_prestart_worker_first_driver": "0",
     }
     if not verbose:
