@@ -93,14 +93,16 @@ def run_options(args: argparse.Namespace) -> RunOptions:
     environment variables and the libraries' log levels."""
     from tune.run.process import RunOptions, quiet_loggers, ray_environment
 
-    os.environ.update(ray_environment(args.verbose))
-    quiet_loggers(args.verbose)
-    return RunOptions(
+    # Read (and check) the inputs first: a bad value is refused before the set-up's imports.
+    options = RunOptions(
         address=address_of(args),
         verbose=args.verbose,
         data_dir=data_dir(),
         reuse_actors=reuse_actors(),
     )
+    os.environ.update(ray_environment(args.verbose))
+    quiet_loggers(args.verbose)
+    return options
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
