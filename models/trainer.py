@@ -101,6 +101,9 @@ class Trainer:
         self.batch_order = torch.Generator().manual_seed(cfg.seed)
         self.epoch = 0
         self.last_metrics: EpochMetrics | None = None  # of the epoch that ended last
+        # Every epoch's metrics so far, saved in the checkpoint: a caller that lost what it
+        # recorded of some epochs (a killed process) can report them again from it.
+        self.history: list[EpochMetrics] = []
 
     def autocast(self) -> torch.autocast:
         """bfloat16 forward passes when precision is bf16; float32 otherwise (disabled)."""
@@ -180,6 +183,7 @@ class Trainer:
             train_seconds=train_s,
             eval_seconds=eval_s,
         )
+        self.history.append(self.last_metrics)
         return self.last_metrics
 
     def fit(self) -> Iterator[EpochMetrics]:
@@ -198,6 +202,7 @@ class Trainer:
             "lr_schedule": self.schedule.state_dict() if self.schedule is not None else None,
             "epoch": self.epoch,
             "last_metrics": self.last_metrics.as_dict() if self.last_metrics else None,
+            "history": [m.as_dict() for m in self.history],
             "batch_order": self.batch_order.get_state(),
             "torch_rng": torch.get_rng_state(),
             # Dropout on a GPU draws from the CUDA generator: replayed too after a restore.
@@ -214,6 +219,9 @@ class Trainer:
         self.epoch = int(state["epoch"])
         last = state.get("last_metrics")
         self.last_metrics = EpochMetrics(**last) if last else None
+        # A checkpoint saved before the history was kept has only its last epoch's metrics.
+        saved = state.get("history") or ([last] if last else [])
+        self.history = [EpochMetrics(**m) for m in saved]
         self.batch_order.set_state(state["batch_order"])
         torch.set_rng_state(state["torch_rng"])
         if state.get("cuda_rng") and torch.cuda.is_available():

@@ -143,8 +143,10 @@ def test_checkpoint_resumes_exactly(
     resumed = Trainer(model, cfg, tiny_data)
     resumed.load(path)
     assert resumed.epoch == 1
+    assert resumed.history == first.history == [first.last_metrics]  # every epoch's, saved
     (second,) = resumed.fit()
     assert second.epoch == 2
+    assert [m.epoch for m in resumed.history] == [1, 2]
     assert second.val_loss == pytest.approx(straight[1].val_loss, rel=1e-5)
     assert second.train_loss == pytest.approx(straight[1].train_loss, rel=1e-5)
 

@@ -291,18 +291,19 @@ def test_what_a_kill_mid_checkpoint_leaves_is_repaired_on_resume(
 ) -> None:
     """Two things a driver killed between Ray's steps leaves, both seen in CI after SIGKILL:
     a checkpoint Ray's state names but had half deleted (a newer one beside it), refused as
-    `trainer.pt: missing`; and a checkpoint whose epoch never reached result.json, after which
-    the trial's history skipped that epoch (1, 2, 4, ...). Here on errored trials' epoch-1
-    checkpoints; `hpo resume` puts the first back and replays both epochs: every trial's
-    history holds epochs 1..4, each logged to MLflow once."""
+    `trainer.pt: missing`; and a checkpoint whose epochs never reached result.json, after which
+    the trial's history skipped them (1, 2, 4, ...; also two epochs: 1, 4, ...). Here on
+    errored trials' epoch-2 checkpoints; `hpo resume` puts the first back and replays the
+    epochs result.json lacks: every trial's history holds epochs 1..4, each logged to MLflow
+    once."""
     sweep = Sweep(tmp_path, "cut_short", failures=0)
-    result = sweep.run_with_fault(Fault(epoch=2, marker_dir=str(tmp_path)))
+    result = sweep.run_with_fault(Fault(epoch=3, marker_dir=str(tmp_path)))
     assert result.errors == 5, result.rows
     ray.shutdown()  # `hpo resume` below starts its own
-    half, unreported, *_ = sorted(sweep.exp_dir.glob("*/checkpoint_000000"))
+    half, unreported, *_ = sorted(sweep.exp_dir.glob("*/checkpoint_000001"))
     shutil.copytree(half, half.with_name("checkpoint_000009"))  # the newer one
     (half / CHECKPOINT_FILE).unlink()  # the deletion cut short: its seal file is left
-    (unreported.parent / "result.json").write_text("")  # epoch 1's line lost with the driver
+    (unreported.parent / "result.json").write_text("")  # epochs 1, 2 lost with the driver
 
     resumed = sweep.run("resume", sweep.name)
 

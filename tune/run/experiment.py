@@ -21,7 +21,7 @@ from ray import tune as ray_tune
 from tune.cluster import nodes
 from tune.core import signals, states
 from tune.core.errors import InputError
-from tune.run import moved, old_paths
+from tune.run import moved, old_paths, uploads
 from tune.run.aside import Aside, discard_runs, put_back
 from tune.run.process import RunOptions, preflight
 from tune.run.progress import ProgressCallback
@@ -81,6 +81,9 @@ class RunResult:
     tracking_missed: int  # writes it never got: it could not be reached (a resume logs them)
     caught_up: Backfilled  # what a resume logged that MLflow had missed before
     seconds: float
+    # Ray's last copy of its state into the folder failed (a full disk): why. The folder keeps
+    # the state before, whose unfinished trials are no interruption; `hpo resume` continues it.
+    unsaved: str = ""
 
 
 def run_experiment(
@@ -98,6 +101,7 @@ def run_experiment(
     # Ray saved state here: continue it. Else a new experiment, or one killed before Ray saved
     # anything: its trials start afresh.
     storage.pull(folder)  # a bucket's mirror catches up first
+    uploads.install()  # a kill during Ray's copy into the folder cuts no file short
     restoring = ray_tune.Tuner.can_restore(storage.ray_path(folder))
     record = _start(record, folder, plan, options, restoring, replacing)
     caught_up = Backfilled(0, 0)
@@ -221,8 +225,9 @@ def _fit(
         unfinished = sum(r.state in states.UNFINISHED for r in rows)
         budget = plan.time_budget_s
         budget_hit = budget is not None and time.monotonic() - start >= budget
-        interrupted = unfinished > 0 and not budget_hit
-        status = "KILLED" if interrupted else "FINISHED"
+        unsaved = str(failure) if (failure := uploads.last_failure()) else ""
+        interrupted = unfinished > 0 and not budget_hit and not unsaved
+        status = "FAILED" if unsaved else "KILLED" if interrupted else "FINISHED"
         if budget_hit:
             open_outcome = "stopped_early"  # Ray never reports budget-ended trials complete
             # What it created is all it will have: status, report and resume read this.
@@ -255,6 +260,7 @@ def _fit(
         tracking_missed=missed,
         caught_up=Backfilled(0, 0),
         seconds=time.monotonic() - start,
+        unsaved=unsaved,
     )
 
 

@@ -17,7 +17,8 @@ from tune.store.rows import format_table, retried_lines, summary_line
 def exit_code(result: RunResult) -> int:
     if result.interrupted or result.signalled:
         return EXIT_TERMINATED if terminated() else EXIT_INTERRUPTED
-    return EXIT_FAILURE if result.errors or result.best is None else EXIT_OK
+    failed = result.errors or result.best is None or result.unsaved
+    return EXIT_FAILURE if failed else EXIT_OK
 
 
 def summary_lines(
@@ -62,6 +63,10 @@ def _ending(result: RunResult, tracking_uri: str) -> list[str]:
         lines.append(
             f"hpo: interrupted{why} with {result.unfinished} trial(s) unfinished; continue with:"
         )
+        lines.append(f"  hpo resume {result.experiment_dir}")
+    elif result.unsaved:
+        lines.append(f"hpo: Ray could not save its last state into the folder: {result.unsaved}")
+        lines.append("  the folder keeps the state before; once the cause is fixed, continue with:")
         lines.append(f"  hpo resume {result.experiment_dir}")
     elif result.signalled:
         why = "SIGTERM" if terminated() else "SIGINT"

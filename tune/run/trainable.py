@@ -22,7 +22,7 @@ from models.device import describe, limit_memory, pick_device
 from models.trainer import Trainer
 from tune.space.hyperparams import model_config, train_config
 from tune.store import checkpoints
-from tune.store.checkpoints import CHECKPOINT_FILE, DIGEST_KEY, REPLAY_MARKER
+from tune.store.checkpoints import CHECKPOINT_FILE, DIGEST_KEY
 
 SEED_KEY = "seed"  # in a confirm trial's config: the trainer's seed for this repeat
 FAULT_MESSAGE = "injected failure before epoch"
@@ -102,19 +102,19 @@ def train_trial(config: dict[str, Any], settings: TrialSettings, data: RawData) 
         ),
         datasets(settings.data, data, device),
     )
-    replay = False
+    replay_after = None
     restored = ray_tune.get_checkpoint()
     if restored is not None:
         with restored.as_directory() as folder:
             checkpoints.check(Path(folder))
             trainer.load(os.path.join(folder, CHECKPOINT_FILE))
-            replay = os.path.exists(os.path.join(folder, REPLAY_MARKER))
+            replay_after = checkpoints.replay_after(Path(folder))
     name = describe(trainer.device)
-    if replay and trainer.last_metrics is not None:
+    if replay_after is not None and trainer.history:
         # A checkpoint that resume put in place of one Ray had lost, or whose epoch never
         # reached result.json (put_back_lost, mark_unreported in tune/store/checkpoints.py):
-        # report its epoch now, before going on.
-        _report(trainer, trainer.last_metrics, name, _test(trainer, settings, data))
+        # report the epochs result.json lacks now, before going on.
+        _replay(trainer, replay_after, name, _test(trainer, settings, data))
     while trainer.epoch < trainer.cfg.epochs:
         if settings.fault is not None:
             _injected_fault(settings.fault, trainer.epoch + 1)
@@ -144,6 +144,15 @@ def _report(trainer: Trainer, metrics: EpochMetrics, device: str, extra: dict[st
         trainer.save(os.path.join(folder, CHECKPOINT_FILE))
         result[DIGEST_KEY] = checkpoints.seal(Path(folder))
         ray_tune.report(result, checkpoint=ray_tune.Checkpoint.from_directory(folder))
+
+
+def _replay(trainer: Trainer, after: int, device: str, extra: dict[str, float]) -> None:
+    """Report again, from the checkpoint's history, the epochs after `after`: those before
+    the checkpoint's own without a checkpoint (the state saved is the last epoch's), then its
+    own as usual (at least that one: Ray registers the checkpoint again)."""
+    for metrics in [m for m in trainer.history if m.epoch > after][:-1]:
+        ray_tune.report({**metrics.as_dict(), "device": device, "reported_at": time.time()})
+    _report(trainer, trainer.history[-1], device, extra)
 
 
 def _injected_fault(fault: Fault, epoch: int) -> None:

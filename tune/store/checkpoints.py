@@ -12,6 +12,7 @@ message says which.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -99,7 +100,7 @@ def put_back_lost(folder: Path) -> bool:
     if newest is None:
         return False
     shutil.copytree(newest, folder, dirs_exist_ok=True)
-    (folder / REPLAY_MARKER).touch()
+    _mark_replay(folder)
     return True
 
 
@@ -111,8 +112,42 @@ def mark_unreported(folder: Path) -> bool:
     if not _plain(folder) or (folder / REPLAY_MARKER).exists() or _reporting_line(folder):
         return False
     _end_cut_line(folder.parent / RESULT_FILE)
-    (folder / REPLAY_MARKER).touch()
+    _mark_replay(folder)
     return True
+
+
+def _mark_replay(folder: Path) -> None:
+    """Mark the checkpoint in `folder` for replay, from the epoch after the last one the
+    trial's result.json holds: the driver can have been killed two or more epochs after the
+    folder last got its results (the trainer's checkpoint holds every epoch's metrics)."""
+    (folder / REPLAY_MARKER).write_text(f"{last_reported_epoch(folder.parent)}\n")
+
+
+def last_reported_epoch(trial: Path) -> int:
+    """The highest epoch in the trial's result.json; 0 if it has none."""
+    try:
+        lines = read_bounded(trial / RESULT_FILE, RESULT_LIMIT).splitlines()
+    except UnreadableFile:
+        return 0
+    epochs = [0]
+    for line in lines:
+        with contextlib.suppress(ValueError, RecursionError, TypeError, AttributeError):
+            epochs.append(int(json.loads(line).get("epoch")))
+    return max(epochs)
+
+
+def replay_after(folder: Path) -> int | None:
+    """For a checkpoint marked for replay: the last epoch the trial's result.json held when
+    resume marked it (the trial reports the epochs after it again); None if not marked. A
+    marker without a number (an older hpo's): -1, every epoch the checkpoint holds (an older
+    hpo's checkpoint holds its own only)."""
+    marker = folder / REPLAY_MARKER
+    if not marker.is_file():
+        return None
+    try:
+        return int(marker.read_text(errors="replace").strip() or "-1")
+    except ValueError:
+        return -1
 
 
 def _end_cut_line(path: Path) -> None:

@@ -3,7 +3,8 @@
 Ray saves its experiment state (trials, searcher, callback states) in a staging folder and then
 copies it into the storage, overwriting the files in place. A disk that fills up during that
 copy leaves them cut short, and a resume then fails inside Ray (KeyError in the variant
-generator, a JSON error) although every checkpoint is fine. `SnapshotBackup` copies the set of
+generator, a JSON error) although every checkpoint is fine. (Since tune/run/uploads.py, the copy
+into a local folder writes each file whole; a folder an older hpo wrote may still hold a cut one.) `SnapshotBackup` copies the set of
 state files into `.hpo-snapshot/` each time Ray is about to save a new one (the last one has
 been copied into the storage by then), if every file of it reads back whole; `repair` puts the
 set back before a resume when any file in the folder does not (docs/architecture.md,

@@ -35,6 +35,17 @@ def test_the_exit_code_follows_the_result(tmp_path: Path) -> None:
     assert exit_code(result(tmp_path)) == EXIT_OK
     assert exit_code(result(tmp_path, errors=1)) == EXIT_FAILURE
     assert exit_code(result(tmp_path, best=None)) == EXIT_FAILURE
+    assert exit_code(result(tmp_path, unsaved="No space left on device")) == EXIT_FAILURE
+
+
+def test_a_state_ray_could_not_save_is_a_failure_with_resume_named(tmp_path: Path) -> None:
+    """A full disk kept Ray's last state out of the folder: the trials still running there
+    are no interruption; the line says why and how to go on."""
+    unsaved = result(tmp_path, unfinished=2, unsaved="[Errno 28] No space left on device")
+    lines = summary_lines(unsaved, "val_accuracy", "sqlite:///x.db")
+    assert any("could not save its last state" in line and "Errno 28" in line for line in lines)
+    assert f"  hpo resume {tmp_path}" in lines
+    assert not any("interrupted" in line for line in lines)
 
 
 def test_a_confirm_run_names_no_single_best_trial(tmp_path: Path) -> None:

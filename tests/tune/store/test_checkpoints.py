@@ -157,3 +157,20 @@ def test_a_checkpoint_whose_epoch_never_reached_result_json_is_marked(tmp_path: 
     assert checkpoints.mark_unreported(second) and (second / REPLAY_MARKER).is_file()
     assert (tmp_path / "result.json").read_text().endswith('"che\n')  # the next line is whole
     assert not checkpoints.mark_unreported(second)  # once
+    assert checkpoints.replay_after(second) == 1  # the last epoch result.json held
+    assert checkpoints.replay_after(first) is None  # not marked
+
+
+def test_a_replay_starts_after_the_last_epoch_result_json_holds(tmp_path: Path) -> None:
+    """CI, after a SIGKILL: Ray's state and result.json stopped at epoch 1 while the trial
+    trained epochs 2 and 3; the newest checkpoint (epoch 3) took the deleted one's place and
+    only epoch 3 was reported again: the history went 1, 3, 4. The marker says from where."""
+    checkpoint(tmp_path, "checkpoint_000002", b"weights of epoch 3")
+    (tmp_path / "result.json").write_text('{"epoch": 1}\n{"epoch": "x"}\n[2]\n{"epo')
+    gone = tmp_path / "checkpoint_000000"
+    assert checkpoints.put_back_lost(gone)
+    assert checkpoints.replay_after(gone) == 1
+    (gone / REPLAY_MARKER).write_text("")  # an older hpo's marker: all the checkpoint holds
+    assert checkpoints.replay_after(gone) == -1
+    (tmp_path / "result.json").unlink()
+    assert checkpoints.last_reported_epoch(tmp_path) == 0
