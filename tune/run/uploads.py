@@ -71,9 +71,12 @@ def upload_whole(source: Path, target: Path) -> None:
     if source.is_file():
         _copy(source, target, target.parent)
         return
-    for path in sorted(source.rglob("*")):
-        if path.is_file():
-            _copy(path, target / path.relative_to(source), target)
+    files = [p.relative_to(source) for p in source.rglob("*") if p.is_file()]
+    # The trials' files first, Ray's state (the folder's own files) last: a kill in between
+    # leaves a state that is never ahead of a trial's result.json, whose line for the
+    # checkpoint the state names is then there to check it against (tune/store/checkpoints.py).
+    for name in sorted(files, key=lambda p: (len(p.parts) == 1, p)):
+        _copy(source / name, target / name, target)
 
 
 def _copy(path: Path, dest: Path, root: Path) -> None:

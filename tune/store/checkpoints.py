@@ -53,13 +53,17 @@ def recorded(folder: Path) -> tuple[str, str]:
     """The digest the checkpoint in `folder` must have, and where it comes from: the line of
     the trial's result.json that reported this checkpoint, else the seal file beside it (a
     checkpoint resume copied into a lost one's place has only that)."""
-    sealed = (folder / DIGEST_FILE).read_text(errors="replace").strip()
+    sealed = _sealed(folder)
     if (folder / REPLAY_MARKER).exists():
         return sealed, DIGEST_FILE
     result = _reporting_line(folder)
     if result is not None and isinstance(result.get(DIGEST_KEY), str):
         return result[DIGEST_KEY], f"{RESULT_FILE} (epoch {result.get('epoch')})"
     return sealed, f"{DIGEST_FILE} ({RESULT_FILE} has no line for it)"
+
+
+def _sealed(folder: Path) -> str:
+    return (folder / DIGEST_FILE).read_text(errors="replace").strip()
 
 
 def _reporting_line(folder: Path) -> dict[str, Any] | None:
@@ -162,13 +166,19 @@ def _end_cut_line(path: Path) -> None:
 
 
 def _whole(candidate: Path, lost: Path) -> bool:
-    """A checkpoint to put in the lost one's place: another plain folder whose file is the
-    one that was written (a full disk can leave a newer one cut short beside it), or, for a
-    trainable that writes no CHECKPOINT_FILE (tests' fake ones), any other plain folder."""
+    """A checkpoint to put in the lost one's place: another plain folder whose file matches
+    its seal (a full disk can leave a newer one cut short beside it), or, for a trainable
+    that writes no CHECKPOINT_FILE (tests' fake ones), any other plain folder. Its seal, not
+    result.json: a resume that went on from an older state reuses checkpoint names, and the
+    line of the killed run that wrote this one can be lost while an older run's line for the
+    same name is still there (CI: `checkpoint_000000/trainer.pt: missing`). The copy is marked
+    for replay, and is checked against the seal from then on anyway."""
     if candidate == lost or not _plain(candidate):
         return False
-    ours = (candidate / CHECKPOINT_FILE).exists() or (candidate / DIGEST_FILE).exists()
-    return not ours or problem(candidate) is None
+    pt, seal_file = candidate / CHECKPOINT_FILE, candidate / DIGEST_FILE
+    if not (pt.exists() or seal_file.exists()):
+        return True
+    return pt.is_file() and seal_file.is_file() and digest(pt) == _sealed(candidate)
 
 
 def _plain(folder: Path) -> bool:

@@ -158,3 +158,20 @@ def test_a_failed_upload_is_remembered_until_the_next_one(tmp_path: Path) -> Non
         local_path=str(tmp_path / "a"), fs=local, fs_path=str(tmp_path / "c")
     )
     assert uploads.last_failure() is None
+
+
+def test_the_trials_files_are_copied_before_rays_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kill between the two leaves a state that names no epoch result.json lacks."""
+    source = tmp_path / "staging"
+    (source / "trial_b").mkdir(parents=True)
+    (source / "trial_a").mkdir()
+    for name in ("experiment_state-1.json", "trial_b/result.json", "trial_a/result.json"):
+        (source / name).write_text("{}")
+    copied: list[str] = []
+    monkeypatch.setattr(
+        uploads, "_copy", lambda path, dest, root: copied.append(str(path.relative_to(source)))
+    )
+    uploads.upload_whole(source, tmp_path / "experiment")
+    assert copied == ["trial_a/result.json", "trial_b/result.json", "experiment_state-1.json"]

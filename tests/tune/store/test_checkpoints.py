@@ -174,3 +174,20 @@ def test_a_replay_starts_after_the_last_epoch_result_json_holds(tmp_path: Path) 
     assert checkpoints.replay_after(gone) == -1
     (tmp_path / "result.json").unlink()
     assert checkpoints.last_reported_epoch(tmp_path) == 0
+
+
+def test_a_newer_checkpoint_whose_name_an_older_line_reported_can_take_the_place(
+    tmp_path: Path,
+) -> None:
+    """CI, confirm run after SIGTERM then SIGKILL: the first run's state was older than its
+    result.json; the second went on from it, replayed epoch 2 into a checkpoint of the same
+    name as the first run's (`checkpoint_000001`) and was killed before its line was written.
+    That checkpoint matches its seal, not the first run's line: it is still whole, and takes
+    the deleted one's place (before: no candidate, `checkpoint_000000/trainer.pt: missing`)."""
+    newer = checkpoint(tmp_path, "checkpoint_000001", b"epoch 2, replayed")
+    old_line = {"epoch": 2, "checkpoint_dir_name": newer.name, DIGEST_KEY: "0" * 64}
+    reported(tmp_path, {"epoch": 1, "checkpoint_dir_name": "checkpoint_000000"}, old_line)
+    gone = tmp_path / "checkpoint_000000"
+    assert checkpoints.put_back_lost(gone)
+    assert (gone / CHECKPOINT_FILE).read_bytes() == b"epoch 2, replayed"
+    assert checkpoints.problem(gone) is None
