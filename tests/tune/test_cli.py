@@ -387,3 +387,25 @@ def test_list_names_the_experiments_and_status_of_a_wrong_name_points_there(
     assert "; there: alpha, beta, gamma (`hpo list`))" in wrong.stderr
     empty = hpo_here(["list", "--storage", str(tmp_path / "none")], tmp_path)
     assert empty.returncode == 0 and "no experiments in" in empty.stdout
+
+
+def test_the_summary_is_flushed_when_the_run_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read through a pipe, "Finished in" came only at exit, after a confirm run's report:
+    a SIGTERM sent on seeing it came too late to stop anything (CI: exit 0, not 143)."""
+    import io
+
+    from tests.tune.run.test_summary import result
+    from tune.cli.commands import finish
+
+    class Pipe(io.StringIO):
+        flushed = ""
+
+        def flush(self) -> None:
+            self.flushed = self.getvalue()
+
+    pipe = Pipe()
+    monkeypatch.setattr(sys, "stdout", pipe)
+    assert finish(result(tmp_path), "val_accuracy", "sqlite:///x.db") == 0
+    assert "Finished in" in pipe.flushed

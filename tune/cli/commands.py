@@ -351,7 +351,9 @@ def finish(result: RunResult, metric: str, tracking_uri: str, confirm: bool = Fa
 
     took = time.monotonic() - STARTED
     lines = summary.summary_lines(result, metric, tracking_uri, took, best_trial=not confirm)
-    print("\n".join(lines))
+    # Flushed: read through a pipe (a log, `tee`, a job's logs) the run's end shows when it
+    # ends, not when a confirm run's report is written after it, or at exit.
+    print("\n".join(lines), flush=True)
     return summary.exit_code(result)
 
 
