@@ -12,7 +12,6 @@ message says which.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import shutil
@@ -21,7 +20,7 @@ from typing import Any
 
 from tune.core.errors import Problem
 from tune.core.files import UnreadableFile, read_bounded
-from tune.core.metrics import RESULT_FILE, RESULT_LIMIT
+from tune.core.metrics import EPOCH, RESULT_FILE, RESULT_LIMIT
 
 CHECKPOINT_FILE = "trainer.pt"
 DIGEST_FILE = "trainer.pt.sha256"
@@ -128,16 +127,10 @@ def _mark_replay(folder: Path) -> None:
 
 
 def last_reported_epoch(trial: Path) -> int:
-    """The highest epoch in the trial's result.json; 0 if it has none."""
-    try:
-        lines = read_bounded(trial / RESULT_FILE, RESULT_LIMIT).splitlines()
-    except UnreadableFile:
-        return 0
-    epochs = [0]
-    for line in lines:
-        with contextlib.suppress(ValueError, RecursionError, TypeError, AttributeError):
-            epochs.append(int(json.loads(line).get("epoch")))
-    return max(epochs)
+    """The highest epoch in the trial's result.json, read as every report reads it; 0 if none."""
+    from tune.store.trials import read_history  # the driver's resume only, never a trial
+
+    return max((int(h[EPOCH]) for h in read_history(trial)), default=0)
 
 
 def replay_after(folder: Path) -> int | None:
