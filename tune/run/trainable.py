@@ -133,13 +133,7 @@ def _test(trainer: Trainer, settings: TrialSettings, data: RawData) -> dict[str,
 def _report(trainer: Trainer, metrics: EpochMetrics, device: str, extra: dict[str, float]) -> None:
     """The epoch's metrics and a complete checkpoint, to Tune; Ray copies the folder into the
     trial's storage before this returns."""
-    # reported_at: Ray's own `timestamp` has whole seconds; bench/sweep_overhead.py needs finer.
-    result: dict[str, Any] = {
-        **metrics.as_dict(),
-        **extra,
-        "device": device,
-        "reported_at": time.time(),
-    }
+    result = _result(metrics, device, extra)
     with tempfile.TemporaryDirectory() as folder:
         trainer.save(os.path.join(folder, CHECKPOINT_FILE))
         result[DIGEST_KEY] = checkpoints.seal(Path(folder))
@@ -151,8 +145,13 @@ def _replay(trainer: Trainer, after: int, device: str, extra: dict[str, float]) 
     the checkpoint's own without a checkpoint (the state saved is the last epoch's), then its
     own as usual (at least that one: Ray registers the checkpoint again)."""
     for metrics in [m for m in trainer.history if m.epoch > after][:-1]:
-        ray_tune.report({**metrics.as_dict(), "device": device, "reported_at": time.time()})
+        ray_tune.report(_result(metrics, device, {}))
     _report(trainer, trainer.history[-1], device, extra)
+
+
+def _result(metrics: EpochMetrics, device: str, extra: dict[str, float]) -> dict[str, Any]:
+    # reported_at: Ray's own `timestamp` has whole seconds; bench/sweep_overhead.py needs finer.
+    return {**metrics.as_dict(), **extra, "device": device, "reported_at": time.time()}
 
 
 def _injected_fault(fault: Fault, epoch: int) -> None:
