@@ -25,12 +25,13 @@ from tune.core.errors import (
     EXIT_BROKEN_PIPE,
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
+    EXIT_OK,
     EXIT_TERMINATED,
     InputError,
     InUseError,
     UsageError,
 )
-from tune.core.signals import terminated
+from tune.core.signals import exiting, terminated
 from tune.store.tracking_uri import absolute_tracking_uri
 
 __all__ = ["absolute_tracking_uri", "build_parser", "finish", "job_address_of", "main", "run"]
@@ -55,7 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status = handler(args)
         sys.stdout.flush()  # here, where a closed pipe is caught, not at the interpreter's exit
-        return status
+        # A SIGTERM the command noted but did not act on (one that came while a handler other
+        # than hpo's held SIGINT) still ends it as terminated.
+        return EXIT_TERMINATED if terminated() and status == EXIT_OK else status
     except InputError as e:
         for line in e.lines():
             print(line, file=sys.stderr)
@@ -83,6 +86,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     handlers (Ray's shutdown, MLflow's, logging's flush) run as ever. Not in main(), which tests
     call in their own process."""
     status = main(argv)
+    exiting()  # a SIGTERM from here on: exit 143 once the exit's cleanup ran (signals.py)
     gc.freeze()
     return status
 

@@ -483,7 +483,7 @@ def _after_confirm(exp_dir: Path, result: RunResult, record: ExperimentRecord) -
     # MLflow upload) with Ray's threads still up, the interpreter aborted at exit (-6).
     with deferred() as stopped:
         status = _report_and_recommend(exp_dir, record)
-    if stopped():
+    if stopped() or terminated():
         return EXIT_TERMINATED if terminated() else EXIT_INTERRUPTED
     return status
 

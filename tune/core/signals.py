@@ -9,8 +9,11 @@ the resume hint, and the command exits 143 (128 + 15), as shells expect of SIGTE
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -74,3 +77,36 @@ def deferred() -> Iterator[Callable[[], bool]]:
 def terminated() -> bool:
     """Whether this process was asked to stop with SIGTERM."""
     return _received.is_set()
+
+
+def _note_sigterm(signum: int, frame: FrameType | None) -> None:
+    _received.set()
+
+
+def exiting() -> None:
+    """From the command's return to the process's end (atexit: Ray's shutdown, MLflow's, the
+    threads' joins), a SIGTERM is noted, not raised: a KeyboardInterrupt there is ignored
+    ("Exception ignored in atexit callback") and the process would exit 0 though it was asked
+    to stop. `_exit_code`, the last exit handler, turns the note into exit 143."""
+    if threading.current_thread() is threading.main_thread():
+        if signal.getsignal(signal.SIGTERM) is _on_sigterm:
+            signal.signal(signal.SIGTERM, _note_sigterm)
+        _exiting.set()
+
+
+_exiting = threading.Event()
+
+
+def _exit_code() -> None:
+    """The last exit handler (registered when this module is first imported, before Ray or
+    MLflow register theirs): a process that `exiting()` and was terminated on the way out
+    exits 143, as a shell expects of SIGTERM."""
+    if _exiting.is_set() and terminated():
+        for stream in (sys.stdout, sys.stderr):
+            # A reader gone, a stream closed: nothing more to save.
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os._exit(143)
+
+
+atexit.register(_exit_code)
