@@ -12,7 +12,11 @@ trials are left than slots (ASHA's tail), and what follows the last trial (MLflo
 summary). MLflow writes run on a driver thread beside all of that; their time is shown apart.
 Run alone on the machine:
 
-    .venv/bin/python bench/sweep_overhead.py [--repeats 3] [--quick]
+    .venv/bin/python bench/sweep_overhead.py [--repeats 3] [--quick] [--compare-copy]
+
+--compare-copy runs each repeat a second time with Ray's own copy of the driver's files into
+the folder (tune/run/uploads.py not installed: every file of the staging folder rewritten in
+place after every checkpoint), side by side, and prints the ratio of the wall times.
 """
 
 from __future__ import annotations
@@ -178,10 +182,26 @@ def floor() -> float:
 
 
 def child(args: argparse.Namespace) -> int:
-    """One sweep in this fresh process, as `hpo sweep` would run it; prints its accounting."""
+    """One sweep in this fresh process, as `hpo sweep` would run it; prints its accounting.
+    --rays-copy: with Ray's own copy of the driver's files, as before uploads.py."""
+    if args.rays_copy:
+        from tune.run import uploads
+
+        uploads.install = lambda: None  # type: ignore[assignment]
     parts = one_sweep(Path(args.one), args.steps, args.epochs, args.started)
     print(json.dumps(parts))
     return 0
+
+
+def sweep_process(steps: int, epochs: int, rays_copy: bool) -> dict[str, float]:
+    """One sweep in a new process, as a user runs it: its imports count."""
+    with tempfile.TemporaryDirectory(prefix="hpo-bench-") as work:
+        command = [sys.executable, __file__, "--one", work, "--steps", str(steps)]
+        command += ["--epochs", str(epochs), "--started", repr(time.time())]
+        command += ["--rays-copy"] if rays_copy else []
+        out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        parts: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+        return parts
 
 
 def main() -> int:
@@ -192,6 +212,10 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=100, help=argparse.SUPPRESS)
     parser.add_argument("--epochs", type=int, default=9, help=argparse.SUPPRESS)
     parser.add_argument("--started", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--rays-copy", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--compare-copy", action="store_true", help="each repeat again with Ray's own file copy"
+    )
     args = parser.parse_args()
     if args.one:
         return child(args)
@@ -200,14 +224,13 @@ def main() -> int:
     header(
         NAME, f"{trials} trials, ASHA (grace 1, factor 3), up to {epochs} epochs of {steps} batches"
     )
-    runs, floors = [], []
-    for _ in range(repeats):
-        # Each sweep in a new process, as a user runs it: its imports count.
-        with tempfile.TemporaryDirectory(prefix="hpo-bench-") as work:
-            command = [sys.executable, __file__, "--one", work, "--steps", str(steps)]
-            command += ["--epochs", str(epochs), "--started", repr(time.time())]
-            out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-            runs.append(json.loads(out.strip().splitlines()[-1]))
+    runs, floors, rays = [], [], []
+    for i in range(repeats):
+        # Each repeat alternates which copy goes first, so a drift of the machine is shared.
+        variants = [False, True] if args.compare_copy else [False]
+        for rays_copy in variants if i % 2 == 0 else variants[::-1]:
+            parts = sweep_process(steps, epochs, rays_copy)
+            (rays if rays_copy else runs).append(parts)
         floors.append(floor())
     last = runs[-1]
     rows = []
@@ -228,6 +251,14 @@ def main() -> int:
         f" for this sweep's {compute:.0f} s of training per slot"
     )
     print(f"overhead per sweep: {spread(overheads)} (median, range of {repeats})")
+    if rays:
+        ratios = [h["wall"] / r["wall"] for h, r in zip(runs, rays, strict=True)]
+        print(
+            f"hpo's copy of the driver's files (uploads.py) vs Ray's own: wall "
+            f"{spread([h['wall'] for h in runs])} s vs {spread([r['wall'] for r in rays])} s, "
+            f"ratio {spread(ratios)} (median, range of {repeats} pairs); overhead "
+            f"{spread([r['overhead'] for r in rays])} with Ray's"
+        )
     ok = verdict(NAME, statistics.median(overheads), TARGET, higher_is_better=False)
     return 0 if ok or args.quick else 1
 
