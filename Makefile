@@ -45,8 +45,8 @@ smoke: setup
 	$(BIN)/hpo sweep search_spaces/smoke.yaml --name smoke-$(shell date +%Y%m%d-%H%M%S)
 
 check: $(STAMP)
-	$(BIN)/ruff check tune models tests scripts bench
-	$(BIN)/ruff format --check tune models tests scripts bench
+	$(BIN)/ruff check tune models tests scripts bench examples
+	$(BIN)/ruff format --check tune models tests scripts bench examples
 	$(BIN)/mypy
 
 # Two pytest workers (pytest-xdist): most of a Ray test is one core busy starting processes, so

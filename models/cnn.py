@@ -68,12 +68,42 @@ class CNN(nn.Module):
         return out
 
 
+def build(
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    *,
+    conv_layers: int = ModelConfig.conv_layers,
+    filters: int = ModelConfig.filters,
+    units: int = ModelConfig.units,
+    dropout: float = ModelConfig.dropout,
+    normalization: bool = ModelConfig.normalization,
+) -> CNN:
+    """The built-in model factory (models.factory.BUILTIN_MODEL): square images [C, H, H]."""
+    if len(input_shape) != 3 or input_shape[1] != input_shape[2]:
+        raise ValueError(
+            f"the built-in CNN takes square images [C, H, H], not rows of {list(input_shape)}"
+        )
+    cfg = ModelConfig(
+        conv_layers=conv_layers,
+        filters=filters,
+        units=units,
+        dropout=dropout,
+        normalization=normalization,
+        in_channels=input_shape[0],
+        image_size=input_shape[1],
+        num_classes=num_classes,
+    )
+    return CNN(cfg)
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def summary(model: CNN) -> str:
-    """One line for a tag: the blocks and the parameter count."""
+def summary(model: nn.Module) -> str:
+    """One line for a tag: the blocks and the parameter count (any model: its class)."""
+    if not isinstance(model, CNN):
+        return f"{type(model).__name__}; {count_parameters(model):,} parameters"
     c = model.cfg
     norm = "+BN" if c.normalization else ""
     return (

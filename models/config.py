@@ -1,4 +1,4 @@
-"""The typed configs of the model and the trainer, and what an epoch reports: plain
+"""The typed configs of the model, the data and the trainer, and what an epoch reports: plain
 dataclasses, no torch, so that checking a search space (tune/space/hyperparams.py) does not
 load a deep-learning library."""
 
@@ -35,6 +35,27 @@ def max_conv_layers(image_size: int = 28) -> int:
         image_size //= 2
         n += 1
     return n
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    name: str = "fashion_mnist"  # one of DATASETS, unless one of the three below is set
+    root: str | None = None  # built-in: the folder of the IDX .gz files; a loader: load(root)
+    data_dir: str | None = None  # with no root: a folder searched before the system's folders
+    validation_fraction: float = 0.1  # share of the training set held out, split with `seed`
+    seed: int = 0  # fixes the train/validation split, so every trial sees the same split
+    factory: str | None = None  # "module:function": the user's loader (models/sources.py)
+    npz: str | None = None  # a file with x_train, y_train, x_test, y_test
+    folder: str | None = None  # train/CLASS/*.png and test/CLASS/*.png
+    search_dir: str | None = None  # where the loader's module is looked for first
+
+    @property
+    def label(self) -> str:
+        """The source in one word, for tags and messages: 'fashion_mnist', 'npz:PATH', ..."""
+        for kind in ("factory", "npz", "folder"):
+            if getattr(self, kind) is not None:
+                return f"{kind}:{getattr(self, kind)}"
+        return self.name
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,14 @@ FILES = {
 # Per-dataset pixel mean and std over the training images (after scaling to [0, 1]).
 STATS = {"fashion_mnist": (0.2860, 0.3530), "mnist": (0.1307, 0.3081)}
 DATASETS = tuple(STATS)
+# Class names by label, as the datasets publish them.
+CLASSES = {
+    "fashion_mnist": (
+        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+        "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    ),
+    "mnist": tuple(str(d) for d in range(10)),
+}  # fmt: skip
 
 
 class DataNotFoundError(FileNotFoundError):

@@ -2,12 +2,14 @@
 
 Every trial of every sweep runs this code, and so can a script or a notebook:
 
-    trainer = Trainer(ModelConfig(), TrainConfig(epochs=3), load_datasets(DataConfig()))
+    raw = read_raw(DataConfig())  # Fashion-MNIST; or DataConfig(npz=...), folder=, factory=
+    model = functools.partial(build, raw.input_shape, raw.num_classes)  # models.cnn.build
+    trainer = Trainer(model, TrainConfig(epochs=3), datasets_from(raw, DataConfig()))
     for metrics in trainer.fit():
         print(metrics)
 
-Read it top to bottom: config, set-up (seed, threads, device, model, optimizer, learning-rate
-schedule), one training epoch (with optional augmentation), one evaluation, the epoch loop, and
+Read it top to bottom: config, set-up (seed, threads, device, the model from the function it is
+given, optimizer, learning-rate schedule), one training epoch (with optional augmentation), one evaluation, the epoch loop, and
 a complete checkpoint.
 """
 
@@ -15,23 +17,16 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from models.augment import crop_and_flip
-from models.cnn import CNN
-from models.config import (
-    LR_SCHEDULES,
-    OPTIMIZERS,
-    PRECISIONS,
-    EpochMetrics,
-    ModelConfig,
-    TrainConfig,
-)
+from models.config import LR_SCHEDULES, OPTIMIZERS, PRECISIONS, EpochMetrics, TrainConfig
 from models.data import Datasets, Split
 from models.device import pick_device
 
@@ -69,9 +64,13 @@ def make_schedule(
     raise ValueError(f"lr_schedule {name!r} is not one of {', '.join(LR_SCHEDULES)}")
 
 
+def _channels_last(split: Split) -> Split:
+    """The split with its images in NHWC memory (the same tensor when they are already)."""
+    return Split(split.images.contiguous(memory_format=torch.channels_last), split.labels)
+
+
 class Trainer:
-    def __init__(self, model_cfg: ModelConfig, cfg: TrainConfig, data: Datasets) -> None:
-        self.model_cfg = model_cfg
+    def __init__(self, model: Callable[[], nn.Module], cfg: TrainConfig, data: Datasets) -> None:
         self.cfg = cfg
         if cfg.threads is not None:
             # One trial owns `threads` CPUs; more threads than that fight the other trials.
@@ -85,11 +84,17 @@ class Trainer:
         # keeps one copy per worker); on a GPU every batch is then a slice, never a copy.
         self.train_data = data.train.to(self.device)
         self.val_data = data.validation.to(self.device)
-        self.model = CNN(model_cfg).to(self.device)
-        if cfg.channels_last:
-            # Images have one channel, so they are already channels_last in memory: only the
-            # weights change layout, and every activation after the first conv follows them.
+        images = self.train_data.images.ndim == 4
+        if cfg.augment and not images:
+            raise ValueError("augment crops and flips images; this data is rows of features")
+        # Built here, after the seed: the same seed gives the same initial weights.
+        self.model = model().to(self.device)
+        if cfg.channels_last and images:
+            # Images of one channel are channels_last in memory already; others are made so,
+            # once. Every activation after the first conv follows the weights' layout.
             self.model = self.model.to(memory_format=torch.channels_last)
+            self.train_data = _channels_last(self.train_data)
+            self.val_data = _channels_last(self.val_data)
         self.optimizer = make_optimizer(
             cfg.optimizer, self.model.parameters(), cfg.lr, cfg.weight_decay
         )
@@ -207,7 +212,6 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             # Dropout on a GPU draws from the CUDA generator: replayed too after a restore.
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "model_config": asdict(self.model_cfg),
             "train_config": asdict(self.cfg),
         }
 

@@ -111,7 +111,7 @@ def project_files(folders: tuple[str, ...]) -> list[str]:
 @pytest.mark.parametrize(
     ("doc", "heading", "folders"),
     [
-        ("README.md", "## Layout", ("tune", "models", "scripts", "bench")),
+        ("README.md", "## Layout", ("tune", "models", "scripts", "bench", "examples")),
         ("docs/architecture.md", "## Layers", ("tune", "models")),
     ],
 )

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import functools
 import itertools
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -8,11 +10,18 @@ import torch
 import torch.nn.functional as F
 
 from models.augment import crop_and_flip
+from models.cnn import CNN
 from models.config import OPTIMIZERS, EpochMetrics, ModelConfig, TrainConfig
 from models.data import Datasets, Split
 from models.trainer import EVAL_CHUNK, Trainer
 
-SMALL = ModelConfig(conv_layers=2, filters=8, units=16)
+
+def cnn(cfg: ModelConfig) -> Callable[[], CNN]:
+    """What the trainer takes: a function that builds the model (after it seeded torch)."""
+    return functools.partial(CNN, cfg)
+
+
+SMALL = cnn(ModelConfig(conv_layers=2, filters=8, units=16))
 
 
 def test_learns_a_separable_problem_in_a_few_epochs(tiny_data: Datasets) -> None:
@@ -52,7 +61,7 @@ def test_channels_last_is_the_default_and_changes_no_result(tiny_data: Datasets)
     by up to 4e-3 relative (measured on an AMD EPYC; 1e-4 on an Intel Xeon), a tenth or less of
     what a second seed changes. The accuracy is not compared: on 128 images at 55-85%, that
     drift flips a handful of near-tied predictions."""
-    norm = ModelConfig(conv_layers=2, filters=8, units=16, normalization=True, dropout=0.2)
+    norm = cnn(ModelConfig(conv_layers=2, filters=8, units=16, normalization=True, dropout=0.2))
     images = tiny_data.validation.images[:64]
 
     def train(layout: bool, seed: int = 0) -> tuple[torch.Tensor, list[EpochMetrics]]:
@@ -92,7 +101,7 @@ def test_evaluation_in_chunks_equals_one_pass(tiny_data: Datasets) -> None:
 
 
 def test_a_last_batch_of_one_sample_is_skipped(tiny_data: Datasets) -> None:
-    model = ModelConfig(conv_layers=2, filters=8, units=16, normalization=True)
+    model = cnn(ModelConfig(conv_layers=2, filters=8, units=16, normalization=True))
     trainer = Trainer(model, TrainConfig(epochs=1, batch_size=511), tiny_data)  # 512 = 511 + 1
     _, seen, _ = trainer.train_epoch()  # BatchNorm would raise on the batch of one
     assert seen == 511
@@ -130,7 +139,7 @@ def test_checkpoint_resumes_exactly(
 ) -> None:
     """Stopping after epoch 1 and loading the checkpoint gives the same epoch 2 as going on:
     the learning-rate schedule and the augmentation's draws go on where they were."""
-    model = ModelConfig(conv_layers=2, filters=8, units=16, dropout=0.5, normalization=True)
+    model = cnn(ModelConfig(conv_layers=2, filters=8, units=16, dropout=0.5, normalization=True))
     cfg = TrainConfig(
         epochs=2, train_steps=4, seed=5, threads=1, lr_schedule=schedule, augment=augment
     )

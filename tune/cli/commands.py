@@ -313,6 +313,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
             for line in summary.caught_up_lines(caught_up, record.tracking_uri):
                 print(line)
             return EXIT_OK
+        _check_code(record, args, "hpo resume")
         print(f"hpo: resuming '{record.name}' in {exp_dir}, MLflow at {record.tracking_uri}")
         if record.is_confirm:
             # Resumed by the user's word: from now on `hpo confirm` may continue it too.
@@ -337,6 +338,17 @@ def _submit_resume(args: argparse.Namespace, address: str) -> int:
     )
     submitted = jobs.submit(jobs.job_address(address), resume_args, name, env=driver_env())
     return _after_submit(submitted, name, storage)
+
+
+def _check_code(record: ExperimentRecord, args: argparse.Namespace, action: str) -> None:
+    """The user's model and data modules must be those the sweep ran, unless the user says
+    --allow-changed-code: trials of other code would be compared as if they were the same."""
+    from tune.core.errors import InputError
+    from tune.space.spec import changed_code
+
+    problems = changed_code(record.spec, action)
+    if problems and not args.allow_changed_code:
+        raise InputError(str(Path(record.spec.source)), problems)
 
 
 def _check_recorded_uri(record: ExperimentRecord) -> None:
@@ -464,8 +476,13 @@ def cmd_confirm(args: argparse.Namespace) -> int:
         if record.is_confirm:
             raise UsageError(f"{exp_dir} is a confirm run; name its sweep ({exp_dir.parent})")
         _check_recorded_uri(record)
+
+        def options() -> RunOptions:  # only when something will run
+            _check_code(record, args, "hpo confirm")
+            return run_options(args)
+
         result = confirm.start_or_continue(
-            exp_dir, record, args.top, args.seeds, args.overwrite, lambda: run_options(args)
+            exp_dir, record, args.top, args.seeds, args.overwrite, options
         )
     if result is None:  # confirmed already, with these numbers
         return _report_and_recommend(exp_dir, record)

@@ -134,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run failed trials again from epoch 1 (default: from their last checkpoint)",
     )
+    _allow_changed_code(r)
     ls = sub.add_parser("list", help="the experiments in the storage, a line each")
     _shared(ls, experiment=False, verbose="")
     st = sub.add_parser("status", help="one row a trial: id, state, epochs, best metric, config")
@@ -155,8 +156,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="replace an earlier confirm run: moved to .trash/, its MLflow runs soft-deleted",
     )
+    _allow_changed_code(c)
     _jobs_parsers(sub)
     return p
+
+
+def _allow_changed_code(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow-changed-code",
+        action="store_true",
+        help="go on although your model or data module changed since the sweep started",
+    )
 
 
 def _version() -> str:

@@ -27,7 +27,7 @@ from tune.report import sections
 from tune.report.document import Image, to_html, to_markdown
 from tune.report.folder import MARKER, claim, report_folder
 from tune.report.sections import num
-from tune.space.hyperparams import RULES
+from tune.space.spec import as_data
 from tune.store import records
 from tune.store.records import ExperimentRecord
 from tune.store.trials import Trial, load_trials
@@ -50,9 +50,10 @@ def best_config(record: ExperimentRecord, config: dict[str, Any], note: str) -> 
     spec = record.spec
     data = {
         "name": f"{spec.name[:95]}_best",  # sweep names have at most 100 characters
-        "dataset": asdict(spec.dataset),
+        "model": as_data(spec)["model"],
+        "dataset": as_data(spec)["dataset"],
         "metric": asdict(spec.metric),
-        "search": {k: v for k, v in config.items() if k in RULES},
+        "search": {k: v for k, v in config.items() if k in spec.search},
         "search_algorithm": "random",
         "scheduler": "none",
         "num_samples": 1,
@@ -61,6 +62,10 @@ def best_config(record: ExperimentRecord, config: dict[str, Any], note: str) -> 
         "seed": spec.seed,
     }
     header = f"# {note}\n# Retrain it: hpo sweep THIS_FILE\n"
+    folders = {c.search_dir for c in (spec.model.code, spec.dataset.code) if c is not None}
+    if folders:  # the user's module is found in the YAML's folder, which this one is not
+        path = ":".join(sorted(folders))
+        header = f"# {note}\n# Retrain it: PYTHONPATH={path} hpo sweep THIS_FILE\n"
     return header + yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
 
 

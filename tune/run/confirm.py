@@ -13,7 +13,7 @@ so `hpo status` and `hpo resume` work on it too.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from tune.core.text import fmt_value
 from tune.run.aside import set_aside
 from tune.run.experiment import Plan, RunResult, is_finished, run_experiment
 from tune.run.process import RunOptions
-from tune.run.sweep import adapter, trial_settings
+from tune.run.sweep import bound, source_tags, trial_settings
 from tune.run.trainable import SEED_KEY
 from tune.space.hyperparams import RULES
 from tune.store import records
@@ -43,13 +43,19 @@ def seeds_for(sweep_seed: int, count: int) -> tuple[int, ...]:
 
 
 def pick_candidates(
-    trials: list[Trial], metric: str, mode: str, top: int, source: str
+    trials: list[Trial],
+    metric: str,
+    mode: str,
+    top: int,
+    source: str,
+    hyperparameters: Collection[str] = RULES,
 ) -> tuple[Candidate, ...]:
-    """The top `top` distinct configurations of the sweep's leaderboard."""
+    """The top `top` distinct configurations of the sweep's leaderboard; a configuration is
+    its `hyperparameters` (the spec's search keys)."""
     seen: set[str] = set()
     picked: list[Candidate] = []
     for rank, t in enumerate(leaderboard(trials, metric, mode), start=1):
-        config = {k: v for k, v in t.config.items() if k in RULES}
+        config = {k: v for k, v in t.config.items() if k in hyperparameters}
         key = repr(sorted((k, fmt_value(v)) for k, v in config.items()))
         if key in seen:
             continue
@@ -97,8 +103,10 @@ def plan(record: ExperimentRecord, options: RunOptions) -> Plan:
     each trial ends with its one test-set evaluation."""
     settings = replace(trial_settings(record.spec, options), test_at_end=True)
     candidates = ",".join(f"#{c.rank} {c.trial_id}" for c in record.candidates)
+    trainable, model = bound(settings)
     return Plan(
-        trainable=adapter(settings),
+        trainable=trainable,
+        model=model,
         param_space=param_space(record.candidates, record.seeds),
         checkpoint_metric=False,
         run_name=f"{record.spec.name}-confirm",
@@ -108,7 +116,11 @@ def plan(record: ExperimentRecord, options: RunOptions) -> Plan:
             "candidates": candidates,
             "metric": f"{record.metric} ({record.mode})",
         },
-        tags={**version_tags(), CONFIRM_OF_TAG: str(record.sweep_parent_run_id)},
+        tags={
+            **version_tags(),
+            **source_tags(record.spec),
+            CONFIRM_OF_TAG: str(record.sweep_parent_run_id),
+        },
         varied=(CANDIDATE_KEY, SEED_KEY),
     )
 
@@ -167,7 +179,7 @@ def new_confirm(experiment: Path, top: int, seeds: int) -> ExperimentRecord:
         sweep.tracking_uri,
         kind=CONFIRM,
         candidates=pick_candidates(
-            trials, spec.metric.name, spec.metric.mode, top, str(experiment)
+            trials, spec.metric.name, spec.metric.mode, top, str(experiment), spec.search.keys()
         ),
         seeds=seeds_for(spec.seed, seeds),
         sweep_parent_run_id=sweep.parent_run_id,

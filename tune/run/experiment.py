@@ -33,6 +33,7 @@ from tune.store.records import ExperimentRecord
 from tune.store.rows import TrialRow, experiment_rows
 from tune.store.runs import (
     DIR_TAG,
+    ModelShape,
     NewStore,
     TrackingConfig,
     end_run,
@@ -62,6 +63,7 @@ class Plan:
     params: dict[str, Any] = field(default_factory=dict)  # the parent run's params
     tags: dict[str, str] = field(default_factory=dict)  # the parent run's tags
     varied: tuple[str, ...] = ()  # the config keys a trial's run name shows
+    model: ModelShape | None = None  # the factory and data shape; None: the built-in CNN's
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,7 @@ def run_experiment(
             record.spec.name,
             str(records.tensorboard_dir(folder)),
             varied=plan.varied,
+            model=plan.model,
         ),
         str(record.parent_run_id),
     )

@@ -14,8 +14,10 @@ from typing import Any
 
 from ray import tune as ray_tune
 
-from models.data import DataConfig, read_raw
+from models.data import read_raw
 from models.dataset_files import DataNotFoundError, find_data_dir
+from models.factory import CodeError
+from models.sources import DataError
 from tune.core.errors import InputError, Problem
 from tune.run.aside import Aside
 from tune.run.experiment import Plan, RunResult, run_experiment
@@ -26,7 +28,7 @@ from tune.space.distributions import Distribution
 from tune.space.hyperparams import grid_values
 from tune.space.spec import SweepSpec
 from tune.store import records
-from tune.store.runs import version_tags
+from tune.store.runs import ModelShape, version_tags
 
 # --smoke: every trial path once, in seconds.
 SMOKE = {"epochs": 2, "train_steps": 5, "eval_steps": 2, "num_samples": 2, "grid_values": 2}
@@ -120,17 +122,16 @@ def searcher(spec: SweepSpec) -> Any:
 def trial_settings(spec: SweepSpec, options: RunOptions) -> TrialSettings:
     """What every trial shares. The data is found here, by the driver; the trials get it from
     Ray's object store (adapter), never from a folder of their own."""
-    try:
-        root = find_data_dir(spec.dataset.name, spec.dataset.root, options.data_dir)
-    except DataNotFoundError as e:  # e.g. a resume on another machine than the sweep
-        raise InputError(spec.source, [Problem("dataset", str(e))]) from None
+    data = spec.dataset.config(spec.seed)
+    if spec.dataset.builtin:
+        try:
+            root = find_data_dir(spec.dataset.name, spec.dataset.root, options.data_dir)
+        except DataNotFoundError as e:  # e.g. a resume on another machine than the sweep
+            raise InputError(spec.source, [Problem("dataset", str(e))]) from None
+        data = replace(data, root=str(root))
+    model = spec.model
     return TrialSettings(
-        data=DataConfig(
-            name=spec.dataset.name,
-            root=str(root),
-            validation_fraction=spec.dataset.validation_fraction,
-            seed=spec.seed,
-        ),
+        data=data,
         train_steps=spec.dataset.train_steps,
         eval_steps=spec.dataset.eval_steps,
         seed=spec.seed,
@@ -138,6 +139,9 @@ def trial_settings(spec: SweepSpec, options: RunOptions) -> TrialSettings:
         # A trial that asked for no GPU stays on the CPU even where one is visible to it.
         device="cpu" if spec.resources.gpu == 0 else "auto",
         gpu_share=spec.resources.gpu,
+        model=model.factory,
+        model_params=model.params,
+        model_dir=model.code.search_dir if model.code else None,
     )
 
 
@@ -145,18 +149,37 @@ def trial_settings(spec: SweepSpec, options: RunOptions) -> TrialSettings:
 
 
 def adapter(settings: TrialSettings) -> Any:
-    """The adapter with the sweep-wide settings and the data bound, as Ray runs it. The driver
-    reads the dataset here, once; Ray puts it into its object store when the Tuner starts,
-    and every trial on every node reads it from there (tune/run/trainable.py)."""
-    data = read_raw(settings.data, test=settings.test_at_end)
-    return ray_tune.with_parameters(train_trial, settings=settings, data=data)
+    """The adapter with the sweep-wide settings and the data bound, as Ray runs it."""
+    return bound(settings)[0]
+
+
+def bound(settings: TrialSettings) -> tuple[Any, ModelShape]:
+    """The adapter, and the model's shape for the driver's MLflow tags. The driver reads the
+    dataset here, once; Ray puts it into its object store when the Tuner starts, and every
+    trial on every node reads it from there (tune/run/trainable.py)."""
+    try:
+        data = read_raw(settings.data, test=settings.test_at_end)
+    except (DataError, CodeError) as e:  # changed since it was checked (a resume, a confirm)
+        raise InputError(settings.data.label, [Problem("dataset", str(e))]) from None
+    shape = ModelShape(
+        settings.model,
+        settings.model_params,
+        settings.model_dir,
+        data.input_shape,
+        data.num_classes,
+    )
+    return ray_tune.with_parameters(train_trial, settings=settings, data=data), shape
 
 
 def plan(spec: SweepSpec, options: RunOptions, trainable: Any = None) -> Plan:
     """How a sweep searches. `trainable` replaces the real adapter, for tests: scripted
     learning curves, or the adapter with test-only settings (TrialSettings.fault)."""
+    model = None
+    if trainable is None:
+        trainable, model = bound(trial_settings(spec, options))
     return Plan(
-        trainable=trainable or adapter(trial_settings(spec, options)),
+        trainable=trainable,
+        model=model,
         param_space=param_space(spec),
         searcher=searcher(spec),
         scheduler=scheduler(spec),
@@ -165,7 +188,7 @@ def plan(spec: SweepSpec, options: RunOptions, trainable: Any = None) -> Plan:
         time_budget_s=spec.time_budget_s,
         run_name=spec.name,
         params=_sweep_params(spec),
-        tags={**version_tags(), "hpo.source": spec.source},
+        tags={**version_tags(), "hpo.source": spec.source, **source_tags(spec)},
         varied=tuple(k for k, v in spec.search.items() if isinstance(v, Distribution)),
     )
 
@@ -185,6 +208,11 @@ def run_sweep(
     )
 
 
+def source_tags(spec: SweepSpec) -> dict[str, str]:
+    """The model factory and the data source, as tags of the parent run and every trial's."""
+    return {"hpo.model": spec.model.factory, "hpo.data": spec.dataset.config(spec.seed).label}
+
+
 def _sweep_params(spec: SweepSpec) -> dict[str, Any]:
     """The parent run's params: how the sweep searched, not what each trial got."""
     params: dict[str, Any] = {
@@ -195,7 +223,8 @@ def _sweep_params(spec: SweepSpec) -> dict[str, Any]:
         "scheduler": "none"
         if spec.scheduler is None
         else f"asha grace_period={spec.scheduler.grace_period} reduction_factor={spec.scheduler.reduction_factor:g}",
-        "dataset": spec.dataset.name,
+        "dataset": spec.dataset.config(spec.seed).label,
+        "model": spec.model.factory,
         "validation_fraction": spec.dataset.validation_fraction,
         "train_steps": spec.dataset.train_steps,
         "eval_steps": spec.dataset.eval_steps,

@@ -34,6 +34,7 @@ from tune.store.runs import (
     PARENT_TAG,
     SWEEP_TAG,
     TRIAL_TAG,
+    ModelShape,
     TrackingConfig,
     tag_filter,
     version_tags,
@@ -243,7 +244,7 @@ class TrialWriter:
             return 0, 0  # not started, or before its first epoch: its own start creates the run
         run_id = self.run_id(trial.trial_id, trial.config)
         run = self.client.get_run(run_id)
-        summary, parameter_count = model_facts(trial.config)
+        summary, parameter_count = model_facts(trial.config, self.cfg.model)
         tags = {**version_tags(), "model_summary": summary}
         missing_tags = {k: v for k, v in tags.items() if k not in run.data.tags}
         self.describe(run_id, trial.config, missing_tags, parameter_count)
@@ -318,8 +319,8 @@ class TrackingCallback(ray_tune.Callback):
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         trial_id, config = trial.trial_id, dict(trial.config)
-        summary, parameter_count = model_facts(config)
-        tags = {**self._versions, "model_summary": summary}
+        summary, parameter_count = model_facts(config, self.cfg.model)
+        tags = {**self._versions, "model_summary": summary, **model_tag(self.cfg.model)}
         self.writer.submit(self.writer.start, trial_id, config, tags, parameter_count)
 
     def on_trial_result(
@@ -349,16 +350,29 @@ class TrackingCallback(ray_tune.Callback):
         return flushed
 
 
-def model_facts(config: dict[str, Any]) -> tuple[str, int | None]:
-    """The model's one-line summary (a tag) and its parameter count (a metric)."""
+def model_tag(shape: ModelShape | None) -> dict[str, str]:
+    """A trial run's tag naming its model factory (the built-in CNN's when `shape` is None)."""
+    from models.factory import BUILTIN_MODEL
+
+    return {"hpo.model": shape.factory if shape else BUILTIN_MODEL}
+
+
+def model_facts(config: dict[str, Any], shape: ModelShape | None) -> tuple[str, int | None]:
+    """The model's one-line summary (a tag) and its parameter count (a metric). `shape`:
+    the factory and the data (None: the built-in CNN on 28x28 images, 10 classes)."""
     import torch
 
-    from models.cnn import CNN, count_parameters, summary
+    from models.cnn import count_parameters, summary
+    from models.factory import BUILTIN_MODEL, build_model, parse_ref
 
+    shape = shape or ModelShape(BUILTIN_MODEL, (), None, (1, 28, 28), 10)
+    params = None if shape.factory == BUILTIN_MODEL else shape.params
     try:
+        kwargs = hyperparams.model_kwargs(config, params)
+        ref = parse_ref(shape.factory)
         # On the meta device: shapes and parameter counts without allocating the weights.
         with torch.device("meta"):
-            model = CNN(hyperparams.model_config(config))
+            model = build_model(ref, shape.search_dir, shape.input_shape, shape.num_classes, kwargs)
             return summary(model), count_parameters(model)
-    except (KeyError, ValueError) as e:
-        return f"unavailable: {e}", None
+    except Exception as e:  # the user's factory may not build on the meta device: no tag then
+        return f"unavailable: {type(e).__name__}: {e}".splitlines()[0], None

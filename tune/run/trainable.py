@@ -6,6 +6,7 @@ threads) travel beside it in TrialSettings. The trainer itself knows nothing of 
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import time
@@ -19,8 +20,9 @@ from ray import tune as ray_tune
 from models.config import EpochMetrics
 from models.data import DataConfig, Datasets, RawData, Split, datasets_from, test_split_from
 from models.device import describe, limit_memory, pick_device
+from models.factory import BUILTIN_MODEL, Param, build_model, parse_ref
 from models.trainer import Trainer
-from tune.space.hyperparams import model_config, train_config
+from tune.space.hyperparams import model_kwargs, train_config
 from tune.store import checkpoints
 from tune.store.checkpoints import CHECKPOINT_FILE, DIGEST_KEY
 
@@ -52,6 +54,11 @@ class TrialSettings:
     # `hpo confirm`: after the last epoch, evaluate once on the held-out test set.
     test_at_end: bool = False
     fault: Fault | None = None  # tests only; never set by the CLI
+    # The model factory ("module:function"), its hyperparameters (() = the built-in CNN's) and
+    # the folder its module is imported from first (on a cluster it comes in the runtime_env).
+    model: str = BUILTIN_MODEL
+    model_params: tuple[Param, ...] = ()
+    model_dir: str | None = None
 
 
 # The data reaches trials through Ray's object store, not the file system: the driver reads the
@@ -78,7 +85,7 @@ def held_out_test_set(cfg: DataConfig, raw: RawData) -> Split:
     """The held-out test set, used only by `hpo confirm` trials (and made once per worker)."""
     if cfg not in _TEST:
         _TEST.clear()
-        _TEST[cfg] = test_split_from(raw)
+        _TEST[cfg] = test_split_from(raw, cfg)
     return _TEST[cfg]
 
 
@@ -90,8 +97,16 @@ def train_trial(config: dict[str, Any], settings: TrialSettings, data: RawData) 
     seed = int(config.get(SEED_KEY, settings.seed))
     device = pick_device(settings.device)
     limit_memory(device, settings.gpu_share)
+    model = functools.partial(
+        build_model,
+        parse_ref(settings.model),
+        settings.model_dir,
+        data.input_shape,
+        data.num_classes,
+        model_kwargs(config, None if settings.model == BUILTIN_MODEL else settings.model_params),
+    )
     trainer = Trainer(
-        model_config(config),
+        model,
         train_config(
             config,
             train_steps=settings.train_steps,

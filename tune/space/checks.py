@@ -2,17 +2,14 @@
 
 They run on a SweepSpec whose every key passed on its own (reader.py), so each rule can take
 the spec's values as they are: `cross_checks` for what the file must agree with itself on and,
-when the trials run here, this machine's CPUs and GPUs; `data_checks` for the data files the
-driver reads. `sample_checks` runs again after --num-samples overrides the file.
+when the trials run here, this machine's CPUs and GPUs (the data and the model: data_checks.py). `sample_checks` runs again after --num-samples overrides the file.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
-from models.dataset_files import DataNotFoundError, find_data_dir
 from tune.core.errors import Problem
 from tune.space import hyperparams
 from tune.space.distributions import Distribution
@@ -119,7 +116,10 @@ def sample_checks(spec: SweepSpec) -> list[Problem]:
 
 
 def _normalization_checks(spec: SweepSpec) -> list[Problem]:
-    """BatchNorm cannot train on a batch of one sample."""
+    """BatchNorm cannot train on a batch of one sample (the built-in CNN's; a user's model is
+    tried on a batch in data_checks.py)."""
+    if not spec.model.builtin:
+        return []
     if True in hyperparams.possible_values(spec.search["normalization"]) and (
         min(float(v) for v in hyperparams.possible_values(spec.search["batch_size"])) < 2
     ):
@@ -157,25 +157,6 @@ def _local_checks(spec: SweepSpec) -> list[Problem]:
                     "(a cluster's: --address; validate --for-cluster)",
                 )
             )
-    return problems
-
-
-def data_checks(spec: SweepSpec, data_dir: str | None) -> list[Problem]:
-    """The driver's machine must hold the data files: it reads them for every trial."""
-    problems: list[Problem] = []
-    if spec.dataset.root is not None and not Path(spec.dataset.root).expanduser().is_dir():
-        problems.append(
-            Problem(
-                "dataset.root",
-                f"folder {spec.dataset.root!r} does not exist",
-                "a folder with the IDX .gz files, or null",
-            )
-        )
-    else:
-        try:
-            find_data_dir(spec.dataset.name, spec.dataset.root, data_dir)
-        except DataNotFoundError as e:
-            problems.append(Problem("dataset", str(e)))
     return problems
 
 

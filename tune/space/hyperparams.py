@@ -1,8 +1,10 @@
 """The hyperparameters a search space may name: their type, their allowed values, their default,
 and how a trial's resolved values become the trainer's typed configs.
 
-Defaults come from models' config dataclasses, so the trainer and the search space cannot
-disagree about them.
+They are the model factory's keyword-only parameters (models/factory.py) and the trainer's.
+Defaults come from models' config dataclasses and the factory's signature, so the trainer, the
+model and the search space cannot disagree about them. The built-in CNN's parameters have ranges
+of their own (RULES); a user's factory gives types and, with Literal[...], options.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ from models.config import (
     PRECISIONS,
     ModelConfig,
     TrainConfig,
-    max_conv_layers,
 )
+from models.factory import Param, builtin_params
 from tune.core.errors import Problem, show
 from tune.space.distributions import Distribution, Scalar, as_number
 
-IMAGE_SIZE = 28  # both supported datasets are 28x28
+IMAGE_SIZE = 28  # both built-in datasets are 28x28
 
 
 @dataclass(frozen=True)
@@ -34,11 +36,11 @@ class Rule:
     low_inclusive: bool = True
     high: float | None = None
     high_inclusive: bool = True
-    options: tuple[str, ...] = ()  # for str
+    options: tuple[Scalar, ...] = ()  # the only values allowed (str's always; Literal's)
 
     def describe(self) -> str:
         if self.options:
-            return "one of " + ", ".join(self.options)
+            return "one of " + ", ".join(o if isinstance(o, str) else show(o) for o in self.options)
         if self.type is bool:
             return "true or false"
         kind = "an integer" if self.type is int else "a number"
@@ -63,10 +65,12 @@ class Rule:
         return True
 
 
+# The built-in CNN's and the trainer's hyperparameters. conv_layers' bound here is a sanity
+# bound; the images' side sets the real one (data_checks.py, shape_checks).
 RULES: dict[str, Rule] = {
     "dropout": Rule(float, low=0.0, high=1.0, high_inclusive=False),
     "normalization": Rule(bool),
-    "conv_layers": Rule(int, low=1, high=max_conv_layers(IMAGE_SIZE)),
+    "conv_layers": Rule(int, low=1, high=30),
     "filters": Rule(int, low=1, high=1024),
     "units": Rule(int, low=1, high=8192),
     "lr": Rule(float, low=0.0, low_inclusive=False),
@@ -98,24 +102,52 @@ KINDS_FOR = {
 }
 
 
-def defaults() -> dict[str, Scalar]:
-    """Every hyperparameter's default, taken from the trainer's own config classes."""
+TRAIN_RULES = {k: RULES[k] for k in TRAIN_KEYS}
+
+
+def is_builtin(params: tuple[Param, ...] | None) -> bool:
+    return params is None or params == builtin_params()
+
+
+def rules_for(params: tuple[Param, ...] | None = None) -> dict[str, Rule]:
+    """The hyperparameters a space may name: the model factory's `params` (None: the built-in
+    CNN's), then the trainer's."""
+    if is_builtin(params):
+        return RULES
+    assert params is not None
+    model = {p.name: Rule(p.python_type, options=p.options) for p in params}
+    return {**model, **TRAIN_RULES}
+
+
+def defaults(params: tuple[Param, ...] | None = None) -> dict[str, Scalar]:
+    """Every hyperparameter's default: the model factory's (None: the built-in CNN's, from
+    ModelConfig) and the trainer's, from TrainConfig."""
     out: dict[str, Scalar] = {}
-    for cls, keys in ((ModelConfig, MODEL_KEYS), (TrainConfig, TRAIN_KEYS)):
-        for f in fields(cls):
-            if f.name in keys:
+    if is_builtin(params):
+        for f in fields(ModelConfig):
+            if f.name in MODEL_KEYS:
                 out[f.name] = cast(Scalar, f.default)
+    else:
+        assert params is not None
+        out.update({p.name: p.default for p in params})
+    for f in fields(TrainConfig):
+        if f.name in TRAIN_KEYS:
+            out[f.name] = cast(Scalar, f.default)
     return out
 
 
-def check_value(path: str, name: str, value: Any) -> Scalar | Problem:
+def check_value(
+    path: str, name: str, value: Any, rules: dict[str, Rule] = RULES
+) -> Scalar | Problem:
     """A constant (or one listed option) for `name`, converted to its type, or the problem."""
-    rule = RULES[name]
+    rule = rules[name]
     wrong = Problem(path, f"{show(value)} is not allowed", rule.describe())
     if rule.type is bool:
-        return value if isinstance(value, bool) else wrong
+        ok = isinstance(value, bool) and (not rule.options or value in rule.options)
+        return value if ok else wrong
     if rule.type is str:
-        return value if value in rule.options else wrong
+        ok = isinstance(value, str) and (not rule.options or value in rule.options)
+        return value if ok else wrong
     number = as_number(value)
     if number is None or (rule.type is int and not isinstance(number, int)):
         return wrong
@@ -123,15 +155,18 @@ def check_value(path: str, name: str, value: Any) -> Scalar | Problem:
         number = float(number)
     if not math.isfinite(number) or not rule.contains(number):
         return wrong
+    if rule.options and number not in rule.options:
+        return wrong
     return number
 
 
 def check_distribution(
-    path: str, name: str, dist: Distribution
+    path: str, name: str, dist: Distribution, rules: dict[str, Rule] = RULES
 ) -> tuple[Distribution | None, list[Problem]]:
     """Whether every value `dist` can produce is allowed for `name`."""
-    rule = RULES[name]
-    kinds = KINDS_FOR[rule.type]
+    rule = rules[name]
+    # Options are listed, never drawn from a range.
+    kinds = ("choice", "grid") if rule.options else KINDS_FOR[rule.type]
     if dist.kind not in kinds:
         return None, [
             Problem(
@@ -144,7 +179,7 @@ def check_distribution(
     if dist.kind in ("choice", "grid"):
         values: list[Scalar] = []
         for v in dist.values:
-            checked = check_value(sub, name, v)
+            checked = check_value(sub, name, v, rules)
             if isinstance(checked, Problem):
                 return None, [checked]
             if checked in values:  # 1e-3 and 0.001: two spellings, one value, identical trials
@@ -180,6 +215,14 @@ def grid_values(dist: Distribution) -> tuple[Scalar, ...] | None:
     if dist.kind == "randint":
         return tuple(range(int(dist.low), int(dist.high) + 1))
     return None
+
+
+def model_kwargs(config: dict[str, Any], params: tuple[Param, ...] | None) -> dict[str, Any]:
+    """A trial's model hyperparameters, as the factory's keyword arguments, of their types."""
+    if is_builtin(params):
+        return {k: v for k, v in vars(model_config(config)).items() if k in MODEL_KEYS}
+    assert params is not None
+    return {p.name: p.python_type(config[p.name]) for p in params}
 
 
 def model_config(config: dict[str, Any]) -> ModelConfig:

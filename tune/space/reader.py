@@ -8,12 +8,23 @@ checks.py, once every key is well-formed.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 from models.dataset_files import DATASETS
+from models.factory import (
+    BUILTIN_MODEL,
+    CodeError,
+    Param,
+    Ref,
+    digest,
+    model_params,
+    module_file,
+    parse_ref,
+)
 from tune.core.errors import Problem, show
 from tune.core.metrics import MODES as METRIC_MODES
-from tune.space import hyperparams
+from tune.space import hyperparams, user_code
 from tune.space.checks import is_sampled
 from tune.space.distributions import Distribution, Scalar, parse_entry
 from tune.space.fields import Fields
@@ -25,18 +36,24 @@ from tune.space.spec import (
     MAX_SEED,
     NAME_RULE,
     AshaSpec,
+    Code,
     DatasetSpec,
     MetricSpec,
+    ModelSpec,
     ResourcesSpec,
     SweepSpec,
     check_name,
 )
 
 TOP_KEYS = (
-    "name", "dataset", "metric", "search", "search_algorithm", "scheduler", "num_samples",
-    "resources", "max_concurrent_trials", "time_budget_s", "max_failures", "seed", "optuna",
+    "name", "model", "dataset", "metric", "search", "search_algorithm", "scheduler",
+    "num_samples", "resources", "max_concurrent_trials", "time_budget_s", "max_failures", "seed",
+    "optuna",
 )  # fmt: skip
-DATASET_KEYS = ("name", "root", "validation_fraction", "train_steps", "eval_steps")
+DATASET_KEYS = (
+    "name", "factory", "npz", "folder", "root", "validation_fraction", "train_steps", "eval_steps",
+)  # fmt: skip
+DATA_SOURCES = ("name", "factory", "npz", "folder")
 ASHA_KEYS = ("grace_period", "reduction_factor")
 RESOURCE_STEP = 0.0001  # Ray's precision for fractional CPUs and GPUs
 STARTUP = DEFAULT_STARTUP_TRIALS
@@ -46,15 +63,22 @@ class SweepReader(Fields):
     """Turns the loaded YAML into a SweepSpec, collecting a Problem for every bad key instead of
     stopping at the first, so one run of `hpo validate` shows everything to fix."""
 
-    def __init__(self, name_override: str | None = None) -> None:
+    def __init__(
+        self, name_override: str | None = None, known_params: tuple[Param, ...] | None = None
+    ) -> None:
         super().__init__(home_of=_home_of)
         self.name_override = name_override  # --name: replaces the file's name before checks
+        # A record's: the model factory's parameters as they were, so that nothing is imported.
+        self.known_params = known_params
+        self.model_failed = False
 
     def sweep(self, data: Any, *, default_name: str, source: str) -> SweepSpec | None:
         top = self.document(data, TOP_KEYS, "a mapping with at least a `search:` section")
         if top is None:
             return None
         name = self.name(top.get("name"), default_name)
+        here = str(Path(source).expanduser().absolute().parent)  # the YAML's own folder
+        model = self.model(top.get("model"), here)
         if "search" not in top:
             self.problems.append(
                 Problem(
@@ -66,12 +90,14 @@ class SweepReader(Fields):
         algorithm = self.one_of(
             "search_algorithm", top.get("search_algorithm", "random"), "random", ALGORITHMS
         )
-        search = self.search(top.get("search"))
+        # A factory that could not be read leaves the hyperparameters unknown: none is judged.
+        search = self.search(None if self.model_failed else top.get("search"), model.hyperparams())
         return SweepSpec(
             name=name,
             source=source,
             search=search,
-            dataset=self.dataset(top.get("dataset")),
+            dataset=self.dataset(top.get("dataset"), here),
+            model=model,
             metric=self.metric(top.get("metric")),
             search_algorithm=algorithm,
             scheduler=self.scheduler(top.get("scheduler", "asha")),
@@ -128,40 +154,92 @@ class SweepReader(Fields):
             "num_samples", top.get("num_samples", default), default, 1, high=MAX_SAMPLES
         )
 
-    def search(self, raw: Any) -> dict[str, Scalar | Distribution]:
-        resolved: dict[str, Scalar | Distribution] = dict(hyperparams.defaults())
+    def search(
+        self, raw: Any, params: tuple[Param, ...] | None
+    ) -> dict[str, Scalar | Distribution]:
+        """Every hyperparameter of the model factory (`params`; None: the built-in CNN) and of
+        the trainer, the file's value or distribution, else its default."""
+        rules = hyperparams.rules_for(params)
+        resolved: dict[str, Scalar | Distribution] = dict(hyperparams.defaults(params))
         if raw is None:
             return resolved
-        entries = self.mapping("search", raw, tuple(hyperparams.RULES), what="hyperparameter")
+        entries = self.mapping("search", raw, tuple(rules), what="hyperparameter")
         for key, value in entries.items():
-            if key not in hyperparams.RULES:
+            if key not in rules:
                 continue  # reported by mapping()
             path = f"search.{key}"
             parsed, problems = parse_entry(path, value)
             if problems or parsed is None:
                 self.problems += problems
             elif isinstance(parsed, Distribution):
-                dist, problems = hyperparams.check_distribution(path, key, parsed)
+                dist, problems = hyperparams.check_distribution(path, key, parsed, rules)
                 self.problems += problems
                 if dist is not None:
                     resolved[key] = dist
             else:
-                checked = hyperparams.check_value(path, key, parsed)
+                checked = hyperparams.check_value(path, key, parsed, rules)
                 if isinstance(checked, Problem):
                     self.problems.append(checked)
                 else:
                     resolved[key] = checked
         return resolved
 
-    def dataset(self, raw: Any) -> DatasetSpec:
+    def model(self, raw: Any, here: str) -> ModelSpec:
+        """`model: {factory: "module:function"}`: the factory's parameters, read from its
+        signature (the module is imported: the YAML's folder first, then sys.path)."""
+        m = self.mapping("model", raw, ("factory",))
+        text = m.get("factory", BUILTIN_MODEL)
+        if text == BUILTIN_MODEL:
+            return ModelSpec()
+        try:
+            ref = parse_ref(text)
+            if self.known_params is not None:
+                return ModelSpec(str(ref), self.known_params)
+            code = self.code(ref, here)
+            with user_code.quiet():
+                params = model_params(ref, code.search_dir)
+        except CodeError as e:
+            self.problems.append(Problem("model.factory", f"{show(text)}: {e}"))
+            self.model_failed = True
+            return ModelSpec()
+        clash = [p.name for p in params if p.name in hyperparams.TRAIN_RULES]
+        if clash:
+            self.problems.append(
+                Problem(
+                    "model.factory",
+                    f"{ref}'s parameter {clash[0]!r} is also the trainer's hyperparameter",
+                    "rename it in the factory",
+                )
+            )
+            self.model_failed = True
+            return ModelSpec()
+        return ModelSpec(str(ref), params, code)
+
+    def code(self, ref: Ref, here: str) -> Code:
+        """Where `ref`'s module is, and its digest, without importing it."""
+        file = module_file(ref, here)
+        if file is None:
+            raise CodeError(f"no module {ref.module!r} in {here} or the Python path")
+        root = file.parent if file.name == "__init__.py" else file
+        for _ in range(ref.module.count(".") + 1):
+            root = root.parent
+        return Code(str(file.absolute()), digest(file), str(root.absolute()))
+
+    def dataset(self, raw: Any, here: str) -> DatasetSpec:
         if isinstance(raw, str):  # `dataset: mnist` is a natural shorthand
             raw = {"name": raw}
         d = self.mapping("dataset", raw, DATASET_KEYS)
         default = DatasetSpec()
-        root = d.get("root")
-        if root is not None and not isinstance(root, str):
-            self._bad("dataset.root", root, "a folder path or null")
-            root = None
+        sources = [k for k in DATA_SOURCES if d.get(k) is not None]
+        if len(sources) > 1:
+            self.problems.append(
+                Problem(
+                    f"dataset.{sources[1]}",
+                    f"the data comes from one source, not {' and '.join(sources)}",
+                    "one of name, factory, npz, folder",
+                )
+            )
+        root = self.path("dataset.root", d.get("root"), None)
         return DatasetSpec(
             name=self.one_of("dataset.name", d.get("name", default.name), default.name, DATASETS),
             root=root,
@@ -176,7 +254,38 @@ class SweepReader(Fields):
                 "dataset.train_steps", d.get("train_steps"), None, 1, null=True
             ),
             eval_steps=self.integer("dataset.eval_steps", d.get("eval_steps"), None, 1, null=True),
+            **self.data_source(d, here),
         )
+
+    def data_source(self, d: dict[str, Any], here: str) -> dict[str, Any]:
+        """The user's data, when the file names one: a loader (and its module's Code), an .npz
+        file or a folder, paths taken from the YAML's folder."""
+        out: dict[str, Any] = {}
+        for key in ("npz", "folder"):
+            path = self.path(f"dataset.{key}", d.get(key), here)
+            if path is not None:
+                out[key] = path
+        text = d.get("factory")
+        if text is None:
+            return out
+        try:
+            ref = parse_ref(text)
+            out["factory"] = str(ref)
+            if self.known_params is None:
+                out["code"] = self.code(ref, here)
+        except CodeError as e:
+            self.problems.append(Problem("dataset.factory", f"{show(text)}: {e}"))
+        return out
+
+    def path(self, key: str, raw: Any, here: str | None) -> str | None:
+        """A path in the file: `here`-relative (the YAML's folder) when `here` is given."""
+        if raw is None:
+            return None
+        if not isinstance(raw, str) or not raw:
+            self._bad(key, raw, "a path or null")
+            return None
+        path = Path(raw).expanduser()
+        return str(path if here is None or path.is_absolute() else Path(here) / path)
 
     def metric(self, raw: Any) -> MetricSpec:
         if isinstance(raw, str):  # `metric: val_loss` is a natural shorthand
@@ -251,7 +360,7 @@ def _in_steps(x: float) -> bool:
 
 def _home_of(key: str) -> str | None:
     """The section a known key belongs to ('' = top level), for 'put it under search:' hints."""
-    if key in hyperparams.RULES:
+    if key in hyperparams.RULES:  # (a user factory's own parameters are not known here)
         return "search"
     if key in DATASET_KEYS and key != "name":
         return "dataset"

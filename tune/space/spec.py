@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from models.config import DataConfig
+from models.factory import BUILTIN_MODEL, Param, digest
 from tune.core.errors import InputError, Problem, show
 from tune.space import hyperparams
 from tune.space.distributions import Distribution, Scalar
@@ -31,12 +33,69 @@ MAX_SEED = 2**32 - 1  # what numpy and Optuna accept
 
 
 @dataclass(frozen=True)
+class Code:
+    """A user's module, as found when the space was validated: resume compares its digest."""
+
+    file: str  # the module's file, absolute
+    digest: str  # its SHA-256 then
+    search_dir: str  # the folder it is imported from (the YAML's, or a sys.path entry)
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
-    name: str = "fashion_mnist"  # one of models.data.DATASETS
-    root: str | None = None  # folder with the IDX .gz files; None = the usual places
+    name: str = "fashion_mnist"  # one of models.data.DATASETS, unless another source is set
+    root: str | None = None  # built-in: folder with the IDX .gz files; a loader: load(root)
     validation_fraction: float = 0.1  # held out of the training set, split with the sweep seed
     train_steps: int | None = None  # batches per epoch; None = a full pass
     eval_steps: int | None = None  # validation batches per epoch; None = all
+    factory: str | None = None  # "module:function", the user's loader
+    npz: str | None = None  # an .npz file (absolute): x_train, y_train, x_test, y_test
+    folder: str | None = None  # a folder (absolute): train/CLASS/*.png, test/CLASS/*.png
+    code: Code | None = None  # the loader's module
+
+    @property
+    def builtin(self) -> bool:
+        return self.factory is None and self.npz is None and self.folder is None
+
+    def config(self, seed: int, data_dir: str | None = None) -> DataConfig:
+        """The data as the trainer's DataConfig: split with `seed`; a built-in dataset looked
+        for in `data_dir` too."""
+        return DataConfig(
+            name=self.name,
+            root=self.root,
+            data_dir=data_dir,
+            validation_fraction=self.validation_fraction,
+            seed=seed,
+            factory=self.factory,
+            npz=self.npz,
+            folder=self.folder,
+            search_dir=self.code.search_dir if self.code else None,
+        )
+
+    @property
+    def source_key(self) -> str:
+        """The key that names the data: 'dataset.name', 'dataset.factory', ..."""
+        for key in ("factory", "npz", "folder"):
+            if getattr(self, key) is not None:
+                return f"dataset.{key}"
+        return "dataset.name"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    factory: str = BUILTIN_MODEL  # "module:function"
+    # The factory's hyperparameters, read from its signature when the file was validated; a
+    # record keeps them, so reading one imports nothing. () = the built-in CNN's.
+    params: tuple[Param, ...] = ()
+    code: Code | None = None  # the factory's module; None for the built-in
+
+    @property
+    def builtin(self) -> bool:
+        return self.factory == BUILTIN_MODEL
+
+    def hyperparams(self) -> tuple[Param, ...] | None:
+        """The factory's parameters; None for the built-in CNN (hyperparams.RULES)."""
+        return None if self.builtin else self.params
 
 
 @dataclass(frozen=True)
@@ -63,6 +122,7 @@ class SweepSpec:
     source: str  # the YAML file it came from
     search: dict[str, Scalar | Distribution]  # every known hyperparameter, defaults filled in
     dataset: DatasetSpec = field(default_factory=DatasetSpec)
+    model: ModelSpec = field(default_factory=ModelSpec)
     metric: MetricSpec = field(default_factory=MetricSpec)
     search_algorithm: str = "random"
     scheduler: AshaSpec | None = field(default_factory=AshaSpec)  # None = run every trial out
@@ -139,7 +199,8 @@ def load_spec(
     `name` overrides the file's name."""
     # reader.py and checks.py build on this module's dataclasses and import it; importing them
     # here, when called, keeps the imports one-way at import time.
-    from tune.space.checks import cross_checks, data_checks
+    from tune.space.checks import cross_checks
+    from tune.space.data_checks import data_checks, shape_checks
     from tune.space.reader import SweepReader
 
     path = Path(path)
@@ -150,8 +211,8 @@ def load_spec(
     reader = SweepReader(name_override=name)
     spec = reader.sweep(data, default_name=path.stem, source=source)
     if spec is not None and not reader.problems:
-        reader.problems += cross_checks(spec, local=local)
-        if driver:
+        reader.problems += cross_checks(spec, local=local) + shape_checks(spec)
+        if driver and not reader.problems:
             reader.problems += data_checks(spec, data_dir)
     if reader.problems or spec is None:
         raise InputError(source, reader.problems)
@@ -166,9 +227,11 @@ def as_data(spec: SweepSpec) -> dict[str, Any]:
         for k, v in spec.search.items()
     }
     scheduler = "none" if spec.scheduler is None else {"asha": asdict(spec.scheduler)}
+    dataset = {k: v for k, v in asdict(spec.dataset).items() if k != "code" and v is not None}
     return {
         "name": spec.name,
-        "dataset": asdict(spec.dataset),
+        "model": {"factory": spec.model.factory},
+        "dataset": dataset,
         "metric": asdict(spec.metric),
         "search": search,
         "search_algorithm": spec.search_algorithm,
@@ -194,11 +257,37 @@ def problems_of(spec: SweepSpec) -> list[Problem]:
     from tune.space.checks import cross_checks  # as in load_spec: they import this module
     from tune.space.reader import SweepReader
 
-    reader = SweepReader()
+    reader = SweepReader(known_params=spec.model.params)
     parsed = reader.sweep(as_data(spec), default_name="", source=spec.source)
     if parsed is not None and not reader.problems:
         reader.problems += cross_checks(parsed, local=False)
     return reader.problems
+
+
+def changed_code(spec: SweepSpec, action: str) -> list[Problem]:
+    """The user's modules (model factory, data loader) that are gone or changed since the
+    sweep validated them: its trials would not be the same code's. `action`: the command, for
+    the hint ('hpo resume')."""
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for key, code in (("model.factory", spec.model.code), ("dataset.factory", spec.dataset.code)):
+        if code is None or code.file in seen:
+            continue
+        seen.add(code.file)
+        path = Path(code.file)
+        hint = f"put it back as it was, or {action} --allow-changed-code to go on with it as it is"
+        if not path.is_file():
+            problems.append(Problem(key, f"{code.file} is gone since the sweep started", hint))
+        elif (now := digest(path)) != code.digest:
+            problems.append(
+                Problem(
+                    key,
+                    f"{code.file} changed since the sweep started (SHA-256 {code.digest[:12]}... "
+                    f"then, {now[:12]}... now)",
+                    hint,
+                )
+            )
+    return problems
 
 
 def check_name(name: str) -> Problem | None:

@@ -23,17 +23,20 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from models.factory import PARAM_TYPES, Param
 from tune.core.errors import InputError, InUseError, Problem, show, unknown_key
 from tune.core.files import OUTSIDE, UnreadableFile, inside, load_json, write_atomic
 from tune.space.distributions import Distribution, Scalar
-from tune.space.hyperparams import RULES, check_value
+from tune.space.hyperparams import check_value, rules_for
 from tune.space.spec import (
     DEFAULT_STARTUP_TRIALS,
     MAX_SAMPLES,
     MAX_SEED,
     AshaSpec,
+    Code,
     DatasetSpec,
     MetricSpec,
+    ModelSpec,
     ResourcesSpec,
     SweepSpec,
     problems_of,
@@ -303,9 +306,37 @@ class _Reader:
             raise self.fail(where, f"{data[key]!r} has the wrong type")
         return data[key]
 
-    def dataclass(self, cls: type, data: Any, path: str) -> Any:
-        """A flat dataclass of the spec; every field must be there (old records had them all)."""
-        return cls(**{f.name: self.get(data, path, f.name, object) for f in fields(cls)})
+    def dataclass(self, cls: type, data: Any, path: str, newer: tuple[str, ...] = ()) -> Any:
+        """A flat dataclass of the spec; every field must be there (old records had them all)
+        but those in `newer`, which records before them lack: their defaults."""
+        return cls(
+            **{
+                f.name: self.get(data, path, f.name, object)
+                for f in fields(cls)
+                if f.name not in newer or (isinstance(data, dict) and f.name in data)
+            }
+        )
+
+    def code(self, data: Any, path: str) -> Code | None:
+        if data is None:
+            return None
+        return Code(*(self.get(data, path, k, str) for k in ("file", "digest", "search_dir")))
+
+    def model(self, data: Any) -> ModelSpec:
+        """The model factory and its parameters; records before `model:` ran the built-in CNN."""
+        if data is None:
+            return ModelSpec()
+        factory = self.get(data, "spec.model", "factory", str)
+        params = []
+        for i, p in enumerate(self.get(data, "spec.model", "params", list)):
+            where = f"spec.model.params.{i}"
+            name, kind = self.get(p, where, "name", str), self.get(p, where, "type", str)
+            default = self.get(p, where, "default", (bool, int, float, str))
+            options = tuple(self.get(p, where, "options", list))
+            if not name.isidentifier() or kind not in PARAM_TYPES:
+                raise self.fail(where, f"{show(name)}: {show(kind)} is not a hyperparameter")
+            params.append(Param(name, kind, default, options))
+        return ModelSpec(factory, tuple(params), self.code(data.get("code"), "spec.model.code"))
 
     def record(self, data: Any) -> ExperimentRecord:
         kind = data.get("kind", SWEEP) if isinstance(data, dict) else SWEEP
@@ -354,14 +385,15 @@ class _Reader:
         problems = []
         if not record.candidates or not record.seeds:
             problems.append(Problem("candidates", "a confirm run without candidates or seeds"))
+        rules = rules_for(record.spec.model.hyperparams())
         for i, c in enumerate(record.candidates):
             for key, value in c.config.items():
                 where = f"candidates.{i}.config.{key}"
-                if key not in RULES:
+                if key not in rules:
                     problems.append(
-                        unknown_key(f"candidates.{i}.config", key, RULES, "hyperparameter")
+                        unknown_key(f"candidates.{i}.config", key, rules, "hyperparameter")
                     )
-                elif isinstance(checked := check_value(where, key, value), Problem):
+                elif isinstance(checked := check_value(where, key, value, rules), Problem):
                     problems.append(checked)
             if "epochs" not in c.config:
                 problems.append(Problem(f"candidates.{i}.config.epochs", "missing"))
@@ -399,6 +431,11 @@ class _Reader:
             raise self.fail(f"{path}.sweep_value", f"{show(value)} is not a finite number")
         return Candidate(rank, trial_id, dict(self.get(data, path, "config", dict)), float(value))
 
+    def dataset(self, data: dict[str, Any]) -> DatasetSpec:
+        newer = ("factory", "npz", "folder", "code")  # records before a user's own data
+        spec: DatasetSpec = self.dataclass(DatasetSpec, data, "spec.dataset", newer)
+        return replace(spec, code=self.code(data.get("code"), "spec.dataset.code"))
+
     def spec(self, data: dict[str, Any]) -> SweepSpec:
         search: dict[str, Scalar | Distribution] = {}
         for key, value in self.get(data, "spec", "search", dict).items():
@@ -413,9 +450,8 @@ class _Reader:
             name=self.get(data, "spec", "name", str),
             source=self.get(data, "spec", "source", str),
             search=search,
-            dataset=self.dataclass(
-                DatasetSpec, self.get(data, "spec", "dataset", dict), "spec.dataset"
-            ),
+            dataset=self.dataset(self.get(data, "spec", "dataset", dict)),
+            model=self.model(data.get("model")),
             metric=self.dataclass(
                 MetricSpec, self.get(data, "spec", "metric", dict), "spec.metric"
             ),

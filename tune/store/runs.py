@@ -20,6 +20,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 from mlflow.tracking import MlflowClient
 
+from models.factory import Param as FactoryParam
 from tune.store.records import versions
 
 TRIAL_TAG = "hpo.trial_id"
@@ -30,11 +31,24 @@ OUTCOME_TAG = "hpo.outcome"
 
 
 @dataclass(frozen=True)
+class ModelShape:
+    """What the driver needs to describe a trial's model (its summary tag and parameter
+    count): the factory and the data's shape."""
+
+    factory: str  # "module:function"
+    params: tuple[FactoryParam, ...]  # the factory's hyperparameters; () = the built-in CNN's
+    search_dir: str | None  # where the factory's module is imported from first
+    input_shape: tuple[int, ...]
+    num_classes: int
+
+
+@dataclass(frozen=True)
 class TrackingConfig:
     tracking_uri: str
     experiment: str  # MLflow experiment = sweep name
     tensorboard_dir: str  # event files go to <tensorboard_dir>/<trial_id>
     varied: tuple[str, ...] = ()  # config keys a trial's run name shows, after its id
+    model: ModelShape | None = None  # None: the built-in CNN on 28x28 images, 10 classes
 
 
 def version_tags() -> dict[str, str]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from models.cnn import CNN
 from models.config import ModelConfig, TrainConfig
 from models.data import DataConfig, Datasets, read_raw
 from models.trainer import Trainer
@@ -37,7 +38,9 @@ def test_data_is_made_once_per_worker_and_one_set_at_a_time(idx_folder: Path) ->
 def test_only_a_confirm_trial_tests_and_only_after_its_last_epoch(
     idx_folder: Path, tiny_data: Datasets
 ) -> None:
-    trainer = Trainer(ModelConfig(filters=4, units=8), TrainConfig(epochs=2, threads=1), tiny_data)
+    trainer = Trainer(
+        lambda: CNN(ModelConfig(filters=4, units=8)), TrainConfig(epochs=2, threads=1), tiny_data
+    )
     sweep = settings(idx_folder)
     assert _test(trainer, sweep, read_raw(sweep.data)) == {}  # a sweep's trial never tests
     confirm = settings(idx_folder, test_at_end=True)

@@ -11,8 +11,8 @@ import pytest
 from tests.conftest import SEARCH_SPACES
 from tests.tune.space.spec_files import one_problem
 from tune.core.errors import InputError
-from tune.space.checks import cross_checks, data_checks, sample_checks
-from tune.space.spec import DatasetSpec, ResourcesSpec, load_spec, with_overrides
+from tune.space.checks import cross_checks, sample_checks
+from tune.space.spec import ResourcesSpec, load_spec, with_overrides
 
 
 @pytest.mark.parametrize(
@@ -98,14 +98,6 @@ def test_an_override_of_num_samples_is_checked_again() -> None:
     assert repeats.message.startswith("100000 repeats would be identical runs")
     assert total.message == "would make 2400000 trials (100000 x a grid of 24)"
     assert total.allowed == "at most 100000: fewer grid values or samples"
-
-
-def test_a_data_folder_without_the_files_says_where_it_looked(tmp_path: Path) -> None:
-    spec = load_spec(SEARCH_SPACES / "fashion_seed.yaml", local=False, driver=False)
-    (problem,) = data_checks(
-        dataclasses.replace(spec, dataset=DatasetSpec(root=str(tmp_path))), None
-    )
-    assert problem.path == "dataset" and f"looked in {tmp_path}," in problem.message
 
 
 def test_a_continuous_range_under_grid_is_one_problem_not_three(tmp_path: Path) -> None:

@@ -201,8 +201,17 @@ def test_malformed_distributions(
         ("dropout: -0.1", "search.dropout", ("-0.1", "[0, 1)")),
         ("dropout: {grid: [0.2, 1.0]}", "search.dropout.grid", ("1.0", "[0, 1)")),
         ("dropout: {uniform: [0.2, 1.5]}", "search.dropout.uniform", ("[0.2, 1.5]", "[0, 1)")),
-        ("conv_layers: 5", "search.conv_layers", ("5", "[1, 4]")),
-        ("conv_layers: {randint: [2, 6]}", "search.conv_layers.randint", ("[2, 6]", "[1, 4]")),
+        # The image's side sets the bound (28x28: 4 blocks), not a table (data_checks.py).
+        (
+            "conv_layers: 5",
+            "search.conv_layers",
+            ("5 conv+pool blocks do not fit a 28x28 image", "at most 4"),
+        ),
+        (
+            "conv_layers: {randint: [2, 6]}",
+            "search.conv_layers",
+            ("6 conv+pool blocks", "at most 4"),
+        ),
         (
             "conv_layers: {uniform: [1, 3]}",
             "search.conv_layers.uniform",
