@@ -228,6 +228,8 @@ def as_data(spec: SweepSpec) -> dict[str, Any]:
     }
     scheduler = "none" if spec.scheduler is None else {"asha": asdict(spec.scheduler)}
     dataset = {k: v for k, v in asdict(spec.dataset).items() if k != "code" and v is not None}
+    if not spec.dataset.builtin:
+        del dataset["name"]  # the built-in default, which the user's source replaces
     return {
         "name": spec.name,
         "model": {"factory": spec.model.factory},

@@ -12,7 +12,7 @@ import pytest
 from tests.tune.space.spec_files import problems, write
 from tune.space import user_code
 from tune.space.distributions import Distribution
-from tune.space.spec import load_spec
+from tune.space.spec import load_spec, problems_of
 
 _names = itertools.count()
 
@@ -71,6 +71,16 @@ def test_the_factorys_parameters_are_the_spaces_hyperparameters(tmp_path: Path) 
     assert "conv_layers" not in spec.search  # the built-in CNN's are not this model's
     assert spec.model.code is not None and len(spec.model.code.digest) == 64
     assert spec.dataset.factory == f"{name}:load"
+
+
+def test_a_spec_with_the_users_code_passes_its_own_rules_again(tmp_path: Path) -> None:
+    """As a record is read back (records.py): without importing the module. The dataset's
+    default name beside the user's loader read as two sources before."""
+    name = module(tmp_path)
+    spec = load_spec(write(tmp_path, space(name, "  act: tanh\n")))
+    assert problems_of(spec) == []
+    (tmp_path / f"{name}.py").write_text("raise SystemExit('imported again')\n")
+    assert problems_of(spec) == []  # the record's parameters, not the module
 
 
 def test_found_from_another_working_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
