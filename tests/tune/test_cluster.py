@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.tune.conftest import AWS, Bucket, MlflowServer, wait_for
-from tests.tune.loopback import LoopbackCluster, why_not
+from tests.tune.loopback import REPO, LoopbackCluster, why_not
 from tune.store import storage
 
 pytestmark = [
@@ -197,6 +198,36 @@ def test_a_stopped_job_resumes_as_a_new_job(cluster: Cluster) -> None:
         assert [e for e, _ in after[trial][: len(rows)]] == [e for e, _ in rows]
         assert len(rows) < 4 or after[trial] == rows
     assert sorted(cluster.mlflow_steps("stopped").values()) == [[1, 2, 3, 4]] * 4
+
+
+USER_SPACE = """\
+name: {name}
+model: {{factory: 'digits_mlp:build'}}
+dataset: {{factory: 'digits_mlp:load', validation_fraction: 0.2, train_steps: 10}}
+search:
+  hidden: {{grid: [16, 32, 48, 64]}}
+  epochs: 2
+search_algorithm: grid
+scheduler: none
+"""
+
+
+def test_a_users_model_and_data_train_on_both_nodes(cluster: Cluster) -> None:
+    """The user's module and YAML sit in a folder no node sees; the module reaches the job's
+    driver and both nodes through the job's runtime_env, and the loader's data through Ray."""
+    shutil.copy(REPO / "examples" / "digits_mlp.py", cluster.private / "digits_mlp.py")
+    space = cluster.private / "mine.yaml"
+    space.write_text(USER_SPACE.format(name="mine"))
+    submitted = cluster.submit(space, HPO_REUSE_ACTORS="0")
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    job_id = job_id_of(submitted.stdout)
+    assert cluster.wait_for_job(job_id, "SUCCEEDED", "FAILED", "STOPPED") == "SUCCEEDED", (
+        cluster.hpo("logs", job_id, "--address", cluster.nodes.dashboard).stdout
+    )
+    epochs = cluster.epochs("mine")
+    assert len(epochs) == 4 and all([e for e, _ in v] == [1, 2] for v in epochs.values())
+    assert {ip for v in epochs.values() for _, ip in v} == {"127.0.0.3", "127.0.0.2"}
+    assert sorted(cluster.mlflow_steps("mine").values()) == [[1, 2]] * 4
 
 
 def test_what_the_cluster_cannot_do_is_one_line_and_exit_2(cluster: Cluster) -> None:

@@ -199,7 +199,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_submit(args: argparse.Namespace) -> int:
     """`hpo sweep` as a Ray Job on the cluster: checked here first, so that a bad file, flag,
     storage or tracking URI is a line now, not a failed job later."""
-    from tune.cluster import jobs
+    from tune.cluster import jobs, nodes
 
     address = job_address_of(args)
     spec = _sweep_spec(args, local=False, driver=False)  # the driver (and data) is on the head
@@ -221,7 +221,12 @@ def cmd_submit(args: argparse.Namespace) -> int:
         {"--smoke": args.smoke, "--overwrite": args.overwrite, "--verbose": args.verbose},
     )
     submitted = jobs.submit(
-        address, sweep_args, spec.name, spec_file=Path(args.file), env=driver_env()
+        address,
+        sweep_args,
+        spec.name,
+        spec_file=Path(args.file),
+        env=driver_env(),
+        modules=nodes.user_modules(spec),
     )
     return _after_submit(submitted, spec.name, storage)
 

@@ -146,14 +146,16 @@ def submit(
     name: str,
     spec_file: Path | None = None,
     env: Mapping[str, str] | None = None,
+    modules: Sequence[str] = (),
 ) -> Submitted:
     """Submit `hpo CLI_ARGS` as a job, with `env` set for its driver. With `spec_file`, the
     job's working_dir holds that file only (under its own name: a spec without `name:` is named
-    after its file); `hpo resume` needs none."""
+    after its file); `hpo resume` needs none. `modules`: the user's model and data modules
+    (nodes.user_modules), shipped with this project's packages."""
     jobs = client(address)
     with tempfile.TemporaryDirectory(prefix="hpo-job-") as folder:
         runtime_env: dict[str, Any] = {
-            **nodes.runtime_env(),
+            **nodes.runtime_env(modules),
             "env_vars": {"RAY_JOB_STOP_WAIT_TIME_S": STOP_GRACE_S, **(env or {})},
         }
         if spec_file is not None:

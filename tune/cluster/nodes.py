@@ -2,14 +2,18 @@
 every node, every node able to see the storage, and one node big enough for a trial.
 
 Nothing may reach another node except through Ray (docs/architecture.md, "On a cluster"): the
-code goes in the job's `runtime_env` (py_modules), the data through the object store
+code, the user's model and data modules too, goes in the job's `runtime_env` (py_modules), the data through the object store
 (tune/run/sweep.py adapter), results through storage that every node mounts or an s3:// bucket.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +22,7 @@ import ray
 import models
 import tune
 from tune.core.errors import InputError, Problem
+from tune.space.spec import SweepSpec
 from tune.store import storage
 
 # What a package folder may hold that a worker does not need.
@@ -35,9 +40,46 @@ def packages() -> list[str]:
     return [str(Path(str(p.__file__)).parent) for p in (tune, models)]
 
 
-def runtime_env() -> dict[str, Any]:
-    """The runtime_env that ships this project's code to every worker of a cluster."""
-    return {"py_modules": packages(), "excludes": EXCLUDES}
+def runtime_env(modules: Sequence[str] = ()) -> dict[str, Any]:
+    """The runtime_env that ships this project's code, and the user's `modules`
+    (user_modules), to every worker of a cluster."""
+    return {"py_modules": [*packages(), *modules], "excludes": EXCLUDES}
+
+
+def user_modules(spec: SweepSpec) -> list[str]:
+    """The user's modules a sweep imports (its model factory's, its data loader's), as
+    py_modules entries that Ray puts on every worker's path, where `module:function` is then
+    found: a package's folder (of a dotted name, its top package), or for a module of one file
+    a folder of that name holding it as __init__.py. (Ray takes a .py file itself in ray.init,
+    but its job client uploads it as a folder and fails: Ray 2.60, py_modules.py.)"""
+    found: list[str] = []
+    for factory, code in (
+        (spec.model.factory, spec.model.code),
+        (spec.dataset.factory, spec.dataset.code),
+    ):
+        if code is None or factory is None:
+            continue
+        top = Path(code.search_dir) / factory.split(":")[0].split(".")[0]
+        entry = str(top if top.is_dir() else _as_package(top.with_suffix(".py")))
+        if entry not in found:
+            found.append(entry)
+    return found
+
+
+def _as_package(module: Path) -> Path:
+    """A folder named after `module` with its code as __init__.py, in a folder of this
+    process's own that is deleted when it exits."""
+    global _staging
+    if _staging is None:
+        _staging = Path(tempfile.mkdtemp(prefix="hpo-modules-"))
+        atexit.register(shutil.rmtree, _staging, True)
+    package = _staging / module.stem
+    package.mkdir(exist_ok=True)
+    shutil.copyfile(module, package / "__init__.py")
+    return package
+
+
+_staging: Path | None = None
 
 
 def in_job() -> bool:

@@ -5,6 +5,7 @@ checks made before an experiment writes anything (preflight)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +33,7 @@ def preflight(spec: SweepSpec, options: RunOptions, where: Path) -> None:
     """Everything checked before an experiment writes anything: Ray is up, one trial fits a
     node (also locally: Ray may see fewer CPUs than os.cpu_count() in a container), and on a
     cluster every node sees the storage."""
-    start_ray(options)
+    start_ray(options, nodes.user_modules(spec))
     nodes.check_fits(spec.resources.cpu, spec.resources.gpu, spec.source)
     if options.address is not None:
         nodes.check_storage(storage.ray_path(where))
@@ -81,7 +82,7 @@ def quiet_loggers(verbose: bool) -> None:
     optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.WARNING)
 
 
-def start_ray(options: RunOptions) -> None:
+def start_ray(options: RunOptions, modules: Sequence[str] = ()) -> None:
     """Join `options.address`, or start a new Ray in this process: never a cluster that merely
     happens to run on this machine (plain `ray.init()` would join one started with `ray start`,
     or try a dead one's leftover address). Says which it used."""
@@ -89,12 +90,12 @@ def start_ray(options: RunOptions) -> None:
 
     if ray.is_initialized():
         return
-    # On a cluster, this project's code goes to every node with the job (a Ray Job's driver
-    # already has it: its runtime_env is the job's).
+    # On a cluster, this project's code and the user's `modules` go to every node with the
+    # job (a Ray Job's driver already has them: its runtime_env is the job's).
     ship = options.address is not None and not nodes.in_job()
     ray.init(
         address=options.address or "local",
-        runtime_env=nodes.runtime_env() if ship else None,
+        runtime_env=nodes.runtime_env(modules) if ship else None,
         include_dashboard=False,  # a web server nobody asked for; and it binds a port
         log_to_driver=options.verbose,
         logging_level=logging.INFO if options.verbose else logging.ERROR,

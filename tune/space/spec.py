@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from models.config import DataConfig
-from models.factory import BUILTIN_MODEL, Param, digest
+from models.factory import BUILTIN_MODEL, Param, digest, module_file, parse_ref
 from tune.core.errors import InputError, Problem, show
 from tune.space import hyperparams
 from tune.space.distributions import Distribution, Scalar
@@ -268,27 +268,25 @@ def problems_of(spec: SweepSpec) -> list[Problem]:
 
 def changed_code(spec: SweepSpec, action: str) -> list[Problem]:
     """The user's modules (model factory, data loader) that are gone or changed since the
-    sweep validated them: its trials would not be the same code's. `action`: the command, for
-    the hint ('hpo resume')."""
+    sweep validated them: its trials would not be the same code's. Each is looked for where
+    it would be imported now (its folder then, else the Python path: a Ray Job's driver gets
+    it in its own runtime_env). `action`: the command, for the hint ('hpo resume')."""
     problems: list[Problem] = []
     seen: set[str] = set()
-    for key, code in (("model.factory", spec.model.code), ("dataset.factory", spec.dataset.code)):
-        if code is None or code.file in seen:
+    hint = f"put it back as it was, or {action} --allow-changed-code to go on with it as it is"
+    for key, factory, code in (
+        ("model.factory", spec.model.factory, spec.model.code),
+        ("dataset.factory", spec.dataset.factory, spec.dataset.code),
+    ):
+        if code is None or factory is None or code.file in seen:
             continue
         seen.add(code.file)
-        path = Path(code.file)
-        hint = f"put it back as it was, or {action} --allow-changed-code to go on with it as it is"
-        if not path.is_file():
+        path = module_file(parse_ref(factory), code.search_dir)
+        if path is None:
             problems.append(Problem(key, f"{code.file} is gone since the sweep started", hint))
         elif (now := digest(path)) != code.digest:
-            problems.append(
-                Problem(
-                    key,
-                    f"{code.file} changed since the sweep started (SHA-256 {code.digest[:12]}... "
-                    f"then, {now[:12]}... now)",
-                    hint,
-                )
-            )
+            then = f"SHA-256 {code.digest[:12]}... then, {now[:12]}... now"
+            problems.append(Problem(key, f"{path} changed since the sweep started ({then})", hint))
     return problems
 
 
