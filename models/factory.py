@@ -83,7 +83,9 @@ def module_file(ref: Ref, search_dir: str | None) -> Path | None:
         spec = importlib.util.find_spec(ref.module)
     except (ImportError, ValueError):
         return None
-    return Path(spec.origin) if spec is not None and spec.origin else None
+    if spec is None or not spec.origin or not Path(spec.origin).is_file():
+        return None  # (an imported module's spec outlives its file)
+    return Path(spec.origin)
 
 
 def digest(path: Path) -> str:

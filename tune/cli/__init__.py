@@ -60,8 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # than hpo's held SIGINT) still ends it as terminated.
         return EXIT_TERMINATED if terminated() and status == EXIT_OK else status
     except InputError as e:
-        for line in e.lines():
-            print(line, file=sys.stderr)
+        commands.print_input_error(e, getattr(args, "verbose", False))
         return EXIT_BAD_INPUT
     except (UsageError, InUseError) as e:
         print(f"hpo {args.command}: {e}", file=sys.stderr)

@@ -116,13 +116,23 @@ def cmd_validate(args: argparse.Namespace) -> int:
         try:
             spec = load_spec(file, local=here, driver=here, data_dir=data_dir())
         except InputError as e:
-            for line in e.lines():
-                print(line, file=sys.stderr)
+            print_input_error(e, args.verbose)
             status = EXIT_BAD_INPUT
             continue
         print(f"{file}: valid: sweep '{spec.name}': {spec.describe()}")
         warn(spec, file)
     return status
+
+
+def print_input_error(e: InputError, verbose: bool) -> None:
+    """Its lines on stderr; with --verbose first what the user's code printed and the
+    tracebacks behind them (tune/space/user_code.py)."""
+    from tune.space import user_code
+
+    if verbose and (kept := user_code.kept()):
+        print(kept, file=sys.stderr, end="" if kept.endswith("\n") else "\n")
+    for line in e.lines():
+        print(line, file=sys.stderr)
 
 
 def warn(spec: SweepSpec, file: str) -> None:

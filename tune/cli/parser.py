@@ -120,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
         "not checked (so too with --address or $RAY_ADDRESS)",
     )
     v.add_argument("--address", default=None, help="the Ray cluster the files are for")
+    v.add_argument(
+        "--verbose",
+        action="store_true",
+        help="what your model and data code printed, and the tracebacks behind its errors",
+    )
     _sweep_parser(sub)
     r = sub.add_parser("resume", help="continue an interrupted sweep where it stopped")
     _shared(r)

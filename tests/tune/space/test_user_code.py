@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from tests.tune.space.spec_files import problems, write
+from tune.cli import main
 from tune.space import user_code
 from tune.space.distributions import Distribution
-from tune.space.spec import load_spec, problems_of
+from tune.space.spec import changed_code, load_spec, problems_of
 
 _names = itertools.count()
 
@@ -232,3 +233,36 @@ def test_the_built_in_cnn_is_the_default_factory(tmp_path: Path) -> None:
     spec = load_spec(write(tmp_path, "name: t\nsearch: {conv_layers: 3, epochs: 2}\n"))
     assert spec.model.builtin and spec.model.code is None
     assert spec.search["conv_layers"] == 3 and spec.search["filters"] == 32
+
+
+def test_verbose_shows_what_the_users_code_printed_and_its_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    name = module(
+        tmp_path, MODEL + "\nprint('hello from the module')\nraise RuntimeError('no GPU')\n"
+    )
+    path = write(tmp_path, space(name, loader=module(tmp_path)))
+    assert main(["validate", str(path)]) == 2
+    quiet = capsys.readouterr()
+    assert "hello from the module" not in quiet.out + quiet.err and "Traceback" not in quiet.err
+    assert len(quiet.err.strip().splitlines()) == 1
+    assert main(["validate", str(path), "--verbose"]) == 2
+    told = capsys.readouterr().err
+    assert "hello from the module" in told and "Traceback" in told and "no GPU" in told
+
+
+def test_a_changed_or_missing_module_is_named_for_resume(tmp_path: Path) -> None:
+    name = module(tmp_path)
+    spec = load_spec(write(tmp_path, space(name)))
+    assert changed_code(spec, "hpo resume") == []
+    file = tmp_path / f"{name}.py"
+    file.write_text(file.read_text() + "# edited\n")
+    (problem,) = changed_code(spec, "hpo resume")
+    assert (
+        problem.path == "model.factory"
+        and f"{file} changed since the sweep started" in problem.message
+    )
+    assert problem.allowed.endswith("hpo resume --allow-changed-code to go on with it as it is")
+    file.unlink()
+    (problem,) = changed_code(spec, "hpo resume")
+    assert problem.message == f"{file} is gone since the sweep started"
