@@ -16,6 +16,7 @@ machine, after bench/best_accuracy.py (15-35 minutes here, with the top rung ret
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import math
@@ -119,11 +120,13 @@ def _load_data() -> None:
 
     torch.set_num_threads(1)  # one trial per CPU, as Ray gives a 1-CPU trial
     raw = read_raw(DataConfig(), test=True)
-    _DATA["splits"], _DATA["test"] = datasets_from(raw, DataConfig()), test_split_from(raw)
+    _DATA["splits"] = datasets_from(raw, DataConfig())
+    _DATA["test"] = test_split_from(raw, DataConfig())
 
 
 def train(config: dict[str, Any], seed: int, quick: bool) -> tuple[float, float, float]:
     """One rung with one seed, to its last epoch, then tested once: (val, test accuracy, s)."""
+    from models.cnn import CNN
     from models.trainer import Trainer
     from tune.space.hyperparams import defaults, model_config, train_config
 
@@ -133,7 +136,7 @@ def train(config: dict[str, Any], seed: int, quick: bool) -> tuple[float, float,
         hyper["epochs"] = 1
     start = time.perf_counter()
     trainer = Trainer(
-        model_config(hyper),
+        functools.partial(CNN, model_config(hyper)),
         train_config(hyper, train_steps=steps, eval_steps=2 if quick else None, seed=seed),
         _DATA["splits"],
     )

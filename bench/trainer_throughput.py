@@ -10,6 +10,7 @@ without BatchNorm. Run alone on the machine:
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import time
@@ -68,7 +69,7 @@ def trainer_epoch(case: Case, data: Datasets, seed: int) -> tuple[float, float]:
     """The same epoch through models.trainer.Trainer, with its defaults."""
     val = Split(data.validation.images[: case.val], data.validation.labels[: case.val])
     trainer = Trainer(
-        ModelConfig(conv_layers=2, normalization=case.normalization),
+        functools.partial(CNN, ModelConfig(conv_layers=2, normalization=case.normalization)),
         TrainConfig(epochs=1, train_steps=case.steps, seed=seed, threads=case.threads),
         Datasets(data.train, val),
     )

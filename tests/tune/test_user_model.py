@@ -6,7 +6,9 @@ part, and a resume that refuses a module changed since the sweep."""
 from __future__ import annotations
 
 import csv
+import json
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +18,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import REPO
-from tests.tune.conftest import hpo, runs_of
+from tests.tune.conftest import hpo, hpo_started, runs_of, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -88,6 +90,53 @@ def test_the_digits_example_sweep_report_confirm_and_a_changed_module(tmp_path: 
         elsewhere,
     )
     assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+
+
+KILLED_SPACE = """\
+name: killed
+model: {factory: 'digits_mlp:build'}
+dataset: {factory: 'digits_mlp:load', validation_fraction: 0.2}
+search:
+  hidden: {grid: [16, 32, 48, 64]}
+  batch_size: 8
+  epochs: 8
+search_algorithm: grid
+scheduler: none
+max_concurrent_trials: 1
+"""
+
+
+def epochs_done(folder: Path) -> list[int]:
+    """Per trial folder, the epochs its result.json holds (a line being written skipped)."""
+    out = []
+    for path in folder.glob("train_trial_*/result.json"):
+        lines = [line for line in path.read_text().splitlines() if line.endswith("}")]
+        out.append(len({json.loads(line)["epoch"] for line in lines}))
+    return out
+
+
+def test_the_digits_model_resumes_after_sigkill(tmp_path: Path) -> None:
+    """SIGKILL once a trial has an epoch, with epochs left; `hpo resume` trains the rest with
+    the user's module found again from the record."""
+    folder = copied(tmp_path, "digits_mlp.py")
+    space = folder / "killed.yaml"
+    space.write_text(KILLED_SPACE)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    where = ["--storage", str(tmp_path / "runs")]
+    proc = hpo_started(["sweep", str(space), "--tracking-uri", uri, *where], tmp_path)
+    experiment = tmp_path / "runs" / "killed"
+    wait_for(
+        "a trial's first epoch",
+        lambda: proc.poll() is not None or sum(epochs_done(experiment)) > 0,
+    )
+    assert sum(epochs_done(experiment)) < 4 * 8, "finished before the kill; nothing to test"
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=120)
+    resumed = hpo(["resume", "killed", *where], tmp_path)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert sorted(epochs_done(experiment)) == [8, 8, 8, 8]
+    _, children = runs_of(uri, "killed")
+    assert len(children) == 4
 
 
 def test_the_image_folder_example(tmp_path: Path) -> None:

@@ -348,11 +348,30 @@ def _submit_resume(args: argparse.Namespace, address: str) -> int:
 
     storage = _cluster_storage(args)
     name = args.experiment
-    resume_args = jobs.resume_argv(
-        name, storage, {"--restart-errored": args.restart_errored, "--verbose": args.verbose}
+    switches = {
+        "--restart-errored": args.restart_errored,
+        "--verbose": args.verbose,
+        "--allow-changed-code": args.allow_changed_code,
+    }
+    resume_args = jobs.resume_argv(name, storage, switches)
+    modules = _modules_to_ship(name, storage, args.allow_changed_code)
+    submitted = jobs.submit(
+        jobs.job_address(address), resume_args, name, env=driver_env(), modules=modules
     )
-    submitted = jobs.submit(jobs.job_address(address), resume_args, name, env=driver_env())
     return _after_submit(submitted, name, storage)
+
+
+def _modules_to_ship(name: str, storage: str, allow_changed: bool) -> list[str]:
+    """The user's model and data modules the experiment's record names, found here (an empty
+    list for the built-in model, or where this machine cannot see the storage: the job's
+    driver then finds the experiment or says it is not there)."""
+    from tune.cluster import nodes
+    from tune.store import records
+
+    exp_dir = records.locate(name, storage)
+    if exp_dir is None:
+        return []
+    return nodes.modules_here(records.load(exp_dir).spec, allow_changed)
 
 
 def _check_code(record: ExperimentRecord, args: argparse.Namespace, action: str) -> None:

@@ -21,8 +21,9 @@ import ray
 
 import models
 import tune
+from models.factory import digest, module_file, parse_ref
 from tune.core.errors import InputError, Problem
-from tune.space.spec import SweepSpec
+from tune.space.spec import Code, SweepSpec
 from tune.store import storage
 
 # What a package folder may hold that a worker does not need.
@@ -53,17 +54,70 @@ def user_modules(spec: SweepSpec) -> list[str]:
     a folder of that name holding it as __init__.py. (Ray takes a .py file itself in ray.init,
     but its job client uploads it as a folder and fails: Ray 2.60, py_modules.py.)"""
     found: list[str] = []
-    for factory, code in (
-        (spec.model.factory, spec.model.code),
-        (spec.dataset.factory, spec.dataset.code),
-    ):
-        if code is None or factory is None:
-            continue
-        top = Path(code.search_dir) / factory.split(":")[0].split(".")[0]
-        entry = str(top if top.is_dir() else _as_package(top.with_suffix(".py")))
-        if entry not in found:
-            found.append(entry)
+    for _, factory, code in _user_code(spec):
+        _add_entry(found, Path(code.search_dir), factory)
     return found
+
+
+def modules_here(spec: SweepSpec, allow_changed: bool) -> list[str]:
+    """For `hpo resume` submitted as a Ray Job: the recorded sweep's modules as they are on
+    this machine, in the current folder or on the Python path (the sweep's own copies were on
+    the head node, for that job only), as user_modules gives them. Each must be the file the
+    sweep ran, by its SHA-256, unless `allow_changed`: checked here, since the head may
+    still hold the old copy, which its own check would then pass."""
+    found: list[str] = []
+    problems: list[Problem] = []
+    for key, factory, code in _user_code(spec):
+        ref = parse_ref(factory)
+        path = module_file(ref, os.getcwd())
+        if path is None:
+            problems.append(
+                Problem(
+                    key,
+                    f"the sweep's module {ref.module!r} is neither in this folder nor on "
+                    "PYTHONPATH",
+                    "run `hpo resume` from the folder that holds it, as `hpo submit` was",
+                )
+            )
+        elif digest(path) != code.digest and not allow_changed:
+            problems.append(
+                Problem(
+                    key,
+                    f"{path} changed since the sweep started",
+                    "put it back as it was, or hpo resume --allow-changed-code to go on with it",
+                )
+            )
+        else:
+            _add_entry(found, _search_root(path, ref.module), factory)
+    if problems:
+        raise InputError(spec.source, problems)
+    return found
+
+
+def _user_code(spec: SweepSpec) -> list[tuple[str, str, Code]]:
+    """(key, "module:function", Code) of the user's model factory and data loader (one, when
+    both are in one module)."""
+    found: list[tuple[str, str, Code]] = []
+    for key, factory, code in (
+        ("model.factory", spec.model.factory, spec.model.code),
+        ("dataset.factory", spec.dataset.factory, spec.dataset.code),
+    ):
+        if code is not None and factory is not None and code not in [c for _, _, c in found]:
+            found.append((key, factory, code))
+    return found
+
+
+def _search_root(path: Path, module: str) -> Path:
+    """The folder on the path that `module` (a dotted name) was found in, from its file."""
+    levels = module.count(".") + (1 if path.name == "__init__.py" else 0)
+    return path.parents[levels]
+
+
+def _add_entry(found: list[str], search_dir: Path, factory: str) -> None:
+    top = search_dir / factory.split(":")[0].split(".")[0]
+    entry = str(top if top.is_dir() else _as_package(top.with_suffix(".py")))
+    if entry not in found:
+        found.append(entry)
 
 
 def _as_package(module: Path) -> Path:

@@ -4,6 +4,7 @@ aliases), and every problem of a file reported at once, one line each."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from pathlib import Path
 
@@ -175,3 +176,15 @@ def test_optuna_whose_start_up_trials_fill_the_budget_is_warned_about(tmp_path: 
     )
     assert load_spec(write(tmp_path, text + "optuna: {startup_trials: 2}\n")).warnings() == []
     assert load_spec(write(tmp_path, "search: {dropout: {uniform: [0, 0.5]}}\n")).warnings() == []
+
+
+def test_fashion_seeds_trials_are_those_before_a_users_own_model() -> None:
+    """The trial configs (grid order, constants) of fashion_seed.yaml as the code before model
+    factories made them (tests/saved/fashion_seed_trials.json, written at 7a72625)."""
+    from tune.run.sweep import grid_points
+
+    spec = load_spec(SEARCH_SPACES / "fashion_seed.yaml", local=False, driver=False)
+    constants = {k: v for k, v in spec.search.items() if not isinstance(v, Distribution)}
+    trials = [{**constants, **point} for point in grid_points(spec)]
+    saved = Path(__file__).parents[2] / "saved" / "fashion_seed_trials.json"
+    assert trials == json.loads(saved.read_text())
