@@ -53,6 +53,7 @@ def test_the_digits_example_sweep_report_confirm_and_a_changed_module(tmp_path: 
         assert {"hidden", "depth", "dropout", "activation", "lr"} <= set(child.data.params)
         assert child.data.tags["model_summary"].startswith("Sequential; ")
         assert child.data.tags["hpo.model"] == "digits_mlp:build"
+        assert child.data.tags["hpo.data"] == "factory:digits_mlp:load"
 
     reported = hpo(["report", name, *where], elsewhere)
     assert reported.returncode == 0, reported.stdout + reported.stderr

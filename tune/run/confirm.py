@@ -27,12 +27,12 @@ from tune.core.text import fmt_value
 from tune.run.aside import set_aside
 from tune.run.experiment import Plan, RunResult, is_finished, run_experiment
 from tune.run.process import RunOptions
-from tune.run.sweep import bound, source_tags, trial_settings
+from tune.run.sweep import bound, trial_settings
 from tune.run.trainable import SEED_KEY
 from tune.space.hyperparams import RULES
 from tune.store import records
 from tune.store.records import CANDIDATE_KEY, CONFIRM, Candidate, ExperimentRecord
-from tune.store.runs import version_tags
+from tune.store.runs import source_tags, version_tags
 from tune.store.trials import Trial, load_trials
 
 CONFIRM_OF_TAG = "hpo.confirm_of"  # on the confirm parent run: the sweep's parent run id

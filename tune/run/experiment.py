@@ -27,7 +27,7 @@ from tune.run.process import RunOptions, preflight
 from tune.run.progress import ProgressCallback
 from tune.run.scheduling import SchedulerState
 from tune.run.tracking import Backfilled, TrackingCallback, backfill
-from tune.space.spec import ResourcesSpec
+from tune.space.spec import ResourcesSpec, SweepSpec
 from tune.store import checkpoints, records, snapshots, storage
 from tune.store.records import ExperimentRecord
 from tune.store.rows import TrialRow, experiment_rows
@@ -40,6 +40,7 @@ from tune.store.runs import (
     find_parent_run,
     foreign_run,
     reopen_run,
+    source_tags,
     start_parent_run,
 )
 from tune.store.snapshots import SnapshotBackup
@@ -108,7 +109,7 @@ def run_experiment(
     record = _start(record, folder, plan, options, restoring, replacing)
     caught_up = Backfilled(0, 0)
     if restoring:
-        caught_up = _catch_up(record, folder)
+        caught_up = _catch_up(record, folder, plan.model)
     if nodes.in_job():
         print(nodes.STARTED, flush=True)  # `hpo submit` waits for this line
     tracker = TrackingCallback(
@@ -118,6 +119,7 @@ def run_experiment(
             str(records.tensorboard_dir(folder)),
             varied=plan.varied,
             model=plan.model,
+            tags=tuple(source_tags(record.spec).items()),
         ),
         str(record.parent_run_id),
     )
@@ -426,22 +428,37 @@ def is_finished(folder: Path) -> bool:
     return not left and len(rows) >= record.expected_trials(len(rows))
 
 
-def catch_up(record: ExperimentRecord, folder: Path, finished: bool) -> Backfilled:
+def catch_up(
+    record: ExperimentRecord, folder: Path, finished: bool, model: ModelShape | None = None
+) -> Backfilled:
     """Log into MLflow what the folder holds (a bucket's mirror: pulled by the caller) and
     MLflow missed while it could not be reached (tracking.backfill); a `finished`
-    experiment's parent run is ended, if that was missed too."""
+    experiment's parent run is ended, if that was missed too. `model`: the factory and the
+    data's shape, where the caller read the data (else the record's factory, shape unknown)."""
     _, trials = load_trials(folder)
     tracking = TrackingConfig(
-        record.tracking_uri, record.spec.name, str(records.tensorboard_dir(folder))
+        record.tracking_uri,
+        record.spec.name,
+        str(records.tensorboard_dir(folder)),
+        model=model or recorded_model(record.spec),
+        tags=tuple(source_tags(record.spec).items()),
     )
     ending = "FINISHED" if finished else None
     return backfill(tracking, str(record.parent_run_id), trials, parent_status=ending)
 
 
-def _catch_up(record: ExperimentRecord, folder: Path) -> Backfilled:
+def recorded_model(spec: SweepSpec) -> ModelShape:
+    """The model factory of a recorded sweep, without its data's shape (no data is read)."""
+    code = spec.model.code
+    return ModelShape(
+        spec.model.factory, spec.model.params, code.search_dir if code else None, None, 10
+    )
+
+
+def _catch_up(record: ExperimentRecord, folder: Path, model: ModelShape | None) -> Backfilled:
     """catch_up before a resume trains: a failure is a warning, never the end of the resume."""
     try:
-        return catch_up(record, folder, finished=False)
+        return catch_up(record, folder, finished=False, model=model)
     except Exception as e:
         log.warning("MLflow: could not log what it missed before: %s", e)
         return Backfilled(0, 0)

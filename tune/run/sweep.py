@@ -28,7 +28,7 @@ from tune.space.distributions import Distribution
 from tune.space.hyperparams import grid_values
 from tune.space.spec import SweepSpec
 from tune.store import records
-from tune.store.runs import ModelShape, version_tags
+from tune.store.runs import ModelShape, source_tags, version_tags
 
 # --smoke: every trial path once, in seconds.
 SMOKE = {"epochs": 2, "train_steps": 5, "eval_steps": 2, "num_samples": 2, "grid_values": 2}
@@ -206,11 +206,6 @@ def run_sweep(
     return run_experiment(
         record, folder, plan(spec, options, trainable), options, replacing=replacing
     )
-
-
-def source_tags(spec: SweepSpec) -> dict[str, str]:
-    """The model factory and the data source, as tags of the parent run and every trial's."""
-    return {"hpo.model": spec.model.factory, "hpo.data": spec.dataset.config(spec.seed).label}
 
 
 def _sweep_params(spec: SweepSpec) -> dict[str, Any]:

@@ -245,7 +245,7 @@ class TrialWriter:
         run_id = self.run_id(trial.trial_id, trial.config)
         run = self.client.get_run(run_id)
         summary, parameter_count = model_facts(trial.config, self.cfg.model)
-        tags = {**version_tags(), "model_summary": summary}
+        tags = {**version_tags(), "model_summary": summary, **dict(self.cfg.tags)}
         missing_tags = {k: v for k, v in tags.items() if k not in run.data.tags}
         self.describe(run_id, trial.config, missing_tags, parameter_count)
         logged = {m.step for m in self.client.get_metric_history(run_id, "val_loss")}
@@ -320,7 +320,7 @@ class TrackingCallback(ray_tune.Callback):
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         trial_id, config = trial.trial_id, dict(trial.config)
         summary, parameter_count = model_facts(config, self.cfg.model)
-        tags = {**self._versions, "model_summary": summary, **model_tag(self.cfg.model)}
+        tags = {**self._versions, "model_summary": summary, **dict(self.cfg.tags)}
         self.writer.submit(self.writer.start, trial_id, config, tags, parameter_count)
 
     def on_trial_result(
@@ -350,13 +350,6 @@ class TrackingCallback(ray_tune.Callback):
         return flushed
 
 
-def model_tag(shape: ModelShape | None) -> dict[str, str]:
-    """A trial run's tag naming its model factory (the built-in CNN's when `shape` is None)."""
-    from models.factory import BUILTIN_MODEL
-
-    return {"hpo.model": shape.factory if shape else BUILTIN_MODEL}
-
-
 def model_facts(config: dict[str, Any], shape: ModelShape | None) -> tuple[str, int | None]:
     """The model's one-line summary (a tag) and its parameter count (a metric). `shape`:
     the factory and the data (None: the built-in CNN on 28x28 images, 10 classes)."""
@@ -366,13 +359,18 @@ def model_facts(config: dict[str, Any], shape: ModelShape | None) -> tuple[str, 
     from models.factory import BUILTIN_MODEL, build_model, parse_ref
 
     shape = shape or ModelShape(BUILTIN_MODEL, (), None, (1, 28, 28), 10)
-    params = None if shape.factory == BUILTIN_MODEL else shape.params
+    builtin = shape.factory == BUILTIN_MODEL
+    if shape.input_shape is None and not builtin:
+        return "unavailable: the data's shape is not known here", None
+    # The built-in datasets are all 28x28 images of 10 classes.
+    input_shape = shape.input_shape or (1, 28, 28)
+    params = None if builtin else shape.params
     try:
         kwargs = hyperparams.model_kwargs(config, params)
         ref = parse_ref(shape.factory)
         # On the meta device: shapes and parameter counts without allocating the weights.
         with torch.device("meta"):
-            model = build_model(ref, shape.search_dir, shape.input_shape, shape.num_classes, kwargs)
+            model = build_model(ref, shape.search_dir, input_shape, shape.num_classes, kwargs)
             return summary(model), count_parameters(model)
     except Exception as e:  # the user's factory may not build on the meta device: no tag then
         return f"unavailable: {type(e).__name__}: {e}".splitlines()[0], None

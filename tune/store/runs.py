@@ -21,6 +21,7 @@ from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 from mlflow.tracking import MlflowClient
 
 from models.factory import Param as FactoryParam
+from tune.space.spec import SweepSpec
 from tune.store.records import versions
 
 TRIAL_TAG = "hpo.trial_id"
@@ -38,7 +39,7 @@ class ModelShape:
     factory: str  # "module:function"
     params: tuple[FactoryParam, ...]  # the factory's hyperparameters; () = the built-in CNN's
     search_dir: str | None  # where the factory's module is imported from first
-    input_shape: tuple[int, ...]
+    input_shape: tuple[int, ...] | None  # None: not known (a backfill, which reads no data)
     num_classes: int
 
 
@@ -49,6 +50,13 @@ class TrackingConfig:
     tensorboard_dir: str  # event files go to <tensorboard_dir>/<trial_id>
     varied: tuple[str, ...] = ()  # config keys a trial's run name shows, after its id
     model: ModelShape | None = None  # None: the built-in CNN on 28x28 images, 10 classes
+    # Tags of every trial's run: the model factory and the data source (source_tags).
+    tags: tuple[tuple[str, str], ...] = ()
+
+
+def source_tags(spec: SweepSpec) -> dict[str, str]:
+    """The model factory and the data source, as tags of the parent run and every trial's."""
+    return {"hpo.model": spec.model.factory, "hpo.data": spec.dataset.config(spec.seed).label}
 
 
 def version_tags() -> dict[str, str]:

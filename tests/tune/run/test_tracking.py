@@ -4,6 +4,7 @@ real `mlflow server` that dies and comes back: writes wait, in order, and catch 
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from models.factory import Param
 from tests.tune.conftest import MlflowServer, wait_for
 from tune.core import states
 from tune.run import tracking
@@ -21,6 +23,7 @@ from tune.run.tracking import Backfilled, Flushed, TrialWriter, backfill
 from tune.store.runs import (
     OUTCOME_TAG,
     TRIAL_TAG,
+    ModelShape,
     NewStore,
     TrackingConfig,
     delete_sweep_runs,
@@ -258,6 +261,29 @@ def test_backfill_logs_what_mlflow_missed_and_nothing_twice(tmp_path: Path) -> N
     # MLflow holds everything now: a second back-fill (a second resume) logs nothing.
     assert backfill(cfg, parent, trials, parent_status="FINISHED") == Backfilled(0, 0)
     assert steps(client, done.info.run_id) == [1, 2, 3]
+
+
+def test_a_backfilled_run_of_a_users_model_is_tagged_with_its_factory_and_data(
+    tmp_path: Path,
+) -> None:
+    """A backfill reads no data, so it cannot build the user's model for its summary; the run
+    still names the factory and the data source, never the built-in CNN."""
+    cfg, parent = setup(tmp_path)
+    tags = (("hpo.model", "digits_mlp:build"), ("hpo.data", "factory:digits_mlp:load"))
+    shape = ModelShape("digits_mlp:build", (Param("hidden", "int", 64),), None, None, 10)
+    cfg = dataclasses.replace(cfg, model=shape, tags=tags)
+    trial = Trial("t_00000", states.ERROR, {"hidden": 32, "lr": 0.1}, 1, [epoch(1)])
+    assert backfill(cfg, parent, [trial], parent_status=None) == Backfilled(1, 1)
+    client = MlflowClient(cfg.tracking_uri)
+    (run,) = [
+        r
+        for r in client.search_runs([client.get_run(parent).info.experiment_id])
+        if TRIAL_TAG in r.data.tags
+    ]
+    assert run.data.tags["hpo.model"] == "digits_mlp:build"
+    assert run.data.tags["hpo.data"] == "factory:digits_mlp:load"
+    assert run.data.tags["model_summary"] == "unavailable: the data's shape is not known here"
+    assert run.data.params["hidden"] == "32"
 
 
 @pytest.mark.integration

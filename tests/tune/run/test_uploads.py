@@ -63,8 +63,11 @@ def whole(data: bytes) -> bool:
 
 
 def test_rays_own_upload_killed_mid_copy_cuts_the_file(tmp_path: Path) -> None:
-    """What hpo guards against, shown with Ray's own copy (pyarrow's, in place)."""
-    assert not whole(killed_mid_copy(tmp_path, "ray"))
+    """What hpo guards against, shown with Ray's own copy (pyarrow's, in place). The copy may
+    end between the test seeing it cut and the SIGKILL landing (on a busy machine), so the
+    kill is tried a few times: one cut file shows it."""
+    cut = (not whole(killed_mid_copy(tmp_path / str(n), "ray")) for n in range(5))
+    assert any(cut)  # stops at the first cut file
 
 
 def test_hpos_upload_killed_mid_copy_leaves_the_old_file_or_the_new_one(tmp_path: Path) -> None:
