@@ -201,7 +201,12 @@ def test_split_from(raw: RawData, cfg: DataConfig) -> Split:
     if raw.test_images is None or raw.test_labels is None:
         raise ValueError(f"{raw.name}: the test set was not read (read_raw(..., test=True))")
     test = Split(_floats(raw.test_images), torch.from_numpy(raw.test_labels.astype(np.int64)))
-    # The training part's statistics; with constants, x gives only the shape to broadcast to.
-    train_x = _split(raw, cfg).train.images if raw.stats is None else test.images
-    mean, std = normalization(raw, train_x)
-    return _normalized(test, mean, std)
+    return _normalized(test, *trials_normalization(raw, cfg))
+
+
+def trials_normalization(raw: RawData, cfg: DataConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean and std the trials' data was normalized with: the training part's (split as
+    `cfg` says), or the dataset's constants."""
+    if raw.stats is not None:  # x gives only the shape to broadcast to
+        return normalization(raw, torch.empty((1, *raw.input_shape)))
+    return normalization(raw, _split(raw, cfg).train.images)

@@ -67,6 +67,17 @@ def test_the_digits_example_sweep_report_confirm_and_a_changed_module(tmp_path: 
     confirmed = hpo(["confirm", name, "--top", "1", "--seeds", "1", *where], elsewhere)
     assert confirmed.returncode == 0, confirmed.stdout + confirmed.stderr
     assert "test accuracy: mean" in confirmed.stdout
+    assert f"model registered: {name} version 1" in confirmed.stdout
+    # The user's model as a file that loads without the user's module or hpo.
+    exported = hpo(["export", name, *where, "--out", str(tmp_path / "model")], elsewhere)
+    assert exported.returncode == 0, exported.stdout + exported.stderr
+    assert "Model factory: `digits_mlp:build`" in (tmp_path / "model" / "model_card.md").read_text()
+    loads = subprocess.run(
+        [sys.executable, "-c", "import torch; m = torch.export.load('model.pt2').module(); "
+         "print(tuple(m(torch.rand(3, 64)).shape))"],
+        cwd=tmp_path / "model", capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert loads.stdout.strip() == "(3, 10)", loads.stderr
 
     # The module changes; an interrupted-looking run is continued only by the user's word.
     module = folder / "digits_mlp.py"

@@ -48,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "list": commands.cmd_list,
         "report": commands.cmd_report,
         "confirm": commands.cmd_confirm,
+        "export": commands.cmd_export,
         "submit": commands.cmd_submit,
         "logs": commands.cmd_logs,
         "stop": commands.cmd_stop,

@@ -468,6 +468,22 @@ def cmd_report(args: argparse.Namespace) -> int:
     return _write_report(exp_dir, load_confirmation(exp_dir), out)
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """`hpo export`: the confirmed model (else the sweep's best trial, said to be unconfirmed)
+    as files plain PyTorch loads."""
+    from tune.deploy import export, winner
+    from tune.store import records
+
+    exp_dir = _experiment(args)
+    if records.load(exp_dir).is_confirm:
+        exp_dir = exp_dir.parent  # a confirm run's model is its sweep's
+    export.check_folder(Path(args.out))  # before any work: exit 2, nothing written
+    done = export.export(winner.pick(exp_dir), Path(args.out), data_dir())
+    for line in export.describe(done):
+        print(line)
+    return EXIT_OK
+
+
 def _write_report(exp_dir: Path, confirmation: Confirmation | None, out: Path | None = None) -> int:
     from tune.report import write
     from tune.report.logged import Logger
@@ -539,12 +555,34 @@ def _after_confirm(exp_dir: Path, result: RunResult, record: ExperimentRecord) -
     return status
 
 
+def _register(exp_dir: Path) -> int:
+    """The recommended configuration's best-validated model into MLflow (tune/deploy/): its
+    registry version, or only its run where the store has no registry. A failure here costs
+    neither the confirm run nor the report: exit 1 after the report."""
+    from tune.deploy import registry, winner
+    from tune.store import records
+    from tune.store import registered as registered_model
+
+    try:
+        picked = winner.pick(exp_dir)
+        net, input_shape, raw = winner.module(picked, data_dir())
+        done = registry.register(picked, net, input_shape, raw.num_classes)
+    except Exception as e:
+        print(f"hpo confirm: the model was not logged to MLflow: {type(e).__name__}: {e}")
+        return EXIT_FAILURE
+    registered_model.save(records.confirm_dir(exp_dir), done)
+    for line in registry.describe(done, picked):
+        print(line)
+    return EXIT_OK
+
+
 def _report_and_recommend(exp_dir: Path, record: ExperimentRecord) -> int:
     """The report, read from the confirm run once, then the answer (_recommend)."""
     from tune.report.confirmation import load_confirmation
 
     confirmation = load_confirmation(exp_dir)
-    status = _write_report(exp_dir, confirmation)
+    registered = _register(exp_dir) if confirmation and confirmation.winner else EXIT_OK
+    status = _write_report(exp_dir, confirmation) or registered
     if confirmation is not None:
         _recommend(confirmation, record)
     return status

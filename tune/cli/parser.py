@@ -162,6 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace an earlier confirm run: moved to .trash/, its MLflow runs soft-deleted",
     )
     _allow_changed_code(c)
+    ex = sub.add_parser(
+        "export",
+        help="the winning model as files: model.pt2 (torch.export), model_card.md, labels.json, "
+        "best_config.yaml",
+    )
+    _shared(ex, verbose="tracebacks")
+    ex.add_argument("--out", required=True, help="folder to write (new, empty, or an export's)")
     _jobs_parsers(sub)
     return p
 

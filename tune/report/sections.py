@@ -18,6 +18,7 @@ from tune.core.text import duration, fmt_value
 from tune.report import plots
 from tune.report.document import Block, Heading, Image, Para, Table
 from tune.space.distributions import Distribution
+from tune.store import records, registered
 from tune.store.records import ExperimentRecord
 from tune.store.trials import Trial
 
@@ -150,6 +151,7 @@ def _recommendation(ctx: Context) -> list[Block]:
             )
         )
         blocks.append(_config_table(w.config))
+        blocks.append(Para(_the_model(ctx)))
         return blocks
     best = ctx.board[0] if ctx.board else None
     if best is None:
@@ -163,7 +165,31 @@ def _recommendation(ctx: Context) -> list[Block]:
             f"trusting the ranking. `best_config.yaml` holds this configuration."
         )
     )
+    blocks.append(Para(_the_model(ctx)))
     return blocks
+
+
+def _the_model(ctx: Context) -> str:
+    """Where the trained model is: its MLflow registry version once confirmed, and the export
+    command (which before confirm hands over the sweep's best trial, marked unconfirmed)."""
+    name = ctx.record.name
+    export = (
+        f"`hpo export {name} --out DIR` writes it as files plain PyTorch loads "
+        "(model.pt2, model_card.md, labels.json, best_config.yaml)"
+    )
+    if ctx.confirmation is None or ctx.confirmation.winner is None:
+        return f"The model: {export}, marked as not confirmed."
+    r = registered.load(records.confirm_dir(ctx.experiment_dir))
+    if r is None:
+        return f"The model: not logged to MLflow. {export}."
+    if r.version is None:
+        return (
+            f"The model: logged in MLflow as `{r.model_uri}` (the store has no registry). {export}."
+        )
+    return (
+        f"The model: version {r.version} of `{r.name}` in MLflow's model registry, alias "
+        f'`best`: `mlflow.pytorch.load_model("{r.alias_uri}")`. {export}.'
+    )
 
 
 def _best(ctx: Context) -> list[Block]:

@@ -151,9 +151,10 @@ def filesystem(uri: str) -> tuple[Any, str]:
     return fs, str(path)
 
 
-def pull(folder: Path) -> None:
+def pull(folder: Path, checkpoints_of: str | None = None) -> None:
     """Bring a mirror up to date with its bucket: every file but the checkpoints (which only
-    Ray and the trials read). A no-op for a plain folder."""
+    Ray and the trials read), or with `checkpoints_of` (a trial folder's name) also that
+    trial's (what `hpo export` and confirm's registration read). A no-op for a plain folder."""
     remote = remote_of(folder)
     if remote is None:
         return
@@ -166,7 +167,8 @@ def pull(folder: Path) -> None:
         return
     for info in found:
         relative = info.path[len(base) :].lstrip("/")
-        if info.type != pafs.FileType.File or _in_checkpoint(relative):
+        wanted = checkpoints_of is not None and relative.startswith(f"{checkpoints_of}/")
+        if info.type != pafs.FileType.File or (_in_checkpoint(relative) and not wanted):
             continue
         target = folder / relative
         if _unchanged(target, info):
