@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from tune.analysis import summarize
 from tune.core.errors import InputError, Problem
 from tune.core.files import write_atomic
 from tune.core.text import fmt_config
@@ -139,6 +140,11 @@ def model_card(
         "",
         "## Known limits",
         f"- Tuned and tested on one dataset ({source}); other data may need another configuration.",
+        *(
+            ["- Trained with bfloat16 autocast; this float32 model may score slightly otherwise."]
+            if winner.config.get("precision") == "bf16"
+            else []
+        ),
         "- Seeds: a configuration's score moves with the seed; "
         + (
             "the spread over the confirm seeds is above."
@@ -156,7 +162,11 @@ def _test_lines(winner: Winner) -> list[str]:
     mean, low, high = summary
     ci = f", 95% CI [{low:.4f}, {high:.4f}]" if low is not None and high is not None else ""
     seeds = len(winner.confirmed.test_accuracy) if winner.confirmed else 0
+    val = summarize(winner.confirmed.metric if winner.confirmed else [])
+    val_ci = f", 95% CI [{val.ci_low:.4f}, {val.ci_high:.4f}]" if val.ci_low is not None else ""
     return [
+        f"- Validation {winner.record.metric} of the configuration over {seeds} seeds: mean "
+        f"{val.mean:.4f}{val_ci}.",
         f"- Test accuracy of this model: {winner.test_accuracy:.4f}.",
         f"- Test accuracy of the configuration over {seeds} seeds: mean {mean:.4f}{ci}.",
     ]
