@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tune.core.files import UnreadableFile, load_json, write_atomic
+from tune.store import storage
 
 ALIAS = "best"
 REGISTERED_FILE = "registered.json"  # in the confirm folder: what the report links to
@@ -31,8 +32,10 @@ class Registered:
 
 
 def save(folder: Path, registered: Registered) -> None:
-    """Note where the model went, for the report (no MLflow call needed to read it)."""
+    """Note where the model went, for the report (no MLflow call needed to read it); a
+    bucket's mirror sends it on to the bucket, where another machine's report reads it."""
     write_atomic(folder / REGISTERED_FILE, json.dumps(vars(registered), indent=1) + "\n")
+    storage.push(folder, REGISTERED_FILE)
 
 
 def load(folder: Path) -> Registered | None:
@@ -43,6 +46,8 @@ def load(folder: Path) -> Registered | None:
         return None
     try:
         data = load_json(path, REGISTERED_LIMIT, 2)
-        return Registered(**{k: data[k] for k in ("name", "run_id", "model_uri", "version")})
+        found = Registered(**{k: data[k] for k in ("name", "run_id", "model_uri", "version")})
     except (UnreadableFile, KeyError, TypeError):
         return None
+    texts = (found.name, found.run_id, found.model_uri, found.version or "")
+    return found if all(isinstance(t, str) for t in texts) else None
