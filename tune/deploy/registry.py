@@ -49,6 +49,9 @@ def register(
             signature=signature,
             input_example=example_input(input_shape).numpy(),
             serialization_format="pt2",
+            # The flavor's pinned torch: MLflow's default infers the requirements by loading
+            # the model in a second process, 6 CPU-s a confirm for the same answer.
+            pip_requirements=mlflow.pytorch.get_default_pip_requirements(),
             registered_model_name=name if registry else None,
         )
     if not registry:
