@@ -9,6 +9,7 @@ Ray kept of it (its best epoch), never tested (docs/architecture.md, "The winnin
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,7 @@ def _confirmed(
         record=record,
         trial_id=best.trial_id,
         config=dict(winner.config),
-        checkpoint=_checkpoint(folder, best.trial_id),
+        checkpoint=_checkpoints(folder, best.trial_id)[-1],  # the last epoch's: tested
         epoch=best.epochs,
         metric=best.last(record.metric) or 0.0,
         test_accuracy=best.last("test_accuracy"),
@@ -106,8 +107,16 @@ def _unconfirmed(experiment: Path, record: ExperimentRecord) -> Winner:
             [Problem("", f"no trial reported {record.metric}", "run or resume the sweep first")],
         )
     best: Trial = board[0]
-    checkpoint = _checkpoint(experiment, best.trial_id)
-    epoch = _saved_epoch(checkpoint)
+    # Ray keeps the latest checkpoint and the best epoch's: the best of those it kept.
+    sign = -1.0 if record.mode == "max" else 1.0
+
+    def rank(kept: tuple[int, Path]) -> tuple[float, int]:
+        value = best.at_epoch(record.metric, kept[0])
+        return (math.inf if value is None else sign * value), -kept[0]
+
+    epoch, checkpoint = min(
+        ((_saved_epoch(c), c) for c in _checkpoints(experiment, best.trial_id)), key=rank
+    )
     return Winner(
         experiment=experiment,
         record=record,
@@ -122,10 +131,9 @@ def _unconfirmed(experiment: Path, record: ExperimentRecord) -> Winner:
     )
 
 
-def _checkpoint(experiment: Path, trial_id: str) -> Path:
-    """The trainer's checkpoint file of a trial: the newest checkpoint folder Ray kept in the
-    trial's folder (inside the experiment: a folder someone sent may name any path), sound by
-    its seal."""
+def _checkpoints(experiment: Path, trial_id: str) -> list[Path]:
+    """The trainer's checkpoint files Ray kept of a trial, oldest first, in the trial's folder
+    (inside the experiment: a folder someone sent may name any path), each sound by its seal."""
     trial = next((t for t in saved_state.load(experiment) if t.trial_id == trial_id), None)
     folder = inside(experiment, Path(trial.path).name) if trial and trial.path else None
     if folder is not None:
@@ -136,11 +144,12 @@ def _checkpoint(experiment: Path, trial_id: str) -> Path:
             str(experiment),
             [Problem("", f"trial {trial_id} has no checkpoint", "a trial that ran an epoch")],
         )
-    try:
-        checkpoints.check(kept[-1])
-    except checkpoints.CheckpointError as e:
-        raise InputError(str(kept[-1]), [Problem("", str(e))]) from None
-    return kept[-1] / CHECKPOINT_FILE
+    for one in kept:
+        try:
+            checkpoints.check(one)
+        except checkpoints.CheckpointError as e:
+            raise InputError(str(one), [Problem("", str(e))]) from None
+    return [one / CHECKPOINT_FILE for one in kept]
 
 
 def _saved_epoch(checkpoint: Path) -> int:
