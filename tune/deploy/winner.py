@@ -107,16 +107,7 @@ def _unconfirmed(experiment: Path, record: ExperimentRecord) -> Winner:
             [Problem("", f"no trial reported {record.metric}", "run or resume the sweep first")],
         )
     best: Trial = board[0]
-    # Ray keeps the latest checkpoint and the best epoch's: the best of those it kept.
-    sign = -1.0 if record.mode == "max" else 1.0
-
-    def rank(kept: tuple[int, Path]) -> tuple[float, int]:
-        value = best.at_epoch(record.metric, kept[0])
-        return (math.inf if value is None else sign * value), -kept[0]
-
-    epoch, checkpoint = min(
-        ((_saved_epoch(c), c) for c in _checkpoints(experiment, best.trial_id)), key=rank
-    )
+    epoch, checkpoint = best_kept(experiment, best, record.metric, record.mode)
     return Winner(
         experiment=experiment,
         record=record,
@@ -129,6 +120,18 @@ def _unconfirmed(experiment: Path, record: ExperimentRecord) -> Winner:
         confirmed=None,
         parent_run_id=record.parent_run_id,
     )
+
+
+def best_kept(experiment: Path, trial: Trial, metric: str, mode: str) -> tuple[int, Path]:
+    """(epoch, checkpoint file) of the best epoch among the checkpoints Ray kept of a sweep's
+    trial: Ray keeps the latest and the best epoch's, and the latest may be worse."""
+    sign = -1.0 if mode == "max" else 1.0
+
+    def rank(kept: tuple[int, Path]) -> tuple[float, int]:
+        value = trial.at_epoch(metric, kept[0])
+        return (math.inf if value is None else sign * value), -kept[0]
+
+    return min(((_saved_epoch(c), c) for c in _checkpoints(experiment, trial.trial_id)), key=rank)
 
 
 def _checkpoints(experiment: Path, trial_id: str) -> list[Path]:
