@@ -14,8 +14,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-EXPORT_FILE = "model.pt2"
-
 
 class Normalized(nn.Module):
     """The trained network behind the normalization the trainer applied to its data: float

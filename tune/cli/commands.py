@@ -555,7 +555,7 @@ def _after_confirm(exp_dir: Path, result: RunResult, record: ExperimentRecord) -
     return status
 
 
-def _register(exp_dir: Path) -> int:
+def _register(exp_dir: Path, confirmation: Confirmation) -> int:
     """The recommended configuration's best-validated model into MLflow (tune/deploy/): its
     registry version, or only its run where the store has no registry. A failure here costs
     neither the confirm run nor the report: exit 1 after the report."""
@@ -564,7 +564,7 @@ def _register(exp_dir: Path) -> int:
     from tune.store import registered as registered_model
 
     try:
-        picked = winner.pick(exp_dir)
+        picked = winner.pick_from(exp_dir, confirmation)
         net, input_shape, raw = winner.module(picked, data_dir())
         done = registry.register(picked, net, input_shape, raw.num_classes)
     except Exception as e:
@@ -581,7 +581,9 @@ def _report_and_recommend(exp_dir: Path, record: ExperimentRecord) -> int:
     from tune.report.confirmation import load_confirmation
 
     confirmation = load_confirmation(exp_dir)
-    registered = _register(exp_dir) if confirmation and confirmation.winner else EXIT_OK
+    registered = (
+        _register(exp_dir, confirmation) if confirmation and confirmation.winner else EXIT_OK
+    )
     status = _write_report(exp_dir, confirmation) or registered
     if confirmation is not None:
         _recommend(confirmation, record)

@@ -162,6 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace an earlier confirm run: moved to .trash/, its MLflow runs soft-deleted",
     )
     _allow_changed_code(c)
+    _export_parser(sub)
+    _jobs_parsers(sub)
+    return p
+
+
+def _export_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ex = sub.add_parser(
         "export",
         help="the winning model as files: model.pt2 (torch.export), model_card.md, labels.json, "
@@ -169,8 +175,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _shared(ex, verbose="tracebacks")
     ex.add_argument("--out", required=True, help="folder to write (new, empty, or an export's)")
-    _jobs_parsers(sub)
-    return p
 
 
 def _allow_changed_code(p: argparse.ArgumentParser) -> None:

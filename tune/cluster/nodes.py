@@ -23,7 +23,7 @@ import models
 import tune
 from models.factory import digest, module_file, parse_ref
 from tune.core.errors import InputError, Problem
-from tune.space.spec import Code, SweepSpec
+from tune.space.spec import SweepSpec, user_code
 from tune.store import storage
 
 # What a package folder may hold that a worker does not need.
@@ -54,7 +54,7 @@ def user_modules(spec: SweepSpec) -> list[str]:
     a folder of that name holding it as __init__.py. (Ray takes a .py file itself in ray.init,
     but its job client uploads it as a folder and fails: Ray 2.60, py_modules.py.)"""
     found: list[str] = []
-    for _, factory, code in _user_code(spec):
+    for _, factory, code in user_code(spec):
         _add_entry(found, Path(code.search_dir), factory)
     return found
 
@@ -67,7 +67,7 @@ def modules_here(spec: SweepSpec, allow_changed: bool) -> list[str]:
     still hold the old copy, which its own check would then pass."""
     found: list[str] = []
     problems: list[Problem] = []
-    for key, factory, code in _user_code(spec):
+    for key, factory, code in user_code(spec):
         ref = parse_ref(factory)
         path = module_file(ref, os.getcwd())
         if path is None:
@@ -91,19 +91,6 @@ def modules_here(spec: SweepSpec, allow_changed: bool) -> list[str]:
             _add_entry(found, _search_root(path, ref.module), factory)
     if problems:
         raise InputError(spec.source, problems)
-    return found
-
-
-def _user_code(spec: SweepSpec) -> list[tuple[str, str, Code]]:
-    """(key, "module:function", Code) of the user's model factory and data loader (one, when
-    both are in one module)."""
-    found: list[tuple[str, str, Code]] = []
-    for key, factory, code in (
-        ("model.factory", spec.model.factory, spec.model.code),
-        ("dataset.factory", spec.dataset.factory, spec.dataset.code),
-    ):
-        if code is not None and factory is not None and code not in [c for _, _, c in found]:
-            found.append((key, factory, code))
     return found
 
 

@@ -17,6 +17,7 @@ from tune.core.errors import InputError, Problem
 from tune.core.files import write_atomic
 from tune.core.text import fmt_config
 from tune.deploy.winner import Winner, module
+from tune.report.folder import check_real_folder
 from tune.report.write import best_config
 from tune.store import records
 from tune.store import registered as registered_model
@@ -42,9 +43,7 @@ def check_folder(out: Path) -> Path:
     real folder, not a link. InputError (exit 2) before anything is written otherwise."""
     folder = out.absolute()
     source = f"--out {out}"
-    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
-        what = "a link" if folder.is_symlink() else "not a folder"
-        raise InputError(source, [Problem("", f"is {what}", "a folder hpo writes into")])
+    check_real_folder(folder, source)
     if folder.is_dir():
         others = sorted(p.name for p in folder.iterdir() if p.name not in WRITTEN)
         linked = [p.name for p in folder.iterdir() if p.is_symlink()]
@@ -139,20 +138,24 @@ def model_card(
         *_registry_lines(registered),
         "",
         "## Known limits",
-        f"- Tuned and tested on one dataset ({source}); other data may need another configuration.",
-        *(
-            ["- Trained with bfloat16 autocast; this float32 model may score slightly otherwise."]
-            if winner.config.get("precision") == "bf16"
-            else []
-        ),
-        "- Seeds: a configuration's score moves with the seed; "
-        + (
-            "the spread over the confirm seeds is above."
-            if winner.confirmed
-            else "this figure is one seed's, not confirmed."
-        ),
+        *_limits(winner, source),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _limits(winner: Winner, source: str) -> list[str]:
+    bf16 = winner.config.get("precision") == "bf16"
+    seeds = (
+        "the spread over the confirm seeds is above."
+        if winner.confirmed
+        else "this figure is one seed's, not confirmed."
+    )
+    return [
+        f"- Tuned and tested on one dataset ({source}); other data may need another configuration.",
+        *(["- Trained with bfloat16 autocast; this float32 model may score slightly otherwise."]
+          if bf16 else []),
+        f"- Seeds: a configuration's score moves with the seed; {seeds}",
+    ]  # fmt: skip
 
 
 def _test_lines(winner: Winner) -> list[str]:

@@ -10,7 +10,7 @@ from typing import Any
 from tune.core.text import fmt_config
 from tune.deploy.winner import Winner
 from tune.store.registered import ALIAS, Registered
-from tune.store.runs import PARENT_TAG, TRIAL_TAG, tag_filter
+from tune.store.runs import find_trial_run
 
 
 def has_registry(tracking_uri: str) -> bool:
@@ -90,15 +90,10 @@ def _trial_run(client: Any, winner: Winner) -> str:
     """The MLflow run of the winner's trial, under its parent run."""
     parent = str(winner.parent_run_id)
     experiment_id = client.get_run(parent).info.experiment_id
-    found = client.search_runs(
-        [experiment_id],
-        filter_string=f"{tag_filter(TRIAL_TAG, winner.trial_id)} and "
-        f"{tag_filter(PARENT_TAG, parent)}",
-        max_results=1,
-    )
-    if not found:
+    found = find_trial_run(client, experiment_id, parent, winner.trial_id)
+    if found is None:
         raise LookupError(f"no MLflow run of trial {winner.trial_id} under run {parent}")
-    return str(found[0].info.run_id)
+    return found
 
 
 def describe(registered: Registered, winner: Winner) -> list[str]:

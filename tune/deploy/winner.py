@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from tune.analysis import Confirmed, leaderboard, summarize
+from tune.analysis import Confirmation, Confirmed, leaderboard, summarize
 from tune.core.errors import InputError, Problem
 from tune.core.files import inside
 from tune.report.confirmation import load_confirmation
@@ -64,8 +64,12 @@ class Winner:
 def pick(experiment: Path) -> Winner:
     """The model to hand over from a sweep's folder: its confirm run's, once that finished a
     seed of the recommended configuration; else the sweep's best trial."""
+    return pick_from(experiment, load_confirmation(experiment))
+
+
+def pick_from(experiment: Path, confirmation: Confirmation | None) -> Winner:
+    """pick, with the confirm run's results read already (None: no confirm run)."""
     record = records.load(experiment)
-    confirmation = load_confirmation(experiment)
     if confirmation is not None and confirmation.winner is not None:
         return _confirmed(experiment, record, confirmation.winner, confirmation.run_id)
     return _unconfirmed(experiment, record)

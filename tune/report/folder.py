@@ -29,12 +29,16 @@ def report_folder(experiment_dir: Path, out: Path | None) -> Path:
     source = f"--out {out}" if out is not None else str(folder)
     if out is None and (folder.is_symlink() or inside(experiment_dir, records.REPORT_DIR) is None):
         raise InputError(source, [Problem("", "is a link", "a folder inside the experiment")])
-    plots = folder / "plots"
-    for path in (folder, plots):
-        if path.is_symlink() or (path.exists() and not path.is_dir()):
-            what = "a link" if path.is_symlink() else "not a folder"
-            raise InputError(str(path), [Problem("", f"is {what}", "a folder hpo writes into")])
+    for path in (folder, folder / "plots"):
+        check_real_folder(path, str(path))
     return folder
+
+
+def check_real_folder(path: Path, source: str) -> None:
+    """A folder hpo writes into must be one, or not exist yet: not a link, not a file."""
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        what = "a link" if path.is_symlink() else "not a folder"
+        raise InputError(source, [Problem("", f"is {what}", "a folder hpo writes into")])
 
 
 def claim(folder: Path, default: bool) -> list[Path]:

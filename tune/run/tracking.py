@@ -36,7 +36,7 @@ from tune.store.runs import (
     TRIAL_TAG,
     ModelShape,
     TrackingConfig,
-    tag_filter,
+    find_trial_run,
     version_tags,
 )
 from tune.store.trials import Trial
@@ -132,14 +132,9 @@ class TrialWriter:
         """The trial's child run: found again by tag after a resume, else created (named
         after its config when given)."""
         if trial_id not in self.run_ids:
-            found = self.client.search_runs(
-                [self.experiment_id],
-                filter_string=f"{tag_filter(TRIAL_TAG, trial_id)} and "
-                f"{tag_filter(PARENT_TAG, self.parent_run_id)}",
-                max_results=1,
-            )
-            if found:
-                self.run_ids[trial_id] = found[0].info.run_id
+            found = find_trial_run(self.client, self.experiment_id, self.parent_run_id, trial_id)
+            if found is not None:
+                self.run_ids[trial_id] = found
             else:
                 tags = {
                     TRIAL_TAG: trial_id,

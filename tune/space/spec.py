@@ -266,21 +266,31 @@ def problems_of(spec: SweepSpec) -> list[Problem]:
     return reader.problems
 
 
+def user_code(spec: SweepSpec) -> list[tuple[str, str, Code]]:
+    """(key, "module:function", Code) of the user's model factory and data loader: one entry
+    a module file (both may be in one)."""
+    found: list[tuple[str, str, Code]] = []
+    for key, factory, code in (
+        ("model.factory", spec.model.factory, spec.model.code),
+        ("dataset.factory", spec.dataset.factory, spec.dataset.code),
+    ):
+        if (
+            code is not None
+            and factory is not None
+            and code.file not in {c.file for *_, c in found}
+        ):
+            found.append((key, factory, code))
+    return found
+
+
 def changed_code(spec: SweepSpec, action: str) -> list[Problem]:
     """The user's modules (model factory, data loader) that are gone or changed since the
     sweep validated them: its trials would not be the same code's. Each is looked for where
     it would be imported now (its folder then, else the Python path: a Ray Job's driver gets
     it in its own runtime_env). `action`: the command, for the hint ('hpo resume')."""
     problems: list[Problem] = []
-    seen: set[str] = set()
     hint = f"put it back as it was, or {action} --allow-changed-code to go on with it as it is"
-    for key, factory, code in (
-        ("model.factory", spec.model.factory, spec.model.code),
-        ("dataset.factory", spec.dataset.factory, spec.dataset.code),
-    ):
-        if code is None or factory is None or code.file in seen:
-            continue
-        seen.add(code.file)
+    for key, factory, code in user_code(spec):
         path = module_file(parse_ref(factory), code.search_dir)
         if path is None:
             problems.append(Problem(key, f"{code.file} is gone since the sweep started", hint))

@@ -179,6 +179,18 @@ def tag_filter(tag: str, value: str) -> str:
     return f"tags.`{tag}` != ''"
 
 
+def find_trial_run(
+    client: MlflowClient, experiment_id: str, parent: str, trial_id: str
+) -> str | None:
+    """The run id of a trial's run under the parent run `parent`, or None."""
+    found = client.search_runs(
+        [experiment_id],
+        filter_string=f"{tag_filter(TRIAL_TAG, trial_id)} and {tag_filter(PARENT_TAG, parent)}",
+        max_results=1,
+    )
+    return str(found[0].info.run_id) if found else None
+
+
 def start_parent_run(
     cfg: TrackingConfig, params: dict[str, Any], tags: dict[str, str], run_name: str | None = None
 ) -> str:
