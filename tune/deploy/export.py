@@ -28,7 +28,10 @@ CARD_FILE = "model_card.md"
 LABELS_FILE = "labels.json"
 CONFIG_FILE = "best_config.yaml"
 MARKER = ".hpo-export.json"
-WRITTEN = (MODEL_FILE, CARD_FILE, LABELS_FILE, CONFIG_FILE, MARKER)
+# model.pt2 is written here first, then renamed (whole, or the old one); its name ends in .pt2,
+# or torch warns. Left by a kill mid-write, it is hpo's too.
+PARTIAL = f".tmp-{MODEL_FILE}"
+WRITTEN = (MODEL_FILE, CARD_FILE, LABELS_FILE, CONFIG_FILE, MARKER, PARTIAL)
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,7 @@ def export(winner: Winner, out: Path, data_dir: str | None = None) -> Exported:
     net, input_shape, raw = module(winner, data_dir)
     folder.mkdir(parents=True, exist_ok=True)
     model_path = folder / MODEL_FILE
-    tmp = folder / f".{MODEL_FILE}.tmp"
+    tmp = folder / PARTIAL
     save_exported(net, input_shape, tmp)
     tmp.replace(model_path)  # whole, or the old one
     labels = list(raw.classes) or [str(i) for i in range(raw.num_classes)]

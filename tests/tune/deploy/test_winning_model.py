@@ -103,6 +103,7 @@ def test_confirm_registers_the_model_and_export_writes_it_both_score_the_reporte
     # Before confirm: the sweep's best trial, said to be unconfirmed.
     early = hpo(["export", NAME, *where, "--out", "early"], tmp_path)
     assert early.returncode == 0, early.stdout + early.stderr
+    assert "Expect archive file" not in early.stderr  # torch's warning of a temporary's name
     assert card_of(tmp_path / "early").splitlines()[2].startswith("**NOT CONFIRMED")
     assert "not measured" in card_of(tmp_path / "early")
     assert json.loads((tmp_path / "early" / "labels.json").read_text())[0] == "T-shirt/top"
