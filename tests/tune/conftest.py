@@ -62,9 +62,8 @@ def hpo_here(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
     """`hpo ARGS` run by this process, for commands that never start Ray (status, report, a
     refusal, resume of a finished sweep): the same exit code and lines as a new process
     without its 3-4 s of imports. The environment and the working folder are put back."""
-    import ray
-
     from tune.cli import main
+    from tune.run.process import stop_ray
 
     def run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
         monkeypatch.chdir(cwd)
@@ -80,7 +79,7 @@ def hpo_here(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
         finally:
             os.environ.clear()
             os.environ.update(saved)
-            ray.shutdown()  # had it started Ray after all, Ray must not outlive the test
+            stop_ray()  # had it started Ray after all, Ray must not outlive the test
         out = capsys.readouterr()
         return subprocess.CompletedProcess(args, code, out.out, out.err)
 
@@ -108,14 +107,12 @@ def runs_of(tracking_uri: str, experiment: str, name: str | None = None) -> tupl
 def ray_session(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """For tests that run an experiment in this process: the environment the CLI would set,
     and Ray shut down afterwards."""
-    import ray
-
-    from tune.run.process import ray_environment
+    from tune.run.process import ray_environment, stop_ray
 
     for key, value in ray_environment(verbose=False).items():
         monkeypatch.setenv(key, value)
     yield
-    ray.shutdown()
+    stop_ray()
 
 
 def wait_for(what: str, ready: Callable[[], bool], limit_s: float = 180.0) -> None:

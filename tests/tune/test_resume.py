@@ -14,12 +14,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import ray
 from mlflow.tracking import MlflowClient
 
 from tests.tune.conftest import MlflowServer, Runner, hpo_env, wait_for
 from tune.run.experiment import RunResult
-from tune.run.process import RunOptions
+from tune.run.process import RunOptions, stop_ray
 from tune.run.sweep import adapter, run_sweep, trial_settings
 from tune.run.trainable import FAULT_MESSAGE, Fault
 from tune.space.spec import load_spec
@@ -243,7 +242,7 @@ def test_failed_trials_retry_from_their_checkpoint(
     assert_complete(sweep)
     # Recovered, but said: in the summary and in `hpo status`, with the error line.
     assert all(r.failures == 1 for r in result.rows)
-    ray.shutdown()
+    stop_ray()
     status = sweep.here(hpo_here, "status", sweep.name)
     assert "hpo: 5 trial(s) failed and were retried from a checkpoint:" in status.stdout
     assert status.stdout.count(f"completed; last: RuntimeError: {FAULT_MESSAGE} 2") == 5
@@ -259,7 +258,7 @@ def test_errored_trials_resume_from_their_checkpoint(
     sweep = Sweep(tmp_path, "fragile", failures=0)
     result = sweep.run_with_fault(Fault(epoch=2, marker_dir=str(tmp_path)))
     assert result.errors == 5, result.rows
-    ray.shutdown()  # `hpo resume` below starts its own
+    stop_ray()  # `hpo resume` below starts its own
     status = sweep.here(hpo_here, "status", sweep.name)
     assert f"failed: RuntimeError: {FAULT_MESSAGE} 2" in status.stdout
     assert list(sweep.exp_dir.glob("*/error.txt"))
@@ -299,7 +298,7 @@ def test_what_a_kill_mid_checkpoint_leaves_is_repaired_on_resume(
     sweep = Sweep(tmp_path, "cut_short", failures=0)
     result = sweep.run_with_fault(Fault(epoch=3, marker_dir=str(tmp_path)))
     assert result.errors == 5, result.rows
-    ray.shutdown()  # `hpo resume` below starts its own
+    stop_ray()  # `hpo resume` below starts its own
     half, unreported, *_ = sorted(sweep.exp_dir.glob("*/checkpoint_000001"))
     shutil.copytree(half, half.with_name("checkpoint_000009"))  # the newer one
     (half / CHECKPOINT_FILE).unlink()  # the deletion cut short: its seal file is left
