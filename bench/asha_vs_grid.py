@@ -26,12 +26,14 @@ SPACE = ROOT / "search_spaces" / "fashion_seed.yaml"
 ASHA_BLOCK = "scheduler:\n  asha: {grace_period: 1, reduction_factor: 3}\n"
 
 
-# --quick: the same two ways over two configurations of two epochs of 5 batches (a check).
+# --quick: the same two ways over two configurations of two epochs of 5 batches, one trial at a
+# time (a check: one trial process, not one per CPU).
 QUICK_SPACE = """\
 name: quick
 dataset: {train_steps: 5, eval_steps: 2}
 search: {dropout: {grid: [0.0, 0.5]}, normalization: false, conv_layers: 2, epochs: 2}
 search_algorithm: grid
+max_concurrent_trials: 1
 scheduler:
   asha: {grace_period: 1, reduction_factor: 3}
 """

@@ -147,3 +147,36 @@ def test_the_scripts_import_what_exists(path: Path) -> None:
                     except ImportError:
                         missing.append(f"line {node.lineno}: {node.module}.{alias.name}")
     assert not missing, f"{path.name} imports what does not exist: {missing}"
+
+
+# Sizes a reader can hold in mind: a module, a class, a function (docs/architecture.md, "Layers").
+LIMITS = {"module": 500, "class": 200, "function": 60}
+
+
+def oversized(path: Path) -> list[str]:
+    """What in `path` is longer than LIMITS allows, as 'kind name: lines'."""
+    source = path.read_text()
+    found = []
+    if (n := len(source.splitlines())) > LIMITS["module"]:
+        found.append(f"module {path.name}: {n}")
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            kind = "class" if isinstance(node, ast.ClassDef) else "function"
+            n = (node.end_lineno or node.lineno) - node.lineno + 1
+            if n > LIMITS[kind]:
+                found.append(f"{kind} {node.name}: {n}")
+    return found
+
+
+SIZED = sorted([*(ROOT / "tune").rglob("*.py"), *(ROOT / "models").rglob("*.py")])
+
+
+@pytest.mark.parametrize("path", SIZED, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_module_class_or_function_over_its_size(path: Path) -> None:
+    assert oversized(path) == []
+
+
+def test_the_size_check_sees_a_long_function(tmp_path: Path) -> None:
+    long = tmp_path / "long.py"
+    long.write_text("def f():\n" + "    x = 1\n" * 60)
+    assert oversized(long) == ["function f: 61"]

@@ -251,6 +251,21 @@ def scripted_curve_trainable(config: dict[str, Any]) -> None:
         )
 
 
+def overlap_recording_trainable(config: dict[str, Any], folder: str) -> None:
+    """Fake trainable: notes in `folder` how many trials were running while it ran (a file
+    per running trial, counted at start and at each epoch)."""
+    from ray import tune as ray_tune
+
+    mine = Path(folder) / f"running-{config['dropout']}"
+    mine.touch()
+    for epoch in range(1, config["epochs"] + 1):
+        time.sleep(0.05)
+        seen = len(list(Path(folder).glob("running-*")))
+        (Path(folder) / f"seen-{config['dropout']}-{epoch}-{seen}").touch()
+        ray_tune.report({"epoch": epoch, "val_accuracy": 0.5, "train_loss": 1.0, "val_loss": 1.0})
+    mine.unlink()
+
+
 def held_trainable(config: dict[str, Any], release: str) -> None:
     """Fake trainable: reports epoch 1, then waits until the file `release` exists (which the
     test controls) before each further epoch. A test can so catch a sweep in a known state."""

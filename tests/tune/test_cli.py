@@ -397,7 +397,7 @@ def test_the_summary_is_flushed_when_the_run_ends(
     import io
 
     from tests.tune.run.test_summary import result
-    from tune.cli.commands import finish
+    from tune.cli.common import finish
 
     class Pipe(io.StringIO):
         flushed = ""

@@ -26,6 +26,7 @@ from tests.tune.conftest import (
     held_trainable,
     hpo,
     hpo_env,
+    overlap_recording_trainable,
     runs_of,
     scripted_curve_trainable,
 )
@@ -109,7 +110,7 @@ def test_smoke_sweep_through_the_cli(tmp_path: Path, hpo_here: Runner) -> None:
 )
 def test_smoke_flag_runs_each_shipped_space(tmp_path: Path, space: str, trials: int) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    args = ["sweep", str(SEARCH_SPACES / f"{space}.yaml"), "--smoke"]
+    args = ["sweep", str(SEARCH_SPACES / f"{space}.yaml"), "--smoke", "--max-concurrent", "1"]
     result = hpo([*args, "--storage", str(tmp_path / "runs"), "--tracking-uri", uri], cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     _, children = runs_of(uri, f"{space}_smoke")
@@ -155,6 +156,32 @@ def test_asha_stops_clearly_worse_trials_early(tmp_path: Path, ray_session: None
         run = by_trial[row.trial_id]
         assert run.data.tags["hpo.epochs"] == str(row.epochs)
         assert run.info.status == ("KILLED" if row.epochs < 9 else "FINISHED")
+
+
+@pytest.mark.parametrize("algorithm", ["random", "grid", "optuna"])
+def test_max_concurrent_trials_holds_for_every_search_algorithm(
+    tmp_path: Path, ray_session: None, algorithm: str
+) -> None:
+    """Ray ignored TuneConfig's limit for the generator hpo passes for random and grid search:
+    on 2 CPUs, two trials ran at once with max_concurrent_trials: 1."""
+    search = "{grid: [0.0, 0.1, 0.2]}" if algorithm == "grid" else "{uniform: [0.0, 0.5]}"
+    space = tmp_path / "one.yaml"
+    space.write_text(
+        f"name: one_at_a_time\nsearch:\n  dropout: {search}\n  epochs: 2\n"
+        f"search_algorithm: {algorithm}\nnum_samples: {1 if algorithm == 'grid' else 3}\n"
+        "scheduler: none\nmax_concurrent_trials: 1\n"
+    )
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    trainable = ray_tune.with_parameters(overlap_recording_trainable, folder=str(marks))
+    spec = load_spec(space)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    options = RunOptions(progress_interval=3600)
+    result = run_sweep(spec, tmp_path / "runs" / spec.name, uri, options, trainable=trainable)
+
+    assert len(result.rows) == 3 and result.errors == 0
+    seen = [int(p.name.rsplit("-", 1)[1]) for p in marks.glob("seen-*")]
+    assert len(seen) == 3 * 2 and max(seen) == 1, sorted(p.name for p in marks.iterdir())
 
 
 # Optuna creates a trial only when a slot frees: when the budget ends, 3 of 6 exist (2 running

@@ -31,7 +31,7 @@ search:
   epochs: {EPOCHS}
 search_algorithm: grid
 scheduler: none
-max_concurrent_trials: 2
+max_concurrent_trials: 1  # one trial process: parallel trials are not what these test
 seed: 0
 """
 TRIALS = 4  # the grid's points; also --top 2 x --seeds 2 in a confirm run

@@ -41,7 +41,17 @@ def test_the_digits_example_sweep_report_confirm_and_a_changed_module(tmp_path: 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     where = ["--storage", str(tmp_path / "runs")]
     swept = hpo(
-        ["sweep", str(folder / "digits.yaml"), "--smoke", "--tracking-uri", uri, *where], elsewhere
+        [
+            "sweep",
+            str(folder / "digits.yaml"),
+            "--smoke",
+            "--tracking-uri",
+            uri,
+            *where,
+            "--max-concurrent",
+            "1",
+        ],  # one trial process: parallel trials are not tested here
+        elsewhere,
     )
     assert swept.returncode == 0, swept.stdout + swept.stderr
     name = "digits_smoke"
@@ -165,7 +175,7 @@ def test_the_image_folder_example(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     swept = hpo(
         ["sweep", str(folder / "fashion_folder.yaml"), "--smoke", "--tracking-uri", uri,
-         "--storage", str(tmp_path / "runs")],
+         "--storage", str(tmp_path / "runs"), "--max-concurrent", "1"],
         tmp_path,
     )  # fmt: skip
     assert swept.returncode == 0, swept.stdout + swept.stderr

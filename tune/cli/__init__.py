@@ -5,7 +5,9 @@ Exit codes: 0 done, 1 failure at run time, 2 bad input (file, flag, name), 130 i
 Bad input prints one line per problem on stderr and starts nothing; a traceback only with
 --verbose. Everything hpo takes from outside (flags, then $HPO_STORAGE, $MLFLOW_TRACKING_URI,
 $RAY_ADDRESS, $HPO_DATA_DIR, and for the job commands $RAY_API_SERVER_ADDRESS) is read once,
-in commands.py, and passed on as options. The parser is in parser.py.
+in common.py, and passed on as options. The parser is in parser.py; the handlers are in
+commands.py (validate, sweep, resume, list, status), results.py (report, confirm, export) and
+on_cluster.py (submit, logs, stop, jobs).
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ import time
 import traceback
 from collections.abc import Sequence
 
-from tune.cli import commands
-from tune.cli.commands import finish, job_address_of
+from tune.cli import commands, common, on_cluster, results
+from tune.cli.common import finish, job_address_of
 from tune.cli.parser import build_parser
 from tune.core.errors import (
     EXIT_BAD_INPUT,
@@ -38,7 +40,7 @@ __all__ = ["absolute_tracking_uri", "build_parser", "finish", "job_address_of", 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    commands.STARTED = time.monotonic()
+    common.STARTED = time.monotonic()
     args = build_parser().parse_args(argv)
     handler = {
         "validate": commands.cmd_validate,
@@ -46,13 +48,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "resume": commands.cmd_resume,
         "status": commands.cmd_status,
         "list": commands.cmd_list,
-        "report": commands.cmd_report,
-        "confirm": commands.cmd_confirm,
-        "export": commands.cmd_export,
-        "submit": commands.cmd_submit,
-        "logs": commands.cmd_logs,
-        "stop": commands.cmd_stop,
-        "jobs": commands.cmd_jobs,
+        "report": results.cmd_report,
+        "confirm": results.cmd_confirm,
+        "export": results.cmd_export,
+        "submit": on_cluster.cmd_submit,
+        "logs": on_cluster.cmd_logs,
+        "stop": on_cluster.cmd_stop,
+        "jobs": on_cluster.cmd_jobs,
     }[args.command]
     try:
         status = handler(args)
@@ -61,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # than hpo's held SIGINT) still ends it as terminated.
         return EXIT_TERMINATED if terminated() and status == EXIT_OK else status
     except InputError as e:
-        commands.print_input_error(e, getattr(args, "verbose", False))
+        common.print_input_error(e, getattr(args, "verbose", False))
         return EXIT_BAD_INPUT
     except (UsageError, InUseError) as e:
         print(f"hpo {args.command}: {e}", file=sys.stderr)

@@ -112,11 +112,16 @@ def searcher(spec: SweepSpec) -> Any:
         return OptunaSearch(sampler=sampler)
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
+    # Ray applies TuneConfig's max_concurrent_trials to a Searcher (Optuna's), but ignores it,
+    # with a warning, for a generator passed in: the generator keeps to it itself.
+    limit = spec.max_concurrent_trials or 0  # 0: as many as the resources allow
     if spec.search_algorithm == "grid":
         # Ray runs the given points first, one trial each, and samples no more once
         # num_samples (plan: the points' count) trials exist.
-        return BasicVariantGenerator(points_to_evaluate=grid_points(spec), random_state=spec.seed)
-    return BasicVariantGenerator(random_state=spec.seed)
+        return BasicVariantGenerator(
+            points_to_evaluate=grid_points(spec), random_state=spec.seed, max_concurrent=limit
+        )
+    return BasicVariantGenerator(random_state=spec.seed, max_concurrent=limit)
 
 
 def trial_settings(spec: SweepSpec, options: RunOptions) -> TrialSettings:

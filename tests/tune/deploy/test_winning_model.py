@@ -33,6 +33,7 @@ search:
   epochs: 2
 search_algorithm: grid
 scheduler: none
+max_concurrent_trials: 1  # one trial process
 seed: 0
 """
 

@@ -54,6 +54,7 @@ search:
   epochs: 2
 search_algorithm: grid
 scheduler: none
+max_concurrent_trials: 1  # one trial process
 """
 
 
