@@ -40,7 +40,7 @@ search:
   epochs: {EPOCHS}
 search_algorithm: random
 num_samples: 5
-max_concurrent_trials: 1  # one trial process: a slot per CPU is not what these test
+max_concurrent_trials: 2
 scheduler: none
 max_failures: {{failures}}
 """

@@ -46,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "validate": commands.cmd_validate,
         "sweep": commands.cmd_sweep,
         "resume": commands.cmd_resume,
+        "extend": commands.cmd_extend,
         "status": commands.cmd_status,
         "list": commands.cmd_list,
         "report": results.cmd_report,

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 from tune.cli.common import (
     address_of,
@@ -116,6 +117,39 @@ def cmd_resume(args: argparse.Namespace) -> int:
         result = experiment.run_experiment(record, exp_dir, plan, options, args.restart_errored)
     if record.is_confirm:
         return after_confirm(exp_dir.parent, result, record)
+    return finish(result, record.metric, record.tracking_uri)
+
+
+def cmd_extend(args: argparse.Namespace) -> int:
+    """`hpo extend`: more samples for a sweep, in its folder, with its record, lock and MLflow
+    parent run; its searcher and ASHA go on from their state (tune/run/extend.py)."""
+    from tune.run import experiment, extend, sweep
+    from tune.store import records
+    from tune.store.rows import experiment_rows
+
+    not_a_job_address(address_of(args), "extend")
+    exp_dir = experiment_of(args)
+    with records.lock(exp_dir):
+        record = records.load(exp_dir)
+        if (problem := extend.refusal(record, args.num_samples)) is not None:
+            raise UsageError(f"{exp_dir}: {problem}")
+        if not experiment.has_saved_state(exp_dir):
+            raise UsageError(
+                f"{exp_dir}: Ray saved no trials of it yet; `hpo resume {record.name}` starts them"
+            )
+        check_recorded_uri(record)
+        check_code(record, args, "hpo extend")
+        options = run_options(args)
+        _, rows = experiment_rows(exp_dir)
+        before = record.expected_trials(len(rows))
+        record = extend.extended(record, args.num_samples, len(rows))
+        print(
+            f"hpo: extending '{record.name}' in {exp_dir} from {before} to {record.trial_count} "
+            f"trials ({record.spec.search_algorithm} search), MLflow at {record.tracking_uri}",
+            flush=True,
+        )
+        plan = replace(sweep.plan(record.spec, options), fresh_budget=True)
+        result = experiment.run_experiment(record, exp_dir, plan, options)
     return finish(result, record.metric, record.tracking_uri)
 
 

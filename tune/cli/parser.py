@@ -126,20 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="what your model and data code printed, and the tracebacks behind its errors",
     )
     _sweep_parser(sub)
-    r = sub.add_parser("resume", help="continue an interrupted sweep where it stopped")
-    _shared(r)
-    r.add_argument(
-        "--address",
-        default=None,
-        help="Ray cluster: HEAD:6379 to drive it from this node, or http://HEAD:8265 to submit "
-        "the resume as a Ray Job (default: $RAY_ADDRESS, else a local Ray)",
-    )
-    r.add_argument(
-        "--restart-errored",
-        action="store_true",
-        help="run failed trials again from epoch 1 (default: from their last checkpoint)",
-    )
-    _allow_changed_code(r)
+    _resume_parser(sub)
+    _extend_parser(sub)
     ls = sub.add_parser("list", help="the experiments in the storage, a line each")
     _shared(ls, experiment=False, verbose="")
     st = sub.add_parser("status", help="one row a trial: id, state, epochs, best metric, config")
@@ -175,6 +163,40 @@ def _export_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     )
     _shared(ex, verbose="tracebacks")
     ex.add_argument("--out", required=True, help="folder to write (new, empty, or an export's)")
+
+
+def _resume_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    r = sub.add_parser("resume", help="continue an interrupted sweep where it stopped")
+    _shared(r)
+    r.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster: HEAD:6379 to drive it from this node, or http://HEAD:8265 to submit "
+        "the resume as a Ray Job (default: $RAY_ADDRESS, else a local Ray)",
+    )
+    r.add_argument(
+        "--restart-errored",
+        action="store_true",
+        help="run failed trials again from epoch 1 (default: from their last checkpoint)",
+    )
+    _allow_changed_code(r)
+
+
+def _extend_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    e = sub.add_parser(
+        "extend",
+        help="add trials to a finished or interrupted random or Optuna sweep, which continues "
+        "its searcher and ASHA",
+    )
+    _shared(e)
+    e.add_argument(
+        "--num-samples",
+        type=_positive("num-samples"),
+        required=True,
+        help="samples to add, counted as num_samples is (trials, times the grid's points "
+        "where the space has grid entries)",
+    )
+    _allow_changed_code(e)
 
 
 def _allow_changed_code(p: argparse.ArgumentParser) -> None:

@@ -21,7 +21,7 @@ from ray import tune as ray_tune
 from tune.cluster import nodes
 from tune.core import signals, states
 from tune.core.errors import InputError
-from tune.run import moved, old_paths, uploads
+from tune.run import extend, moved, old_paths, uploads
 from tune.run.aside import Aside, discard_runs, put_back
 from tune.run.process import RunOptions, preflight
 from tune.run.progress import ProgressCallback
@@ -65,6 +65,7 @@ class Plan:
     tags: dict[str, str] = field(default_factory=dict)  # the parent run's tags
     varied: tuple[str, ...] = ()  # the config keys a trial's run name shows
     model: ModelShape | None = None  # the factory and data shape; None: the built-in CNN's
+    fresh_budget: bool = False  # a restored time budget starts whole again (`hpo extend`)
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,11 @@ def run_experiment(
             # or the trials not created yet would get Ray's placeholders as values. A sweep's
             # searcher keeps its own space (and Optuna's refuses a second one).
             space = plan.param_space if plan.searcher is None else None
-            return restore_tuner(folder, trainable, ours, restart_errored, space)
+            # A sweep creates the trials its record counts, extensions included (extend.py).
+            count = None if record.is_confirm else record.spec
+            return restore_tuner(
+                folder, trainable, ours, restart_errored, space, count, plan.fresh_budget
+            )
         return _new_tuner(record, folder, plan, trainable, ours, options)
 
     return replace(_fit(tuner, record, folder, plan, tracker), caught_up=caught_up)
@@ -202,11 +207,21 @@ def _with_parent_run(record: ExperimentRecord, folder: Path, plan: Plan) -> Expe
         tags = {**plan.tags, DIR_TAG: str(folder)}
         run_id = start_parent_run(tracking, plan.params, tags, run_name=plan.run_name)
     else:
-        reopen_run(record.tracking_uri, run_id)  # a resumed experiment's run is running again
+        reopen_run(record.tracking_uri, run_id, _extension_tags(record))
     if run_id != record.parent_run_id:
         record = replace(record, parent_run_id=run_id)
         records.save(folder, record)
     return record
+
+
+def _extension_tags(record: ExperimentRecord) -> dict[str, str]:
+    """An extended sweep's parent run says by how much (MLflow's params cannot change)."""
+    if not record.extended:
+        return {}
+    return {
+        "hpo.extended": ", ".join(f"+{n}" for n in record.extended),
+        "hpo.num_samples": str(record.spec.num_samples),
+    }
 
 
 def _fit(
@@ -350,13 +365,19 @@ def restore_tuner(
     ours: list[Any],
     restart_errored: bool = False,
     param_space: dict[str, Any] | None = None,
+    count: SweepSpec | None = None,
+    fresh_budget: bool = False,
 ) -> Any:
     """Ray's Tuner for an experiment folder it saved, with our callbacks in place of the
     pickled copies: finished trials stay, unfinished and errored ones continue. (Its
     checkpoints were repaired and checked by then: run_experiment.) `param_space`: the
-    experiment's own, for one whose space holds functions (Ray's saved state has placeholders)."""
+    experiment's own, for one whose space holds functions (Ray's saved state has placeholders).
+    `count`: the spec whose trial count the searcher is set to, and `fresh_budget`: whether its
+    time budget starts whole again (both for `hpo extend`: tune/run/extend.py)."""
     old_paths.install()  # a folder made before tune/ was grouped by layer names old modules
     moved.install()  # a moved or copied folder's later trials go where it is now
+    extend.install()  # after moved's: a new iterator copies a spec that points here already
+    extend.expect(count, fresh_budget)
     restored = ray_tune.Tuner.restore(
         storage.ray_path(folder),
         trainable=trainable,
@@ -413,6 +434,12 @@ def check_checkpoints(folder: Path) -> None:
 
 
 # -- the experiment folder ----------------------------------------------------------------------
+
+
+def has_saved_state(folder: Path) -> bool:
+    """Whether Ray saved the experiment's state in `folder` (a Tuner to restore)."""
+    storage.pull(folder)
+    return bool(ray_tune.Tuner.can_restore(storage.ray_path(folder)))
 
 
 def is_finished(folder: Path) -> bool:

@@ -117,10 +117,17 @@ def _where(result: RunResult, tracking_uri: str, command_s: float | None) -> lis
 
 
 def caught_up_lines(caught_up: Backfilled, tracking_uri: str) -> list[str]:
-    """What a resume logged that MLflow had missed while it could not be reached."""
-    if not (caught_up.epochs or caught_up.ended):
-        return []
-    return [
-        f"hpo: MLflow at {tracking_uri} had missed {caught_up.epochs} epoch(s) and "
-        f"{caught_up.ended} run end(s) while it could not be reached; logged them now"
-    ]
+    """What a resume logged that MLflow had missed while it could not be reached, and the runs
+    of trials Ray never saved that it deleted."""
+    lines = []
+    if caught_up.epochs or caught_up.ended:
+        lines.append(
+            f"hpo: MLflow at {tracking_uri} had missed {caught_up.epochs} epoch(s) and "
+            f"{caught_up.ended} run end(s) while it could not be reached; logged them now"
+        )
+    if caught_up.unsaved:
+        lines.append(
+            f"hpo: deleted {caught_up.unsaved} MLflow run(s) of trials Ray had not saved when "
+            "the sweep was killed (Ray starts them again)"
+        )
+    return lines

@@ -36,6 +36,7 @@ from tune.store.runs import (
     TRIAL_TAG,
     ModelShape,
     TrackingConfig,
+    delete_unsaved_trial_runs,
     find_trial_run,
     version_tags,
 )
@@ -266,6 +267,7 @@ ENDINGS = {
 class Backfilled:
     epochs: int  # epochs logged that MLflow had missed
     ended: int  # trial runs given the end MLflow had missed
+    unsaved: int = 0  # runs of trials Ray never saved (a driver killed as they started), deleted
 
 
 def backfill(
@@ -278,17 +280,20 @@ def backfill(
     finished experiment's), or None to leave it."""
     writer = TrialWriter(cfg, parent_run_id)
     epochs = ended = 0
+    saved = set()
     try:
         for trial in trials:
+            saved.add(trial.trial_id)
             logged, closed = writer.backfill(trial)
             epochs, ended = epochs + logged, ended + closed
     finally:
         writer.close("interrupted")
+    unsaved = delete_unsaved_trial_runs(cfg.tracking_uri, parent_run_id, saved)
     client = MlflowClient(cfg.tracking_uri)
     if parent_status and client.get_run(parent_run_id).info.status == "RUNNING":
         client.set_terminated(parent_run_id, parent_status)
         ended += 1
-    return Backfilled(epochs, ended)
+    return Backfilled(epochs, ended, unsaved)
 
 
 class TrackingCallback(ray_tune.Callback):

@@ -87,6 +87,8 @@ class ExperimentRecord:
     # A confirm run hpo started on this machine: tune/core/trust.py's seal of its folder and start
     # time. `hpo confirm` continues only a sealed run by itself (continuing unpickles).
     sealed: str = ""
+    # `hpo extend`: the samples each extension added, in order; spec.num_samples includes them.
+    extended: tuple[int, ...] = ()
 
     @property
     def is_confirm(self) -> bool:
@@ -244,6 +246,8 @@ def save(folder: Path, record: ExperimentRecord) -> None:
     if not record.is_confirm:
         for key in ("candidates", "seeds", "sweep_parent_run_id", "sealed"):
             del data[key]
+    if not record.extended:
+        del data["extended"]
     write_atomic(folder / RECORD_FILE, json.dumps(data, indent=2))
     storage.push(folder, *(f for f in (RECORD_FILE, SPEC_COPY) if (folder / f).is_file()))
 
@@ -361,6 +365,9 @@ class _Reader:
             sweep_parent_run_id=self.run_id(data.get("sweep_parent_run_id"), "sweep_parent_run_id"),
             budget_ended=self.short(data.get("budget_ended", ""), "budget_ended"),
             sealed=self.short(data.get("sealed", ""), "sealed"),
+            extended=tuple(
+                self.samples(n, f"extended.{i}") for i, n in enumerate(data.get("extended") or [])
+            ),
         )
 
     # -- values: the record may come from someone else ------------------------------------------
@@ -407,6 +414,11 @@ class _Reader:
     def seed(self, value: Any, path: str) -> int:
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_SEED:
             raise self.fail(path, f"{show(value)} is not a seed (an integer in [0, {MAX_SEED}])")
+        return value
+
+    def samples(self, value: Any, path: str) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_SAMPLES:
+            raise self.fail(path, f"{show(value)} is not a number of samples (1..{MAX_SAMPLES})")
         return value
 
     def run_id(self, value: Any, path: str) -> str | None:

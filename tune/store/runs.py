@@ -234,6 +234,23 @@ def delete_sweep_runs(tracking_uri: str, parent_run_id: str) -> None:
             client.delete_run(run.info.run_id)
 
 
+def delete_unsaved_trial_runs(tracking_uri: str, parent_run_id: str, saved: set[str]) -> int:
+    """Soft-delete the trial runs under the parent run whose trial Ray's saved state does not
+    hold: a driver killed just as it started a trial leaves that trial's run, and Ray, which
+    had not saved the trial, creates it again under a new id on resume. Returns how many."""
+    client = MlflowClient(tracking_uri)
+    parent = client.get_run(parent_run_id)
+    children = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=tag_filter(PARENT_TAG, parent_run_id),
+        max_results=50_000,
+    )
+    unsaved = [r for r in children if r.data.tags.get(TRIAL_TAG) not in saved]
+    for run in unsaved:
+        client.delete_run(run.info.run_id)
+    return len(unsaved)
+
+
 def foreign_run(tracking_uri: str, run_id: str, folder: Path) -> str | None:
     """Why the MLflow run an experiment record names is not that experiment's own, or None
     when it is (or when there is no such run, or no such SQLite store: nothing to harm, and
@@ -255,9 +272,12 @@ def foreign_run(tracking_uri: str, run_id: str, folder: Path) -> str | None:
     return f"MLflow run {run_id} belongs to {where}, not to this folder (a copy, or moved?)"
 
 
-def reopen_run(tracking_uri: str, run_id: str) -> None:
-    """A resumed sweep's parent run is running again."""
-    MlflowClient(tracking_uri).update_run(run_id, status="RUNNING")
+def reopen_run(tracking_uri: str, run_id: str, tags: dict[str, str] | None = None) -> None:
+    """A resumed sweep's parent run is running again; `tags` set or updated on it."""
+    client = MlflowClient(tracking_uri)
+    client.update_run(run_id, status="RUNNING")
+    for key, value in (tags or {}).items():
+        client.set_tag(run_id, key, value)
 
 
 def end_run(

@@ -263,6 +263,25 @@ def test_backfill_logs_what_mlflow_missed_and_nothing_twice(tmp_path: Path) -> N
     assert steps(client, done.info.run_id) == [1, 2, 3]
 
 
+def test_the_run_of_a_trial_ray_never_saved_is_deleted(tmp_path: Path) -> None:
+    """A driver killed just as it started a trial leaves that trial's run in MLflow, but Ray had
+    not saved the trial, and creates it again under a new id on resume: the resume's back-fill
+    deletes the stray run (soft), and only it."""
+    cfg, parent = setup(tmp_path)
+    client = MlflowClient(cfg.tracking_uri)
+    writer = TrialWriter(cfg, parent)
+    writer.start("t_00000", {"lr": 0.1, "epochs": 1}, {})
+    writer.result("t_00000", epoch(1))
+    writer.start("t_00001", {"lr": 0.2, "epochs": 1}, {})  # started as the driver was killed
+    writer.close("interrupted")
+    saved = [folder_trial("t_00000", states.COMPLETED, 1)]
+
+    assert backfill(cfg, parent, saved, parent_status=None) == Backfilled(0, 1, unsaved=1)
+    runs = client.search_runs([client.get_run(parent).info.experiment_id])
+    assert sorted(r.data.tags.get(TRIAL_TAG, "parent") for r in runs) == ["parent", "t_00000"]
+    assert backfill(cfg, parent, saved, parent_status=None) == Backfilled(0, 0)
+
+
 def test_a_backfilled_run_of_a_users_model_is_tagged_with_its_factory_and_data(
     tmp_path: Path,
 ) -> None:
