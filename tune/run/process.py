@@ -121,7 +121,7 @@ def stop_ray() -> None:
     whole second (its SIGTERM handler reports to GCS, which Ray stopped just before it), and at
     the interpreter's exit Ray first sleeps 0.5 s for its workers' log lines, which hpo does not
     show unless --verbose. The monitor of a Ray on one machine holds nothing to save, so it is
-    killed first. Measured: BENCHMARKS.md, "Sweep overhead". A joined cluster is only left."""
+    killed first. Measured: bench/ray_stop.py (BENCHMARKS.md). A joined cluster is only left."""
     import ray
 
     try:
