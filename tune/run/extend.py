@@ -15,6 +15,7 @@ continues what is left of it (docs/architecture.md, "Extend").
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import replace
 from typing import Any
@@ -68,6 +69,7 @@ def install() -> None:
         return
     resume = TuneController.resume
 
+    @functools.wraps(resume)  # keeps the marks of other hooks on it (moved.py's)
     def resume_to_count(self: Any, resume_config: Any) -> None:
         resume(self, resume_config)
         spec = _expected[0]

@@ -10,6 +10,7 @@ given), or fail each with "Unable to set up cluster storage" where the original 
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 _MARK = "_hpo_points_searcher_here"
@@ -23,6 +24,7 @@ def install() -> None:
         return
     resume = TuneController.resume
 
+    @functools.wraps(resume)  # keeps the marks of other hooks on it (extend.py's)
     def resume_here(self: Any, resume_config: Any) -> None:
         resume(self, resume_config)
         point_at(self._search_alg, self._storage)

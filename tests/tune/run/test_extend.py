@@ -248,3 +248,20 @@ def test_random_search_draws_on_and_numbers_on(tmp_path: Path) -> None:
     assert sorted(t.config["normalization"] for t in more) == [False, True]
     assert len({t.config["dropout"] for t in first + more}) == 6
     assert set_count(generator, replace(spec, num_samples=3)) is False  # as many as it has
+
+
+def test_the_restore_hooks_are_installed_once_however_often_ray_is_restored() -> None:
+    """Each restore installs moved.py's hook and then extend.py's; each hook wraps Ray's
+    TuneController.resume once, seeing the other's mark (before, each restore in one process
+    wrapped it twice more)."""
+    from ray.tune.execution.tune_controller import TuneController
+
+    from tune.run import extend, moved
+
+    for _ in range(3):
+        moved.install()
+        extend.install()
+    resume, wrappers = TuneController.resume, 0
+    while hasattr(resume, "__wrapped__"):
+        resume, wrappers = resume.__wrapped__, wrappers + 1
+    assert wrappers == 2
