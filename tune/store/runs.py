@@ -245,7 +245,7 @@ def delete_unsaved_trial_runs(tracking_uri: str, parent_run_id: str, saved: set[
         filter_string=tag_filter(PARENT_TAG, parent_run_id),
         max_results=50_000,
     )
-    unsaved = [r for r in children if r.data.tags.get(TRIAL_TAG) not in saved]
+    unsaved = [r for r in children if r.data.tags.get(TRIAL_TAG, "") not in {"", *saved}]
     for run in unsaved:
         client.delete_run(run.info.run_id)
     return len(unsaved)

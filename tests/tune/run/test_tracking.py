@@ -22,6 +22,7 @@ from tune.run.process import ray_environment
 from tune.run.tracking import Backfilled, Flushed, TrialWriter, backfill
 from tune.store.runs import (
     OUTCOME_TAG,
+    PARENT_TAG,
     TRIAL_TAG,
     ModelShape,
     NewStore,
@@ -274,11 +275,13 @@ def test_the_run_of_a_trial_ray_never_saved_is_deleted(tmp_path: Path) -> None:
     writer.result("t_00000", epoch(1))
     writer.start("t_00001", {"lr": 0.2, "epochs": 1}, {})  # started as the driver was killed
     writer.close("interrupted")
+    experiment_id = client.get_run(parent).info.experiment_id
+    client.create_run(experiment_id, tags={PARENT_TAG: parent})  # not a trial's: kept
     saved = [folder_trial("t_00000", states.COMPLETED, 1)]
 
     assert backfill(cfg, parent, saved, parent_status=None) == Backfilled(0, 1, unsaved=1)
-    runs = client.search_runs([client.get_run(parent).info.experiment_id])
-    assert sorted(r.data.tags.get(TRIAL_TAG, "parent") for r in runs) == ["parent", "t_00000"]
+    runs = client.search_runs([experiment_id])
+    assert sorted(r.data.tags.get(TRIAL_TAG, "-") for r in runs) == ["-", "-", "t_00000"]
     assert backfill(cfg, parent, saved, parent_status=None) == Backfilled(0, 0)
 
 
