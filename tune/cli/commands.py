@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from tune.cli.common import (
     address_of,
@@ -26,6 +27,10 @@ from tune.cli.on_cluster import submit_resume
 from tune.cli.results import after_confirm
 from tune.core.errors import EXIT_BAD_INPUT, EXIT_OK, InputError, UsageError
 from tune.store.tracking_uri import absolute_tracking_uri, check_tracking_uri
+
+if TYPE_CHECKING:
+    from tune.run.warm_start import WarmStart
+    from tune.space.spec import SweepSpec
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -66,6 +71,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if (problem := check_tracking_uri(tracking_uri)) is not None:
         raise UsageError(problem)
     tracking_uri = absolute_tracking_uri(tracking_uri)
+    warm = warm_start_of(args.warm_start, storage, spec)
     exp_dir = records.experiment_dir(storage, spec.name)
     with records.lock(exp_dir):
         if exp_dir.exists() and not args.overwrite:
@@ -80,8 +86,23 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             f"{storage_module.ray_path(exp_dir)}, MLflow at {tracking_uri}",
             flush=True,
         )
-        result = sweep.run_sweep(spec, exp_dir, tracking_uri, options, replacing=aside)
+        if warm is not None:
+            print(f"hpo: {warm.line()}", flush=True)
+        result = sweep.run_sweep(spec, exp_dir, tracking_uri, options, replacing=aside, warm=warm)
     return finish(result, spec.metric.name, tracking_uri)
+
+
+def warm_start_of(name: str | None, storage: str, spec: SweepSpec) -> WarmStart | None:
+    """The earlier experiment `--warm-start` names, read for the new sweep; None without it."""
+    if name is None:
+        return None
+    from tune.run import warm_start
+    from tune.store import records
+
+    found = records.locate(name, storage)
+    if found is None:
+        raise UsageError(f"--warm-start {name}: no experiment of that name or folder in {storage}")
+    return warm_start.read(found, spec)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:

@@ -50,6 +50,13 @@ def _sweep_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         address="Ray cluster to join from this node, HEAD:6379 (default: $RAY_ADDRESS, else a "
         "local Ray in this process); to run the sweep on a cluster, use `hpo submit`",
     )
+    s.add_argument(
+        "--warm-start",
+        metavar="NAME|PATH",
+        default=None,
+        help="an earlier experiment (same metric and mode): Optuna is first told its finished "
+        "trials that lie inside this space; random and grid search name its best as a baseline",
+    )
     sub_ = sub.add_parser(
         "submit", help="run a sweep on a Ray cluster as a Ray Job; it goes on without you"
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import zlib
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from tune.run.experiment import Plan, RunResult, run_experiment
 from tune.run.process import RunOptions
 from tune.run.scheduling import scheduler
 from tune.run.trainable import TrialSettings, train_trial
+from tune.run.warm_start import WarmStart
 from tune.space.distributions import Distribution
 from tune.space.hyperparams import grid_values
 from tune.space.spec import SweepSpec
@@ -102,13 +104,24 @@ def grid_points(spec: SweepSpec) -> list[dict[str, Any]]:
     return points
 
 
-def searcher(spec: SweepSpec) -> Any:
+def searcher(spec: SweepSpec, warm: WarmStart | None = None) -> Any:
     if spec.search_algorithm == "optuna":
         from optuna.samplers import TPESampler
         from ray.tune.search.optuna import OptunaSearch
 
         # Ray's default sampler is this one with Optuna's 10 start-up trials; the YAML sets them.
         sampler = TPESampler(n_startup_trials=spec.startup_trials, seed=spec.seed)
+        if warm is not None and warm.points:
+            # The earlier trials, added to the study as completed ones before it asks for any.
+            # Seeded as the earlier sweep was, the sampler's random start-up trials would repeat
+            # its first ones (seen: 2 of 2 were copies), so it gets a seed of its own.
+            seed = zlib.crc32(f"{spec.seed} warm-started from {warm.name}".encode())
+            sampler = TPESampler(n_startup_trials=spec.startup_trials, seed=seed)
+            return OptunaSearch(
+                sampler=sampler,
+                points_to_evaluate=[dict(p) for p in warm.points],
+                evaluated_rewards=list(warm.values),
+            )
         return OptunaSearch(sampler=sampler)
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
@@ -176,9 +189,12 @@ def bound(settings: TrialSettings) -> tuple[Any, ModelShape]:
     return ray_tune.with_parameters(train_trial, settings=settings, data=data), shape
 
 
-def plan(spec: SweepSpec, options: RunOptions, trainable: Any = None) -> Plan:
+def plan(
+    spec: SweepSpec, options: RunOptions, trainable: Any = None, warm: WarmStart | None = None
+) -> Plan:
     """How a sweep searches. `trainable` replaces the real adapter, for tests: scripted
-    learning curves, or the adapter with test-only settings (TrialSettings.fault)."""
+    learning curves, or the adapter with test-only settings (TrialSettings.fault). `warm`: what
+    it takes from an earlier experiment (tune/run/warm_start.py)."""
     model = None
     if trainable is None:
         trainable, model = bound(trial_settings(spec, options))
@@ -186,13 +202,13 @@ def plan(spec: SweepSpec, options: RunOptions, trainable: Any = None) -> Plan:
         trainable=trainable,
         model=model,
         param_space=param_space(spec),
-        searcher=searcher(spec),
+        searcher=searcher(spec, warm),
         scheduler=scheduler(spec),
         # The grid algorithm's searcher holds every trial as a point (grid_points).
         num_samples=spec.trial_count() if spec.search_algorithm == "grid" else spec.num_samples,
         time_budget_s=spec.time_budget_s,
         run_name=spec.name,
-        params=_sweep_params(spec),
+        params={**_sweep_params(spec), **(warm.params() if warm else {})},
         tags={**version_tags(), "hpo.source": spec.source, **source_tags(spec)},
         varied=tuple(k for k, v in spec.search.items() if isinstance(v, Distribution)),
     )
@@ -205,11 +221,13 @@ def run_sweep(
     options: RunOptions,
     trainable: Any = None,
     replacing: Aside | None = None,
+    warm: WarmStart | None = None,
 ) -> RunResult:
-    """Start the sweep in `folder`, which holds no experiment (or one moved aside: `replacing`)."""
+    """Start the sweep in `folder`, which holds no experiment (or one moved aside: `replacing`),
+    warm-started from an earlier one (`warm`)."""
     record = records.new_record(spec, tracking_uri)
     return run_experiment(
-        record, folder, plan(spec, options, trainable), options, replacing=replacing
+        record, folder, plan(spec, options, trainable, warm), options, replacing=replacing
     )
 
 

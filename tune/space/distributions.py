@@ -61,6 +61,26 @@ class Distribution:
     def describe(self) -> str:
         return f"{self.kind}: [{', '.join(show(v) for v in self.values)}]"
 
+    def contains(self, value: Any) -> bool:
+        """Whether `value` is one this entry can give (a bool is never taken for 0 or 1)."""
+        if self.kind in LISTS:
+            return any(same_value(value, v) for v in self.values)
+        number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
+        if number is None or not math.isfinite(number):
+            return False
+        if self.kind == "randint" and not float(number).is_integer():
+            return False
+        return self.low <= number <= self.high
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equal, and of one kind: numbers (1 and 1.0), bools, or strings; True is not 1."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    return type(a) is type(b) and bool(a == b)
+
 
 def parse_entry(path: str, raw: Any) -> tuple[Scalar | Distribution | None, list[Problem]]:
     """Read one entry of `search:`. Returns the constant or Distribution, or None and why not."""
