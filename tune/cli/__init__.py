@@ -6,8 +6,8 @@ Bad input prints one line per problem on stderr and starts nothing; a traceback 
 --verbose. Everything hpo takes from outside (flags, then $HPO_STORAGE, $MLFLOW_TRACKING_URI,
 $RAY_ADDRESS, $HPO_DATA_DIR, and for the job commands $RAY_API_SERVER_ADDRESS) is read once,
 in common.py, and passed on as options. The parser is in parser.py; the handlers are in
-commands.py (validate, sweep, resume, list, status), results.py (report, confirm, export) and
-on_cluster.py (submit, logs, stop, jobs).
+commands.py (validate, sweep, resume, extend, list, status), results.py (report, confirm,
+export) and on_cluster.py (submit, logs, stop, jobs).
 """
 
 from __future__ import annotations

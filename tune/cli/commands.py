@@ -1,5 +1,5 @@
 """The handlers of the commands that check, run and look at a sweep: `hpo validate`, `sweep`,
-`resume`, `list` and `status`. Each is thin: the work is in the layers below
+`resume`, `extend`, `list` and `status`. Each is thin: the work is in the layers below
 (docs/architecture.md, "Layers"); the other handlers are in on_cluster.py and results.py."""
 
 from __future__ import annotations
