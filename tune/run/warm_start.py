@@ -44,7 +44,10 @@ class WarmStart:
         """The one line `hpo sweep` prints at start."""
         if not self.told:
             best = "none finished" if self.best is None else f"{self.best:.4g} ({self.best_trial})"
-            return f"warm start: {self.name}'s best as the baseline: {best}; random and grid search do not learn from earlier trials"
+            return (
+                f"warm start: {self.name}'s best as the baseline: {best}; random and grid "
+                "search do not learn from earlier trials"
+            )
         return (
             f"warm start: {len(self.points)} of {self.finished} trials of {self.name} reused "
             f"({self.skipped} outside the new space)"
