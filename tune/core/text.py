@@ -15,6 +15,11 @@ def fmt_value(value: Any) -> str:
     return str(value)
 
 
+def num(value: float | None, digits: int = 4) -> str:
+    """A number as the report's tables and trials.csv show it: fixed digits, empty for none."""
+    return "" if value is None else f"{value:.{digits}f}"
+
+
 def fmt_config(config: Mapping[str, Any]) -> str:
     """'dropout=0.3, normalization=true': a configuration on one line."""
     return ", ".join(f"{k}={fmt_value(v)}" for k, v in config.items())

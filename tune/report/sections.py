@@ -14,7 +14,7 @@ from typing import Any
 from tune import analysis
 from tune.analysis import Accounting, Confirmation, Diagnosis, diagnose, summarize
 from tune.core import states
-from tune.core.text import duration, fmt_value
+from tune.core.text import duration, fmt_value, num
 from tune.report import plots
 from tune.report.document import Block, Heading, Image, Para, Table
 from tune.space.distributions import Distribution
@@ -38,11 +38,6 @@ def scales(
             kind = None  # few integers: groups; many: a number line (decided by the values)
         out[p] = analysis.scale_of([t.config[p] for t in trials if p in t.config], kind)
     return out
-
-
-def num(value: float | None, digits: int = 4) -> str:
-    """A number as the tables and trials.csv show it: fixed digits, empty when there is none."""
-    return "" if value is None else f"{value:.{digits}f}"
 
 
 @dataclass
@@ -113,6 +108,11 @@ def _overview(ctx: Context) -> list[Block]:
             f"`{r.parent_run_id}` (each trial a child run tagged `hpo.trial_id`)."
         ),
         Para(_state_text(r, ctx.trials)),
+        *(
+            [Para(f"Warm-started: {r.warm_start.removeprefix('warm start: ')}.")]
+            if r.warm_start
+            else []
+        ),
         *[
             Para(f"Trial `{t.trial_id}` failed after {t.epochs} epoch(s): {t.error}")
             for t in ctx.trials

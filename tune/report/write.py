@@ -22,11 +22,10 @@ import yaml
 from tune import analysis
 from tune.analysis import Confirmation, diagnose, summarize
 from tune.core.files import write_atomic
-from tune.core.text import fmt_value, varying_keys
+from tune.core.text import fmt_value, num, varying_keys
 from tune.report import sections
 from tune.report.document import Image, to_html, to_markdown
 from tune.report.folder import MARKER, claim, report_folder
-from tune.report.sections import num
 from tune.space.spec import as_data
 from tune.store import records
 from tune.store.records import ExperimentRecord

@@ -225,7 +225,7 @@ def run_sweep(
 ) -> RunResult:
     """Start the sweep in `folder`, which holds no experiment (or one moved aside: `replacing`),
     warm-started from an earlier one (`warm`)."""
-    record = records.new_record(spec, tracking_uri)
+    record = records.new_record(spec, tracking_uri, warm_start=warm.line() if warm else "")
     return run_experiment(
         record, folder, plan(spec, options, trainable, warm), options, replacing=replacing
     )

@@ -89,6 +89,7 @@ class ExperimentRecord:
     sealed: str = ""
     # `hpo extend`: the samples each extension added, in order; spec.num_samples includes them.
     extended: tuple[int, ...] = ()
+    warm_start: str = ""  # --warm-start: what the sweep took from an earlier one (its start line)
 
     @property
     def is_confirm(self) -> bool:
@@ -246,8 +247,9 @@ def save(folder: Path, record: ExperimentRecord) -> None:
     if not record.is_confirm:
         for key in ("candidates", "seeds", "sweep_parent_run_id", "sealed"):
             del data[key]
-    if not record.extended:
-        del data["extended"]
+    for key in ("extended", "warm_start"):
+        if not data[key]:
+            del data[key]
     write_atomic(folder / RECORD_FILE, json.dumps(data, indent=2))
     storage.push(folder, *(f for f in (RECORD_FILE, SPEC_COPY) if (folder / f).is_file()))
 
@@ -365,9 +367,8 @@ class _Reader:
             sweep_parent_run_id=self.run_id(data.get("sweep_parent_run_id"), "sweep_parent_run_id"),
             budget_ended=self.short(data.get("budget_ended", ""), "budget_ended"),
             sealed=self.short(data.get("sealed", ""), "sealed"),
-            extended=tuple(
-                self.samples(n, f"extended.{i}") for i, n in enumerate(data.get("extended") or [])
-            ),
+            warm_start=self.short(data.get("warm_start", ""), "warm_start", "a line", 300),
+            extended=tuple(self.samples(data.get("extended") or [])),
         )
 
     # -- values: the record may come from someone else ------------------------------------------
@@ -416,19 +417,21 @@ class _Reader:
             raise self.fail(path, f"{show(value)} is not a seed (an integer in [0, {MAX_SEED}])")
         return value
 
-    def samples(self, value: Any, path: str) -> int:
-        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_SAMPLES:
-            raise self.fail(path, f"{show(value)} is not a number of samples (1..{MAX_SAMPLES})")
-        return value
+    def samples(self, values: Any) -> Iterator[int]:
+        """`extended`: the samples each `hpo extend` added."""
+        for i, n in enumerate(values if isinstance(values, list) else [values]):
+            if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_SAMPLES:
+                raise self.fail(f"extended.{i}", f"{show(n)} is not a number of samples")
+            yield n
 
     def run_id(self, value: Any, path: str) -> str | None:
         if value is not None and not (isinstance(value, str) and RUN_ID.fullmatch(value)):
             raise self.fail(path, f"{show(value)} is not an MLflow run id")
         return value
 
-    def short(self, value: Any, path: str) -> str:
-        if not isinstance(value, str) or len(value) > 100:
-            raise self.fail(path, f"{show(value)} is not a time hpo wrote")
+    def short(self, value: Any, path: str, what: str = "a time hpo wrote", most: int = 100) -> str:
+        if not isinstance(value, str) or len(value) > most or "\n" in value:
+            raise self.fail(path, f"{show(value)} is not {what}")
         return value
 
     def candidate(self, data: Any, path: str) -> Candidate:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 from tests.conftest import SEARCH_SPACES
 from tune import analysis
-from tune.report.document import Heading, Image
-from tune.report.sections import Context, document, num, scales
+from tune.core.text import num
+from tune.report.document import Heading, Image, Para
+from tune.report.sections import Context, document, scales
 from tune.space.spec import load_spec
 from tune.store import records
 from tune.store.records import ExperimentRecord
@@ -73,3 +75,17 @@ def test_document_has_every_section_in_order_and_draws_its_figures(tmp_path: Pat
     ]
     images = [b.path for b in blocks if isinstance(b, Image)]
     assert images and all(p.parent == tmp_path and p.is_file() for p in images)
+
+
+def test_the_overview_says_what_a_warm_start_took(tmp_path: Path) -> None:
+    record, trials = sweep()
+    line = "warm start: 2 of 3 trials of smoke reused (1 outside the new space)"
+    texts = []
+    for warm in ("", line):
+        rec = dataclasses.replace(record, warm_start=warm)
+        board = analysis.leaderboard(trials, rec.metric, rec.mode)
+        ctx = Context(rec, tmp_path, trials, board, [], {}, tmp_path, None)
+        texts.append([b.text for b in document(ctx, analysis.accounting(trials, 4, 3))
+                      if isinstance(b, Para)])  # fmt: skip
+    said = [[t for t in paras if t.startswith("Warm-started")] for paras in texts]
+    assert said == [[], ["Warm-started: 2 of 3 trials of smoke reused (1 outside the new space)."]]

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SEARCH_SPACES
-from tests.tune.conftest import Runner, hpo
+from tests.tune.conftest import Runner, hpo, runs_of
 from tune.core.errors import UsageError
 from tune.run.warm_start import read, within
 from tune.space.distributions import Distribution
 from tune.space.spec import load_spec
+from tune.store import records
 
 SAVED = Path(__file__).parents[2] / "saved" / "interrupted_sweep"
 # The smoke space under Optuna, with lr narrowed so that 520d6_00000 (lr 0.0011) lies outside.
@@ -103,7 +104,9 @@ def test_a_missing_experiment_is_one_line_and_nothing_starts(
 
 
 @pytest.mark.integration
-def test_a_warm_started_optuna_study_holds_the_earlier_trials_first(tmp_path: Path) -> None:
+def test_a_warm_started_optuna_study_holds_the_earlier_trials_first(
+    tmp_path: Path, hpo_here: Runner
+) -> None:
     earlier(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     done = hpo(["sweep", str(space(tmp_path)), "--warm-start", "smoke", "--tracking-uri", uri,
@@ -118,6 +121,18 @@ def test_a_warm_started_optuna_study_holds_the_earlier_trials_first(tmp_path: Pa
     assert len(study.trials) == 4 and all(t.state.name == "COMPLETE" for t in study.trials)
     new = [t.params for t in study.trials[2:]]
     assert all(p not in [t.params for t in told] for p in new)  # not the earlier draws again
+    # The same numbers in the record, the parent run's params and the report.
+    line = "warm start: 2 of 3 trials of smoke reused (1 outside the new space)"
+    assert records.load(tmp_path / "runs" / "warm").warm_start == line
+    parent, _ = runs_of(uri, "warm")
+    assert (parent.data.params["warm_start_reused"], parent.data.params["warm_start_skipped"]) == (
+        "2",
+        "1",
+    )
+    report = hpo_here(["report", "warm"], tmp_path, MLFLOW_TRACKING_URI=uri)
+    assert report.returncode == 0, report.stderr
+    text = (tmp_path / "runs" / "warm" / "report" / "report.md").read_text()
+    assert "Warm-started: 2 of 3 trials of smoke reused (1 outside the new space)." in text
 
 
 def test_a_warm_started_sampler_does_not_repeat_the_earlier_random_draws(tmp_path: Path) -> None:

@@ -44,6 +44,26 @@ def test_a_confirm_record_round_trips(tmp_path: Path) -> None:
     assert (loaded.trial_count, loaded.max_epochs) == (6, 12)
 
 
+def test_an_extended_warm_started_sweep_round_trips(tmp_path: Path) -> None:
+    """What `hpo extend` and `--warm-start` add to a sweep's record comes back; a plain
+    sweep's file holds neither key, and a value hpo would not write is refused."""
+    spec = load_spec(SEARCH_SPACES / "fashion_tpe.yaml")
+    plain = records.new_record(spec, "sqlite:////abs/mlflow.db")
+    records.save(tmp_path, plain)
+    assert not {"extended", "warm_start"} & set(
+        json.loads((tmp_path / records.RECORD_FILE).read_text())
+    )
+    line = "warm start: 9 of 12 trials of earlier reused (3 outside the new space)"
+    record = replace(plain, extended=(4, 2), warm_start=line)
+    records.save(tmp_path, record)
+    assert records.load(tmp_path) == record
+    data = json.loads((tmp_path / records.RECORD_FILE).read_text())
+    for key, bad in (("extended", [0]), ("warm_start", "two\nlines")):
+        (tmp_path / records.RECORD_FILE).write_text(json.dumps({**data, key: bad}))
+        with pytest.raises(RecordError, match=key):
+            records.load(tmp_path)
+
+
 def test_derived_values_follow_the_spec(tmp_path: Path) -> None:
     spec = load_spec(SEARCH_SPACES / "fashion_seed.yaml")
     record = records.new_record(spec, "sqlite:////abs/mlflow.db")
