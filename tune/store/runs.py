@@ -224,12 +224,7 @@ def delete_sweep_runs(tracking_uri: str, parent_run_id: str) -> None:
         if e.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
             return
         raise
-    children = client.search_runs(
-        [parent.info.experiment_id],
-        filter_string=tag_filter(PARENT_TAG, parent_run_id),
-        max_results=50_000,
-    )
-    for run in [*children, parent]:
+    for run in [*_child_runs(client, parent), parent]:
         if run.info.lifecycle_stage != "deleted":
             client.delete_run(run.info.run_id)
 
@@ -240,15 +235,23 @@ def delete_unsaved_trial_runs(tracking_uri: str, parent_run_id: str, saved: set[
     had not saved the trial, creates it again under a new id on resume. Returns how many."""
     client = MlflowClient(tracking_uri)
     parent = client.get_run(parent_run_id)
-    children = client.search_runs(
-        [parent.info.experiment_id],
-        filter_string=tag_filter(PARENT_TAG, parent_run_id),
-        max_results=50_000,
-    )
-    unsaved = [r for r in children if r.data.tags.get(TRIAL_TAG, "") not in {"", *saved}]
+    unsaved = [
+        r for r in _child_runs(client, parent) if r.data.tags.get(TRIAL_TAG, "") not in {"", *saved}
+    ]
     for run in unsaved:
         client.delete_run(run.info.run_id)
     return len(unsaved)
+
+
+def _child_runs(client: MlflowClient, parent: Any) -> list[Any]:
+    """The runs under the parent run `parent` (its trials' runs), deleted ones left out."""
+    return list(
+        client.search_runs(
+            [parent.info.experiment_id],
+            filter_string=tag_filter(PARENT_TAG, parent.info.run_id),
+            max_results=50_000,
+        )
+    )
 
 
 def foreign_run(tracking_uri: str, run_id: str, folder: Path) -> str | None:
