@@ -15,15 +15,14 @@ continues what is left of it (docs/architecture.md, "Extend").
 
 from __future__ import annotations
 
-import functools
 import itertools
 from dataclasses import replace
 from typing import Any
 
+from tune.run.resume_hooks import after_resume
 from tune.space.spec import MAX_SAMPLES, SweepSpec
 from tune.store.records import ExperimentRecord
 
-_MARK = "_hpo_raises_the_trial_count"
 # The spec whose trial count the next restored search algorithm is set to (set by restore_tuner
 # for every sweep, None for a confirm run), and whether its time budget starts afresh.
 _expected: list[SweepSpec | None] = [None]
@@ -63,23 +62,15 @@ def expect(spec: SweepSpec | None, fresh_budget: bool = False) -> None:
 
 def install() -> None:
     """After TuneController.resume, the search algorithm creates the trials the record counts."""
-    from ray.tune.execution.tune_controller import TuneController
+    after_resume("extend", _to_count)
 
-    if getattr(TuneController.resume, _MARK, False):
-        return
-    resume = TuneController.resume
 
-    @functools.wraps(resume)  # keeps the marks of other hooks on it (moved.py's)
-    def resume_to_count(self: Any, resume_config: Any) -> None:
-        resume(self, resume_config)
-        spec = _expected[0]
-        if spec is not None and set_count(self._search_alg, spec):
-            self.update_max_pending_trials()
-        if _fresh_budget[0]:
-            _renew_budget(self._stopper)
-
-    setattr(resume_to_count, _MARK, True)
-    TuneController.resume = resume_to_count  # type: ignore[method-assign]
+def _to_count(controller: Any) -> None:
+    spec = _expected[0]
+    if spec is not None and set_count(controller._search_alg, spec):
+        controller.update_max_pending_trials()
+    if _fresh_budget[0]:
+        _renew_budget(controller._stopper)
 
 
 def set_count(search_alg: Any, spec: SweepSpec) -> bool:

@@ -10,27 +10,14 @@ given), or fail each with "Unable to set up cluster storage" where the original 
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
-_MARK = "_hpo_points_searcher_here"
+from tune.run.resume_hooks import after_resume
 
 
 def install() -> None:
     """After TuneController.resume, the search algorithm creates trials in this run's storage."""
-    from ray.tune.execution.tune_controller import TuneController
-
-    if getattr(TuneController.resume, _MARK, False):
-        return
-    resume = TuneController.resume
-
-    @functools.wraps(resume)  # keeps the marks of other hooks on it (extend.py's)
-    def resume_here(self: Any, resume_config: Any) -> None:
-        resume(self, resume_config)
-        point_at(self._search_alg, self._storage)
-
-    setattr(resume_here, _MARK, True)
-    TuneController.resume = resume_here  # type: ignore[method-assign]
+    after_resume("moved", lambda controller: point_at(controller._search_alg, controller._storage))
 
 
 def point_at(search_alg: Any, storage: Any) -> None:
