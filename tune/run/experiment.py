@@ -21,6 +21,7 @@ from ray import tune as ray_tune
 from tune.cluster import nodes
 from tune.core import signals, states
 from tune.core.errors import InputError
+from tune.core.files import inside
 from tune.run import extend, moved, old_paths, uploads
 from tune.run.aside import Aside, discard_runs, put_back
 from tune.run.process import RunOptions, preflight
@@ -406,15 +407,21 @@ def repair_snapshot(folder: Path) -> None:
 
 
 def repair_checkpoints(folder: Path) -> list[str]:
-    """Undo what a driver killed mid-step leaves in Ray's saved state (tune/store/checkpoints.py:
-    put_back_lost, mark_unreported); returns the ids of the trials it repaired."""
+    """Undo what a driver killed mid-step, or a full disk, leaves in the trials Ray goes on
+    with (tune/store/checkpoints.py: end_cut_lines, put_back_lost, mark_unreported); returns
+    the ids of the trials whose checkpoint it repaired."""
     repaired = []
     for trial in ray_tune.ExperimentAnalysis(str(folder)).trials:
-        if trial.checkpoint is None or not trial.path:
+        trial_dir = inside(folder, Path(trial.path).name) if trial.path else None
+        if trial_dir is None:
             continue
-        path = Path(trial.checkpoint.path)
         # A finished trial is not run again: only its missing checkpoint matters (the check).
         unfinished = trial.status != states.COMPLETED
+        if unfinished:
+            checkpoints.end_cut_lines(trial_dir)
+        if trial.checkpoint is None:
+            continue
+        path = Path(trial.checkpoint.path)
         if checkpoints.put_back_lost(path) or (unfinished and checkpoints.mark_unreported(path)):
             repaired.append(trial.trial_id)
     return repaired

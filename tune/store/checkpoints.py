@@ -25,6 +25,7 @@ from tune.core.metrics import EPOCH, RESULT_FILE, RESULT_LIMIT
 CHECKPOINT_FILE = "trainer.pt"
 DIGEST_FILE = "trainer.pt.sha256"
 DIGEST_KEY = "checkpoint_sha256"  # in the epoch's result
+PROGRESS_FILE = "progress.csv"  # Ray's, beside result.json
 REPLAY_MARKER = "replay"  # in a checkpoint resume put back in place of a lost one (a copy)
 FIX = "restore it, or start the experiment again with `hpo sweep --overwrite`"
 
@@ -114,7 +115,6 @@ def mark_unreported(folder: Path) -> bool:
     never shows (epochs 1, 2, 4, ...)."""
     if not _plain(folder) or (folder / REPLAY_MARKER).exists() or _reporting_line(folder):
         return False
-    _end_cut_line(folder.parent / RESULT_FILE)
     _mark_replay(folder)
     return True
 
@@ -147,15 +147,19 @@ def replay_after(folder: Path) -> int | None:
         return -1
 
 
-def _end_cut_line(path: Path) -> None:
-    """End result.json's last line if a kill cut it short, so that the replayed epoch's line,
-    which Ray appends, starts a line of its own instead of being lost with the cut one."""
-    if not path.is_file() or path.is_symlink() or path.stat().st_size == 0:
-        return
-    with open(path, "rb+") as f:
-        f.seek(-1, 2)
-        if f.read(1) != b"\n":
-            f.write(b"\n")
+def end_cut_lines(trial: Path) -> None:
+    """End the last line of the trial's result.json and progress.csv if a kill or a full disk
+    cut it short. Ray copies them back and appends to them when the trial goes on: the line it
+    adds (an epoch run again, or replayed) would be glued to the cut one and lost with it
+    (CI: epochs 1, 2, 3, 5, 6 after a full disk). Files only, never through a link."""
+    for name in (RESULT_FILE, PROGRESS_FILE):
+        path = trial / name
+        if not path.is_file() or path.is_symlink() or path.stat().st_size == 0:
+            continue
+        with open(path, "rb+") as f:
+            f.seek(-1, 2)
+            if f.read(1) != b"\n":
+                f.write(b"\n")
 
 
 def _whole(candidate: Path, lost: Path) -> bool:

@@ -15,13 +15,14 @@ import pytest
 
 from tune.core.errors import InputError, InUseError
 from tune.run.aside import move_aside, put_back, replaceable
-from tune.run.experiment import is_finished, repair_checkpoints
-from tune.run.process import RunOptions
-from tune.run.sweep import run_sweep
+from tune.run.experiment import is_finished, repair_checkpoints, run_experiment
+from tune.run.process import RunOptions, stop_ray
+from tune.run.sweep import plan, run_sweep
 from tune.space.spec import load_spec
 from tune.store import records
-from tune.store.checkpoints import REPLAY_MARKER
+from tune.store.checkpoints import CHECKPOINT_FILE, DIGEST_KEY, REPLAY_MARKER, seal
 from tune.store.records import RecordError
+from tune.store.trials import read_history
 
 SPACE = "name: ckpt\nsearch: {epochs: 3}\nscheduler: none\n"
 
@@ -71,6 +72,58 @@ def test_a_lost_checkpoint_is_replaced_by_the_newest_and_marked_for_replay(
     state.write_text("")
     is_finished(folder)  # the copy is one snapshot older: finished or not, it is read whole
     assert state.stat().st_size > 0
+
+
+def failing_once(marker: Path) -> Any:
+    """Fake trainable: a sealed checkpoint an epoch holding the epoch's number (what resume
+    checks), failing at epoch 2 until `marker` exists."""
+
+    def trainable(config: dict[str, Any]) -> None:
+        from ray import tune as ray_tune
+
+        start, checkpoint = 1, ray_tune.get_checkpoint()
+        if checkpoint is not None:
+            with checkpoint.as_directory() as folder:
+                start = int((Path(folder) / CHECKPOINT_FILE).read_text()) + 1
+        for epoch in range(start, config["epochs"] + 1):
+            if epoch == 2 and not marker.exists():
+                raise RuntimeError("fails once at epoch 2")
+            with tempfile.TemporaryDirectory() as folder:
+                (Path(folder) / CHECKPOINT_FILE).write_text(str(epoch))
+                result = {"epoch": epoch, "val_accuracy": 0.5, DIGEST_KEY: seal(Path(folder))}
+                ray_tune.report(result, checkpoint=ray_tune.Checkpoint.from_directory(folder))
+
+    return trainable
+
+
+@pytest.mark.integration
+def test_a_line_a_full_disk_cut_short_costs_no_epoch_on_resume(
+    tmp_path: Path, ray_session: None
+) -> None:
+    """A full disk cut result.json's last line short (the epoch's line, never whole) while
+    Ray's state still names the checkpoint before it: resume runs that epoch again, and its
+    new line starts a line of its own instead of being glued to the cut one and lost (CI:
+    epochs 1, 2, 3, 5, 6)."""
+    space = tmp_path / "ckpt.yaml"
+    space.write_text(SPACE + "max_failures: 0\n")
+    folder = tmp_path / "runs" / "ckpt"
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    marker = tmp_path / "fixed"
+    options = RunOptions(progress_interval=3600)
+    spec = load_spec(space)
+    first = run_sweep(spec, folder, uri, options, failing_once(marker))
+    assert first.errors == 1
+    (trial,) = [p for p in folder.iterdir() if (p / "result.json").is_file()]
+    assert [h["epoch"] for h in read_history(trial)] == [1]
+    with open(trial / "result.json", "a") as f:
+        f.write('{"epoch": 2, "val_acc')  # where the disk filled up
+
+    marker.touch()
+    stop_ray()  # resume is a new process: a new Ray session, its staging folder empty
+    record = records.load(folder)
+    again = run_experiment(record, folder, plan(spec, options, failing_once(marker)), options)
+    assert again.errors == 0
+    assert [h["epoch"] for h in read_history(trial)] == [1, 2, 3]
 
 
 def new_experiment(tmp_path: Path, name: str = "x") -> Path:

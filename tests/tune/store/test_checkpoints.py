@@ -155,10 +155,29 @@ def test_a_checkpoint_whose_epoch_never_reached_result_json_is_marked(tmp_path: 
     (tmp_path / "result.json").write_text(json.dumps(line) + '\n{"epoch": 2, "che')  # cut
     assert not checkpoints.mark_unreported(first)
     assert checkpoints.mark_unreported(second) and (second / REPLAY_MARKER).is_file()
-    assert (tmp_path / "result.json").read_text().endswith('"che\n')  # the next line is whole
     assert not checkpoints.mark_unreported(second)  # once
     assert checkpoints.replay_after(second) == 1  # the last epoch result.json held
     assert checkpoints.replay_after(first) is None  # not marked
+
+
+def test_a_cut_last_line_is_ended_so_the_next_one_starts_whole(tmp_path: Path) -> None:
+    """Ray appends the next epoch's line to a result.json (and a progress.csv) whose last line
+    a full disk cut short: ended first, that line is not glued to the cut one and lost."""
+    (tmp_path / "result.json").write_text('{"epoch": 1}\n{"epoch": 2, "che')
+    (tmp_path / "progress.csv").write_text("epoch,val_accuracy\n1,0.5\n")
+    outside = tmp_path / "outside.csv"
+    outside.write_text("1,0.")
+    trial = tmp_path / "trial"
+    trial.mkdir()
+    (trial / "result.json").write_text('{"epoch": 1}\n{"epoch": 2, "che')
+    (trial / "progress.csv").symlink_to(outside)
+    checkpoints.end_cut_lines(trial)
+    checkpoints.end_cut_lines(trial)  # once
+    assert (trial / "result.json").read_text() == '{"epoch": 1}\n{"epoch": 2, "che\n'
+    assert outside.read_text() == "1,0."  # never through a link
+    checkpoints.end_cut_lines(tmp_path)
+    assert (tmp_path / "progress.csv").read_text() == "epoch,val_accuracy\n1,0.5\n"
+    checkpoints.end_cut_lines(tmp_path / "nothing_here")
 
 
 def test_a_replay_starts_after_the_last_epoch_result_json_holds(tmp_path: Path) -> None:
