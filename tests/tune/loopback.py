@@ -155,7 +155,10 @@ class LoopbackCluster:
             summary = self.api("/nodes?view=summary")["data"]["summary"]
         except (OSError, ValueError, KeyError):
             return []  # the dashboard is still starting
-        return [n["ip"] for n in summary if n.get("raylet", {}).get("state") == "ALIVE"]
+        # A node still registering can be listed without its "ip" yet (seen once): not up.
+        return [
+            n["ip"] for n in summary if n.get("raylet", {}).get("state") == "ALIVE" and "ip" in n
+        ]
 
     def api(self, path: str) -> Any:
         """GET one of the dashboard's JSON endpoints, with the cluster's token."""
