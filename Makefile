@@ -66,7 +66,7 @@ unit: setup
 # its verdict (NAME: ratio=... target=... PASS|FAIL); BENCHMARKS.md holds the figures.
 # best_accuracy.py takes over an hour per searcher and accuracy_ladder.py (which retrains what
 # it recommended) most of one; BENCH_SKIP="best_accuracy accuracy_ladder" leaves them out.
-BENCHES := cli_latency ray_stop trainer_throughput data_paths sweep_overhead scaling vs_plain_ray asha_vs_grid best_accuracy accuracy_ladder
+BENCHES := cli_latency ray_stop trainer_throughput data_paths sweep_overhead scaling vs_plain_ray asha_vs_grid plan_accuracy best_accuracy accuracy_ladder
 BENCH_SKIP ?=
 bench: setup
 	@failed=0; for b in $(filter-out $(BENCH_SKIP),$(BENCHES)); do \

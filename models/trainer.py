@@ -125,13 +125,15 @@ class Trainer:
             steps = min(steps, self.cfg.train_steps)
         return steps
 
-    def train_epoch(self) -> tuple[float, int, float]:
-        """One pass (or `train_steps` batches) of SGD; returns mean loss, samples, seconds."""
+    def train_epoch(self, steps: int | None = None) -> tuple[float, int, float]:
+        """One pass (or `train_steps` batches) of SGD; returns mean loss, samples, seconds.
+        `steps`: only that many of the epoch's batches (a cost estimate times a few)."""
         self.model.train()
         start = time.perf_counter()
         order = torch.randperm(len(self.train_data), generator=self.batch_order).to(self.device)
         total_loss, seen = torch.zeros((), device=self.device), 0
-        for step in range(self.steps_per_epoch()):
+        count = self.steps_per_epoch() if steps is None else min(steps, self.steps_per_epoch())
+        for step in range(count):
             idx = order[step * self.cfg.batch_size : (step + 1) * self.cfg.batch_size]
             x, y = self.train_data.images[idx], self.train_data.labels[idx]
             if self.cfg.augment:

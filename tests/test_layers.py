@@ -16,7 +16,18 @@ import pytest
 ROOT = Path(__file__).parents[1]
 
 # The layer order, lowest first: the one place it is written down.
-LAYERS = ("core", "space", "store", "analysis", "cluster", "run", "report", "deploy", "cli")
+LAYERS = (
+    "core",
+    "space",
+    "store",
+    "analysis",
+    "cluster",
+    "run",
+    "forecast",
+    "report",
+    "deploy",
+    "cli",
+)
 
 FORBIDDEN_IN_MODELS = ("tune", "ray", "mlflow")
 

@@ -34,7 +34,8 @@ from tests.tune.loopback import free_port
 from tune.core import states
 from tune.run.experiment import is_finished
 from tune.run.process import RunOptions
-from tune.run.sweep import grid_points, run_sweep
+from tune.run.sweep import run_sweep
+from tune.space.grid import grid_points
 from tune.space.hyperparams import RULES
 from tune.space.spec import load_spec
 from tune.store.records import load as load_record

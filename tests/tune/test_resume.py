@@ -19,8 +19,9 @@ from mlflow.tracking import MlflowClient
 from tests.tune.conftest import MlflowServer, Runner, hpo_env, wait_for
 from tune.run.experiment import RunResult
 from tune.run.process import RunOptions, stop_ray
-from tune.run.sweep import adapter, run_sweep, trial_settings
+from tune.run.sweep import adapter, run_sweep
 from tune.run.trainable import FAULT_MESSAGE, Fault
+from tune.run.trial import trial_settings
 from tune.space.spec import load_spec
 from tune.store.checkpoints import CHECKPOINT_FILE, FIX
 from tune.store.trials import read_history

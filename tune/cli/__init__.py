@@ -45,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = {
         "validate": commands.cmd_validate,
         "sweep": commands.cmd_sweep,
+        "plan": commands.cmd_plan,
         "resume": commands.cmd_resume,
         "extend": commands.cmd_extend,
         "status": commands.cmd_status,

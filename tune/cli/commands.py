@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -26,9 +27,13 @@ from tune.cli.common import (
 from tune.cli.on_cluster import submit_resume
 from tune.cli.results import after_confirm
 from tune.core.errors import EXIT_BAD_INPUT, EXIT_OK, InputError, UsageError
+from tune.core.text import duration
 from tune.store.tracking_uri import absolute_tracking_uri, check_tracking_uri
 
+NO_PLAN_ENV = "HPO_NO_PLAN"
+
 if TYPE_CHECKING:
+    from tune.run.process import RunOptions
     from tune.run.warm_start import WarmStart
     from tune.space.spec import SweepSpec
 
@@ -88,8 +93,52 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         )
         if warm is not None:
             print(f"hpo: {warm.line()}", flush=True)
-        result = sweep.run_sweep(spec, exp_dir, tracking_uri, options, replacing=aside, warm=warm)
+        planned = plan_at_start(spec, options, args.no_plan)
+        result = sweep.run_sweep(
+            spec, exp_dir, tracking_uri, options, replacing=aside, warm=warm, planned=planned
+        )
     return finish(result, spec.metric.name, tracking_uri)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    import json
+
+    address = address_of(args)
+    not_a_job_address(address, "plan")
+    spec = sweep_spec(args, local=address is None, driver=True)
+    options = run_options(args)
+    from tune.forecast.plan import make_plan
+
+    print(f"hpo: plan for '{spec.name}': {spec.describe()}; measuring ...", flush=True)
+    plan = make_plan(spec, options)
+    print("\n".join(plan.lines()))
+    if args.json:
+        print(json.dumps(plan.as_json()))
+    return EXIT_OK
+
+
+def plan_at_start(spec: SweepSpec, options: RunOptions, skip: bool) -> dict[str, float]:
+    """`hpo plan`'s figures for the sweep about to start, printed and returned for its record;
+    {} with --no-plan (or $HPO_NO_PLAN=1). A plan that fails costs the sweep nothing."""
+    if skip or os.environ.get(NO_PLAN_ENV, "") not in ("", "0"):
+        return {}
+    from tune.forecast.plan import make_plan
+
+    try:
+        plan = make_plan(spec, options)
+    except InputError:
+        raise
+    except Exception as e:  # the forecast is a help, never a reason not to run
+        print(f"hpo: no plan ({type(e).__name__}: {e}); the sweep goes on", flush=True)
+        return {}
+    te, wall = plan.trial_epochs, plan.wall_s
+    print(
+        f"hpo: plan: {te.p10:.0f}-{te.p90:.0f} trial-epochs (median {te.median:.0f}), "
+        f"{duration(wall.p10)} to {duration(wall.p90)} (median {duration(wall.median)}), "
+        f"{plan.slots} at a time, {plan.peak_mem_mb:.0f} MB a trial (`hpo plan` for more)",
+        flush=True,
+    )
+    return plan.figures()
 
 
 def warm_start_of(name: str | None, storage: str, spec: SweepSpec) -> WarmStart | None:

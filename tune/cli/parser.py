@@ -57,6 +57,12 @@ def _sweep_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="an earlier experiment (same metric and mode): Optuna is first told its finished "
         "trials that lie inside this space; random and grid search name its best as a baseline",
     )
+    s.add_argument(
+        "--no-plan",
+        action="store_true",
+        help="start without `hpo plan`'s forecast, which is otherwise measured (seconds) and "
+        "recorded for the report (so too with $HPO_NO_PLAN=1)",
+    )
     sub_ = sub.add_parser(
         "submit", help="run a sweep on a Ray cluster as a Ray Job; it goes on without you"
     )
@@ -99,6 +105,27 @@ def _sweep_flags(p: argparse.ArgumentParser, address: str, storage: str = "") ->
     )
 
 
+def _plan_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "plan",
+        help="what a sweep will cost, before it runs: trial-epochs, wall time and memory, "
+        "from a few real training steps of each model shape; writes nothing",
+    )
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--name", help="experiment name (default: the YAML's name, else its file stem)")
+    p.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster to measure on, HEAD:6379 (default: $RAY_ADDRESS, else this machine)",
+    )
+    p.add_argument("--num-samples", type=_positive("num-samples"), help="override num_samples")
+    p.add_argument(
+        "--max-concurrent", type=_positive("max-concurrent"), help="override max_concurrent_trials"
+    )
+    p.add_argument("--json", action="store_true", help="end with the figures as one JSON line")
+    p.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
+
+
 def _jobs_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     address = "the cluster's Ray dashboard, http://HEAD:8265 (default: $RAY_API_SERVER_ADDRESS, else $RAY_ADDRESS)"
     lg = sub.add_parser("logs", help="print a submitted sweep's output (--follow: until it ends)")
@@ -133,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="what your model and data code printed, and the tracebacks behind its errors",
     )
     _sweep_parser(sub)
+    _plan_parser(sub)
     _resume_parser(sub)
     _extend_parser(sub)
     ls = sub.add_parser("list", help="the experiments in the storage, a line each")

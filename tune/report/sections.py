@@ -15,7 +15,7 @@ from tune import analysis
 from tune.analysis import Accounting, Confirmation, Diagnosis, diagnose, summarize
 from tune.core import states
 from tune.core.text import duration, fmt_value, num
-from tune.report import plots
+from tune.report import planned, plots
 from tune.report.document import Block, Heading, Image, Para, Table
 from tune.space.distributions import Distribution
 from tune.store import records, registered
@@ -429,6 +429,7 @@ def _compute(ctx: Context, acc: Accounting) -> list[Block]:
         ["wall time (first epoch start to last epoch end)", duration(acc.wall_seconds)],
         ["trials' own training + evaluation time", duration(acc.compute_seconds)],
         ["mean trials running at once", "-" if slots is None else f"{slots:.2f}"],
+        *planned.rows(ctx.record.plan),
     ]
     return [
         Heading("Compute"),

@@ -27,8 +27,9 @@ from tune.core.text import fmt_value
 from tune.run.aside import set_aside
 from tune.run.experiment import Plan, RunResult, is_finished, run_experiment
 from tune.run.process import RunOptions
-from tune.run.sweep import bound, trial_settings
+from tune.run.sweep import bound
 from tune.run.trainable import SEED_KEY
+from tune.run.trial import trial_settings
 from tune.space.hyperparams import RULES
 from tune.store import records
 from tune.store.records import CANDIDATE_KEY, CONFIRM, Candidate, ExperimentRecord

@@ -6,8 +6,6 @@ settings every trial shares and the MLflow parent run's params; tune/run/experim
 
 from __future__ import annotations
 
-import itertools
-import random
 import zlib
 from dataclasses import replace
 from pathlib import Path
@@ -16,7 +14,6 @@ from typing import Any
 from ray import tune as ray_tune
 
 from models.data import read_raw
-from models.dataset_files import DataNotFoundError, find_data_dir
 from models.factory import CodeError
 from models.sources import DataError
 from tune.core.errors import InputError, Problem
@@ -24,9 +21,11 @@ from tune.run.aside import Aside
 from tune.run.experiment import Plan, RunResult, run_experiment
 from tune.run.process import RunOptions
 from tune.run.scheduling import scheduler
-from tune.run.trainable import TrialSettings, train_trial
+from tune.run.trainable import train_trial
+from tune.run.trial import TrialSettings, trial_settings
 from tune.run.warm_start import WarmStart
 from tune.space.distributions import Distribution
+from tune.space.grid import grid_points
 from tune.space.hyperparams import grid_values
 from tune.space.spec import SweepSpec
 from tune.store import records
@@ -85,25 +84,6 @@ def param_space(spec: SweepSpec) -> dict[str, Any]:
     return space
 
 
-def grid_points(spec: SweepSpec) -> list[dict[str, Any]]:
-    """The grid algorithm's trials: every point of the grid, num_samples times, each pass in an
-    order shuffled with the sweep's seed (as Optuna's GridSampler does). Ray would enumerate
-    the grid with the alphabetically last knob changing slowest, so one whole half of the grid
-    (say every model without BatchNorm) would reach ASHA's rungs first and set the cutoffs for
-    the other; ASHA assumes trials arrive in no particular order (docs/architecture.md,
-    "The search space")."""
-    knobs = {k: v for k, v in spec.search.items() if isinstance(v, Distribution)}
-    keys = list(knobs)
-    grid = list(itertools.product(*(grid_values(value) or () for value in knobs.values())))
-    shuffle = random.Random(spec.seed).shuffle
-    points: list[dict[str, Any]] = []
-    for _ in range(spec.num_samples):
-        order = grid[:]
-        shuffle(order)
-        points += [dict(zip(keys, values, strict=True)) for values in order]
-    return points
-
-
 def searcher(spec: SweepSpec, warm: WarmStart | None = None) -> Any:
     if spec.search_algorithm == "optuna":
         from optuna.samplers import TPESampler
@@ -135,32 +115,6 @@ def searcher(spec: SweepSpec, warm: WarmStart | None = None) -> Any:
             points_to_evaluate=grid_points(spec), random_state=spec.seed, max_concurrent=limit
         )
     return BasicVariantGenerator(random_state=spec.seed, max_concurrent=limit)
-
-
-def trial_settings(spec: SweepSpec, options: RunOptions) -> TrialSettings:
-    """What every trial shares. The data is found here, by the driver; the trials get it from
-    Ray's object store (adapter), never from a folder of their own."""
-    data = spec.dataset.config(spec.seed)
-    if spec.dataset.builtin:
-        try:
-            root = find_data_dir(spec.dataset.name, spec.dataset.root, options.data_dir)
-        except DataNotFoundError as e:  # e.g. a resume on another machine than the sweep
-            raise InputError(spec.source, [Problem("dataset", str(e))]) from None
-        data = replace(data, root=str(root))
-    model = spec.model
-    return TrialSettings(
-        data=data,
-        train_steps=spec.dataset.train_steps,
-        eval_steps=spec.dataset.eval_steps,
-        seed=spec.seed,
-        threads=max(1, int(spec.resources.cpu)),
-        # A trial that asked for no GPU stays on the CPU even where one is visible to it.
-        device="cpu" if spec.resources.gpu == 0 else "auto",
-        gpu_share=spec.resources.gpu,
-        model=model.factory,
-        model_params=model.params,
-        model_dir=model.code.search_dir if model.code else None,
-    )
 
 
 # -- the sweep ---------------------------------------------------------------------------------
@@ -222,10 +176,13 @@ def run_sweep(
     trainable: Any = None,
     replacing: Aside | None = None,
     warm: WarmStart | None = None,
+    planned: dict[str, float] | None = None,
 ) -> RunResult:
     """Start the sweep in `folder`, which holds no experiment (or one moved aside: `replacing`),
-    warm-started from an earlier one (`warm`)."""
-    record = records.new_record(spec, tracking_uri, warm_start=warm.line() if warm else "")
+    warm-started from an earlier one (`warm`), with `hpo plan`'s figures (`planned`) recorded."""
+    record = records.new_record(
+        spec, tracking_uri, warm_start=warm.line() if warm else "", plan=planned or {}
+    )
     return run_experiment(
         record, folder, plan(spec, options, trainable, warm), options, replacing=replacing
     )

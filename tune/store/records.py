@@ -10,23 +10,20 @@ experiment folder (docs/architecture.md, "The record").
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import math
-import os
 import re
-import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from models.factory import PARAM_TYPES, Param
-from tune.core.errors import InputError, InUseError, Problem, show, unknown_key
+from tune.core.errors import InputError, Problem, show, unknown_key
 from tune.core.files import OUTSIDE, UnreadableFile, inside, load_json, write_atomic
-from tune.space.distributions import Distribution, Scalar
+from tune.space.distributions import Distribution, Scalar, as_number
 from tune.space.hyperparams import check_value, rules_for
 from tune.space.spec import (
     DEFAULT_STARTUP_TRIALS,
@@ -42,11 +39,14 @@ from tune.space.spec import (
     problems_of,
 )
 from tune.store import storage
+
+# Named here too, as every caller names them: records.lock, records.RECORD_FILE.
+from tune.store.locks import CONFIRM_DIR as CONFIRM_DIR
+from tune.store.locks import RECORD_FILE as RECORD_FILE
+from tune.store.locks import lock as lock
 from tune.store.tracking_uri import form_problem
 
-RECORD_FILE = "hpo_sweep.json"
 SPEC_COPY = "search_space.yaml"  # the YAML as it was when the sweep started, for people
-CONFIRM_DIR = "confirm"  # in a sweep's folder: its `hpo confirm` run, an experiment too
 CANDIDATE_KEY = "candidate"  # in a confirm trial's config: the sweep rank it retrains
 REPORT_DIR = "report"  # `hpo report`'s files (and their artifact path in MLflow)
 TENSORBOARD_DIR = "tensorboard"  # event files, a folder per trial
@@ -90,6 +90,7 @@ class ExperimentRecord:
     # `hpo extend`: the samples each extension added, in order; spec.num_samples includes them.
     extended: tuple[int, ...] = ()
     warm_start: str = ""  # --warm-start: what the sweep took from an earlier one (its start line)
+    plan: dict[str, float] = field(default_factory=dict)  # `hpo plan`'s figures at the start
 
     @property
     def is_confirm(self) -> bool:
@@ -196,40 +197,6 @@ def locate(name_or_path: str, where: str) -> Path | None:
     return None
 
 
-@contextlib.contextmanager
-def lock(folder: Path) -> Iterator[None]:
-    """One writer per experiment: an exclusive flock on `.NAME.lock` beside the folder (it may
-    not exist yet), held while the block runs. A confirm run shares its sweep's lock. The kernel
-    drops the lock when its process dies, so a crashed run never blocks the next. A second
-    process gets InUseError naming the holder. If the block leaves no experiment behind (a
-    refusal before anything started), the lock file, and the storage folder if this made it
-    and it is empty, are removed again: nothing written."""
-    target = folder.parent if folder.name == CONFIRM_DIR and exists(folder.parent) else folder
-    made = not target.parent.exists()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    path = target.parent / f".{target.name}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
-            raise InUseError(f"experiment {target.name} is in use by {holder}") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"process {os.getpid()} on {socket.gethostname()}".encode())
-        try:
-            yield
-        finally:
-            # Only a refusal leaves no experiment: clean up while the lock is still held.
-            if not target.exists():
-                path.unlink(missing_ok=True)
-                if made:
-                    with contextlib.suppress(OSError):
-                        target.parent.rmdir()  # only when empty
-    finally:
-        os.close(fd)
-
-
 # -- reading and writing ------------------------------------------------------------------------
 
 
@@ -247,7 +214,7 @@ def save(folder: Path, record: ExperimentRecord) -> None:
     if not record.is_confirm:
         for key in ("candidates", "seeds", "sweep_parent_run_id", "sealed"):
             del data[key]
-    for key in ("extended", "warm_start"):
+    for key in ("extended", "warm_start", "plan"):
         if not data[key]:
             del data[key]
     write_atomic(folder / RECORD_FILE, json.dumps(data, indent=2))
@@ -292,6 +259,9 @@ def load(folder: Path) -> ExperimentRecord:
     return record
 
 
+ALLOWED = "a record written by this version of hpo; start the experiment again"
+
+
 class _Reader:
     """JSON -> ExperimentRecord, naming the first field that is missing or of the wrong type."""
 
@@ -299,8 +269,7 @@ class _Reader:
         self.source = source
 
     def fail(self, path: str, what: str) -> RecordError:
-        allowed = "a record written by this version of hpo; start the experiment again"
-        return RecordError(self.source, [Problem(path, what, allowed)])
+        return RecordError(self.source, [Problem(path, what, ALLOWED)])
 
     def get(self, data: Any, path: str, key: str, kind: type | tuple[type, ...]) -> Any:
         where = f"{path}.{key}" if path else key
@@ -369,6 +338,7 @@ class _Reader:
             sealed=self.short(data.get("sealed", ""), "sealed"),
             warm_start=self.short(data.get("warm_start", ""), "warm_start", "a line", 300),
             extended=tuple(self.samples(data.get("extended") or [])),
+            plan=_figures(data.get("plan") or {}, self.fail),
         )
 
     # -- values: the record may come from someone else ------------------------------------------
@@ -492,3 +462,13 @@ class _Reader:
                 int,
             ),
         )
+
+
+def _figures(value: Any, fail: Callable[[str, str], RecordError]) -> dict[str, float]:
+    """A recorded plan's figures: at most 20 short names, each a finite number."""
+    if not isinstance(value, dict) or len(value) > 20:
+        raise fail("plan", "not the figures `hpo plan` records")
+    for key, number in value.items():
+        if len(key) > 40 or as_number(number) is None or not math.isfinite(number):
+            raise fail(f"plan.{key[:40]}", f"{show(number)} is not a number")
+    return {k: float(v) for k, v in value.items()}

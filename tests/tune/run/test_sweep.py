@@ -12,8 +12,10 @@ from tests.conftest import SEARCH_SPACES
 from tune.core.errors import InputError
 from tune.run.process import RunOptions
 from tune.run.scheduling import scheduler
-from tune.run.sweep import grid_points, param_space, plan, searcher, smoke_variant, trial_settings
+from tune.run.sweep import param_space, plan, searcher, smoke_variant
+from tune.run.trial import trial_settings
 from tune.space.distributions import Distribution
+from tune.space.grid import grid_points
 from tune.space.spec import SweepSpec, load_spec
 
 

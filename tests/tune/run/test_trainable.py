@@ -13,8 +13,9 @@ from models.cnn import CNN
 from models.config import ModelConfig, TrainConfig
 from models.data import DataConfig, Datasets, read_raw
 from models.trainer import Trainer
-from tune.run import trainable
-from tune.run.trainable import TrialSettings, _test, datasets, held_out_test_set
+from tune.run import trial
+from tune.run.trainable import _test
+from tune.run.trial import TrialSettings, datasets, held_out_test_set
 
 
 def settings(root: Path, **changes: object) -> TrialSettings:
@@ -30,7 +31,7 @@ def test_data_is_made_once_per_worker_and_one_set_at_a_time(idx_folder: Path) ->
     first = datasets(cfg, raw, cpu)
     assert datasets(cfg, raw, cpu) is first and len(first.validation) == 20
     other = datasets(replace(cfg, validation_fraction=0.5), raw, cpu)
-    assert len(other.validation) == 50 and list(trainable._DATA) == [
+    assert len(other.validation) == 50 and list(trial._DATA) == [
         (replace(cfg, validation_fraction=0.5), "cpu")
     ]
 

@@ -181,7 +181,7 @@ def test_optuna_whose_start_up_trials_fill_the_budget_is_warned_about(tmp_path: 
 def test_fashion_seeds_trials_are_those_before_a_users_own_model() -> None:
     """The trial configs (grid order, constants) of fashion_seed.yaml as the code before model
     factories made them (tests/saved/fashion_seed_trials.json, written at 7a72625)."""
-    from tune.run.sweep import grid_points
+    from tune.space.grid import grid_points
 
     spec = load_spec(SEARCH_SPACES / "fashion_seed.yaml", local=False, driver=False)
     constants = {k: v for k, v in spec.search.items() if not isinstance(v, Distribution)}
