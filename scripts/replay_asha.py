@@ -19,7 +19,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+from tune.forecast.simulate import Asha, Rungs
 
 
 @dataclass(frozen=True)
@@ -54,21 +54,8 @@ def replay(
     max_t: int = 12,
 ) -> tuple[int, float]:
     """Trial-epochs run and best val_accuracy seen by ASHA with trials started in `order`."""
-    count = int(np.log(max_t / grace) / np.log(factor) + 1)
-    rungs: list[tuple[int, dict[str, float]]] = [
-        (grace * factor**k, {}) for k in reversed(range(count))
-    ]
-
-    def stops(trial: str, epoch: int, value: float) -> bool:
-        for milestone, recorded in rungs:  # highest first, as in Ray's _Bracket.on_result
-            if epoch < milestone or trial in recorded:
-                continue
-            stop = bool(recorded) and value < np.nanpercentile(
-                list(recorded.values()), (1 - 1 / factor) * 100
-            )
-            recorded[trial] = value
-            return stop
-        return False
+    rungs = Rungs(Asha(grace, factor, max_t))  # Ray's rule, as `hpo plan` replays it
+    stops = rungs.stops
 
     waiting, running = list(order), {}  # running: trial -> (time its epoch ends, epoch index)
     now, epochs, best = 0.0, 0, 0.0

@@ -63,17 +63,24 @@ def test_smoke_sweep_through_the_cli(tmp_path: Path, hpo_here: Runner) -> None:
             uri,
         ],
         cwd=tmp_path,
+        HPO_NO_PLAN="",  # the suite skips the plan; the sweep a user runs starts with one
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert (
         "Best trial" in result.stdout
         and "mlflow ui" in result.stdout
         and "tensorboard --logdir" in result.stdout
+        and "hpo: plan: " in result.stdout
     )
 
     exp_dir = tmp_path / "runs" / "smoke"
     ids = trial_ids(exp_dir)
     assert len(ids) == 4
+    # The plan's figures are in the record (the report's rows: tests/tune/report/test_planned.py).
+    plan = json.loads((exp_dir / "hpo_sweep.json").read_text())["plan"]
+    assert plan["slots"] >= 1 and plan["peak_mem_mb"] > 0
+    assert plan["trial_epochs_p10"] <= plan["trial_epochs_median"] <= plan["trial_epochs_p90"]
+    assert 4 <= plan["trial_epochs_median"] <= 8  # 4 trials of 2 epochs, 1 before ASHA can stop
 
     client = MlflowClient(uri)
     parent, children = runs_of(uri, "smoke")

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,11 +81,11 @@ class Rungs:
         count = int(math.log(asha.max_t / asha.grace_period) / math.log(asha.reduction_factor) + 1)
         self.factor = asha.reduction_factor
         # Highest milestone first, as Ray's _Bracket.on_result walks them.
-        self.rungs: list[tuple[float, dict[int, float]]] = [
+        self.rungs: list[tuple[float, dict[Hashable, float]]] = [
             (asha.grace_period * asha.reduction_factor**k, {}) for k in reversed(range(count))
         ]
 
-    def stops(self, trial: int, epoch: int, value: float) -> bool:
+    def stops(self, trial: Hashable, epoch: int, value: float) -> bool:
         """Whether ASHA stops `trial` on this result (higher is better)."""
         for milestone, recorded in self.rungs:
             if epoch >= milestone and trial in recorded:

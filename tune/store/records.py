@@ -469,6 +469,7 @@ def _figures(value: Any, fail: Callable[[str, str], RecordError]) -> dict[str, f
     if not isinstance(value, dict) or len(value) > 20:
         raise fail("plan", "not the figures `hpo plan` records")
     for key, number in value.items():
-        if len(key) > 40 or as_number(number) is None or not math.isfinite(number):
+        plain = isinstance(number, int | float) and as_number(number) is not None  # no bool
+        if len(key) > 40 or not plain or not math.isfinite(number):
             raise fail(f"plan.{key[:40]}", f"{show(number)} is not a number")
     return {k: float(v) for k, v in value.items()}

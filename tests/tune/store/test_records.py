@@ -64,6 +64,29 @@ def test_an_extended_warm_started_sweep_round_trips(tmp_path: Path) -> None:
             records.load(tmp_path)
 
 
+def test_a_planned_sweep_round_trips_and_a_plan_hpo_would_not_write_is_refused(
+    tmp_path: Path,
+) -> None:
+    spec = load_spec(SEARCH_SPACES / "smoke.yaml")
+    plain = records.new_record(spec, "sqlite:////abs/mlflow.db")
+    records.save(tmp_path, plain)
+    assert "plan" not in json.loads((tmp_path / records.RECORD_FILE).read_text())
+    record = replace(plain, plan={"slots": 2.0, "wall_s_median": 15.2})
+    records.save(tmp_path, record)
+    assert records.load(tmp_path) == record
+    data = json.loads((tmp_path / records.RECORD_FILE).read_text())
+    for bad in (
+        {"slots": "2"},
+        {"slots": True},
+        {"x" * 41: 1.0},
+        [1.0],
+        {f"k{i}": 1 for i in range(21)},
+    ):
+        (tmp_path / records.RECORD_FILE).write_text(json.dumps({**data, "plan": bad}))
+        with pytest.raises(RecordError, match="plan"):
+            records.load(tmp_path)
+
+
 def test_derived_values_follow_the_spec(tmp_path: Path) -> None:
     spec = load_spec(SEARCH_SPACES / "fashion_seed.yaml")
     record = records.new_record(spec, "sqlite:////abs/mlflow.db")
