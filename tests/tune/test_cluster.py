@@ -261,3 +261,18 @@ def test_what_the_cluster_cannot_do_is_one_line_and_exit_2(cluster: Cluster) -> 
         too_big.stderr
     )
     assert not (cluster.shared / "big").exists() and not (cluster.shared / "refused").exists()
+
+
+def test_plan_measures_on_the_cluster_and_counts_its_slots(cluster: Cluster) -> None:
+    """`hpo plan --address HEAD:PORT`: the shape timed as a Ray task on a node (this checkout's
+    code travels to it), the slots what both nodes hold (a 1-CPU trial each); nothing written."""
+    space = cluster.space("planned")
+    done = cluster.hpo("plan", str(space), "--address", cluster.nodes.gcs, "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["where"] == f"the cluster at {cluster.nodes.gcs}" and figures["slots"] == 2
+    (shape,) = figures["shapes"]  # dropout alone varies: one model shape
+    assert shape["trials"] == 4 and shape["epoch_s"] > 0 and shape["peak_mem_mb"] > 0
+    assert figures["trial_epochs"]["median"] == figures["max_trial_epochs"] == 8  # no ASHA
+    written = [cluster.private / "runs", cluster.private / "mlflow.db", cluster.shared / "planned"]
+    assert not any(p.exists() for p in written)
