@@ -85,15 +85,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 f"`hpo resume {spec.name}`, or start it again with --overwrite (or use --name NEW)"
             )
         options = run_options(args)
+        # Before --overwrite moves the old experiment aside: a plan that refuses the input
+        # (exit 2) leaves everything as it was.
+        planned, plan_line = plan_at_start(spec, options, args.no_plan)
         aside = set_aside(exp_dir, spec, options)
         print(
             f"hpo: sweep '{spec.name}': {spec.describe()}; results in "
             f"{storage_module.ray_path(exp_dir)}, MLflow at {tracking_uri}",
             flush=True,
         )
-        if warm is not None:
-            print(f"hpo: {warm.line()}", flush=True)
-        planned = plan_at_start(spec, options, args.no_plan)
+        for line in (plan_line, warm.line() if warm else ""):
+            if line:
+                print(f"hpo: {line}", flush=True)
         result = sweep.run_sweep(
             spec, exp_dir, tracking_uri, options, replacing=aside, warm=warm, planned=planned
         )
@@ -117,11 +120,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def plan_at_start(spec: SweepSpec, options: RunOptions, skip: bool) -> dict[str, float]:
-    """`hpo plan`'s figures for the sweep about to start, printed and returned for its record;
-    {} with --no-plan (or $HPO_NO_PLAN=1). A plan that fails costs the sweep nothing."""
+def plan_at_start(spec: SweepSpec, options: RunOptions, skip: bool) -> tuple[dict[str, float], str]:
+    """`hpo plan`'s figures for the sweep about to start, for its record, and its line to
+    print; nothing with --no-plan (or $HPO_NO_PLAN=1). A plan that fails costs the sweep
+    nothing but a line; bad input is refused as the sweep would refuse it (exit 2)."""
     if skip or os.environ.get(NO_PLAN_ENV, "") not in ("", "0"):
-        return {}
+        return {}, ""
     from tune.forecast.plan import make_plan
 
     try:
@@ -129,16 +133,14 @@ def plan_at_start(spec: SweepSpec, options: RunOptions, skip: bool) -> dict[str,
     except InputError:
         raise
     except Exception as e:  # the forecast is a help, never a reason not to run
-        print(f"hpo: no plan ({type(e).__name__}: {e}); the sweep goes on", flush=True)
-        return {}
+        return {}, f"no plan ({type(e).__name__}: {e}); the sweep goes on"
     te, wall = plan.trial_epochs, plan.wall_s
-    print(
-        f"hpo: plan: {te.p10:.0f}-{te.p90:.0f} trial-epochs (median {te.median:.0f}), "
+    line = (
+        f"plan: {te.p10:.0f}-{te.p90:.0f} trial-epochs (median {te.median:.0f}), "
         f"{duration(wall.p10)} to {duration(wall.p90)} (median {duration(wall.median)}), "
-        f"{plan.slots} at a time, {plan.peak_mem_mb:.0f} MB a trial (`hpo plan` for more)",
-        flush=True,
+        f"{plan.slots} at a time, {plan.peak_mem_mb:.0f} MB a trial (`hpo plan` for more)"
     )
-    return plan.figures()
+    return plan.figures(), line
 
 
 def warm_start_of(name: str | None, storage: str, spec: SweepSpec) -> WarmStart | None:
