@@ -24,7 +24,8 @@ from tune.run.trial import TrialSettings, build_trainer
 from tune.store import checkpoints
 from tune.store.checkpoints import CHECKPOINT_FILE
 
-TIMED_S = 0.4  # seconds of training steps timed per shape (after one warm-up step)
+TIMED_S = 0.4  # seconds of training steps timed per shape (after one warm-up step), at most
+QUICK_S = 0.05  # and in a first, rough pass (plan.py: _within_budget)
 MAX_STEPS = 30  # and at most this many steps
 
 
@@ -37,25 +38,30 @@ class Cost:
     peak_mem_mb: float  # the process's peak resident memory while it trained (data included)
 
 
-def measure(configs: list[dict[str, Any]], settings: TrialSettings, data: RawData) -> list[Cost]:
-    """Each config's cost (one config per shape), measured one after the other."""
+def measure(
+    configs: list[dict[str, Any]], settings: TrialSettings, data: RawData, timed_s: float = TIMED_S
+) -> list[Cost]:
+    """Each config's cost (one config per shape), measured one after the other, each with
+    about `timed_s` of training steps."""
     threads = torch.get_num_threads()
     try:
         # A first trainer in a process pays for the data's conversion and torch's first
         # kernels (measured: the first shape 1.3-1.6x slower than when timed second).
         build_trainer(configs[0], settings, data).train_epoch(steps=2)
-        return [_measure(config, settings, data) for config in configs]
+        return [_measure(config, settings, data, timed_s) for config in configs]
     finally:
         torch.set_num_threads(threads)  # the trainer set the trial's count in this process
         trial_module._DATA.clear()  # the worker's copy of the data, made to measure
 
 
-def _measure(config: dict[str, Any], settings: TrialSettings, data: RawData) -> Cost:
+def _measure(
+    config: dict[str, Any], settings: TrialSettings, data: RawData, timed_s: float
+) -> Cost:
     _reset_peak()
     trainer = build_trainer(config, settings, data)
     trainer.train_epoch(steps=1)  # the first step allocates and picks kernels
     probe = trainer.train_epoch(steps=1)[2]
-    steps = max(1, min(MAX_STEPS, trainer.steps_per_epoch(), math.ceil(TIMED_S / max(probe, 1e-4))))
+    steps = max(1, min(MAX_STEPS, trainer.steps_per_epoch(), math.ceil(timed_s / max(probe, 1e-4))))
     _, _, seconds = trainer.train_epoch(steps=steps)
     step_s = seconds / steps
     eval_s = _eval_seconds(trainer)

@@ -13,6 +13,7 @@ import math
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -29,6 +30,7 @@ from tune.space.spec import SweepSpec
 
 MAX_SHAPES = 12  # shapes measured at most; the others take the nearest measured one's cost
 REPLAYS = 400
+BUDGET_SHARE = 0.1  # of the sweep's median wall time, the most a plan spends measuring
 
 
 @dataclass(frozen=True)
@@ -132,14 +134,21 @@ def make_plan(spec: SweepSpec, options: RunOptions) -> SweepPlan:
         raise InputError(settings.data.label, [Problem("dataset", str(e))]) from None
     measured_on = [example[s] for s in chosen]
     if options.address is None:
-        costs = measure.measure(measured_on, settings, data)
         slots, memory_mb, where = _local_slots(spec)
+
+        def timed(seconds: float) -> list[measure.Cost]:
+            return measure.measure(measured_on, settings, data, seconds)
     else:
-        costs, slots, memory_mb = _on_cluster(spec, options, measured_on, settings, data)
+        slots, memory_mb = _cluster_slots(spec, options)
         where = f"the cluster at {options.address}"
+
+        def timed(seconds: float) -> list[measure.Cost]:
+            return _on_cluster(spec, measured_on, settings, data, seconds)
+
+    slots = min(slots, len(configs), spec.max_concurrent_trials or slots)
+    costs = _within_budget(timed, spec, configs, chosen, slots, started)
     measured_s = time.monotonic() - started
     cost_of = _nearest(chosen, costs)
-    slots = min(slots, len(configs), spec.max_concurrent_trials or slots)
     outlook = _outlook(spec, configs, cost_of, slots)
     count = {s: sum(trials.shape(c) == s for c in configs) for s in shapes}
     return SweepPlan(
@@ -164,7 +173,34 @@ def make_plan(spec: SweepSpec, options: RunOptions) -> SweepPlan:
     )
 
 
-def _outlook(spec: SweepSpec, configs: list[dict[str, Any]], cost_of: Any, slots: int) -> Outlook:
+def _within_budget(
+    timed: Callable[[float], list[measure.Cost]],
+    spec: SweepSpec,
+    configs: list[dict[str, Any]],
+    chosen: list[trials.Shape],
+    slots: int,
+    started: float,
+) -> list[measure.Cost]:
+    """The shapes' costs, measured within a tenth of the sweep they plan where the fixed
+    start (imports, the data) leaves room: a first pass with QUICK_S of steps a shape gives a
+    rough median wall time; a second, with up to TIMED_S a shape, runs only if it fits."""
+    first = time.monotonic()
+    rough = timed(measure.QUICK_S)
+    pass_s = (time.monotonic() - first) / len(chosen)  # a shape's build, warm-up, eval, save
+    wall = _outlook(spec, configs, _nearest(chosen, rough), slots, replays=50).wall_s.median
+    spare = (BUDGET_SHARE * wall - (time.monotonic() - started)) / len(chosen) - pass_s
+    if spare < 2 * measure.QUICK_S:
+        return rough
+    return timed(min(measure.TIMED_S, spare))
+
+
+def _outlook(
+    spec: SweepSpec,
+    configs: list[dict[str, Any]],
+    cost_of: Any,
+    slots: int,
+    replays: int = REPLAYS,
+) -> Outlook:
     continuous, levels = trials.encode(spec, configs)
     planned = [
         simulate.Trial(int(c["epochs"]), cost_of(trials.shape(c)).epoch_s, tuple(row))
@@ -181,7 +217,7 @@ def _outlook(spec: SweepSpec, configs: list[dict[str, Any]], cost_of: Any, slots
         Overheads(),
         startup_trials=spec.startup_trials if spec.search_algorithm == "optuna" else None,
         time_budget_s=spec.time_budget_s,
-        replays=REPLAYS,
+        replays=replays,
         seed=spec.seed,
     )
 
@@ -231,23 +267,15 @@ def _local_slots(spec: SweepSpec) -> tuple[int, float, str]:
     return max(1, slots), memory_mb, f"this machine ({cpus} CPUs{gpu_part})"
 
 
-def _on_cluster(
-    spec: SweepSpec,
-    options: RunOptions,
-    configs: list[dict[str, Any]],
-    settings: Any,
-    data: Any,
-) -> tuple[list[measure.Cost], int, float]:
-    """Measured as a Ray task with one trial's resources, on a node the cluster picks; the
-    slots are what the alive nodes hold of such trials."""
+def _cluster_slots(spec: SweepSpec, options: RunOptions) -> tuple[int, float]:
+    """Ray joined (this checkout's code and the user's modules go with the tasks): the trials
+    the alive nodes hold at once, and the smallest node's memory."""
     import ray
 
     from tune.cluster import nodes
     from tune.run.process import start_ray
 
     start_ray(options, nodes.user_modules(spec))
-    task = ray.remote(num_cpus=spec.resources.cpu, num_gpus=spec.resources.gpu)(measure.measure)
-    costs: list[measure.Cost] = ray.get(task.remote(configs, settings, data))
     slots, memory = 0, math.inf
     for node in ray.nodes():
         if not node.get("Alive"):
@@ -258,4 +286,19 @@ def _on_cluster(
             fit = min(fit, int(have.get("GPU", 0) // spec.resources.gpu))
         slots += fit
         memory = min(memory, have.get("memory", math.inf) / 2**20)
-    return costs, max(1, slots), memory
+    return max(1, slots), memory
+
+
+def _on_cluster(
+    spec: SweepSpec,
+    configs: list[dict[str, Any]],
+    settings: Any,
+    data: Any,
+    timed_s: float,
+) -> list[measure.Cost]:
+    """Measured as a Ray task with one trial's resources, on a node the cluster picks."""
+    import ray
+
+    task = ray.remote(num_cpus=spec.resources.cpu, num_gpus=spec.resources.gpu)(measure.measure)
+    costs: list[measure.Cost] = ray.get(task.remote(configs, settings, data, timed_s))
+    return costs
