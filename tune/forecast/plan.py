@@ -48,6 +48,7 @@ class SweepPlan:
     trials: int
     max_trial_epochs: int  # every trial to its last epoch: what no early stopping runs
     slots: int  # trials at a time
+    per_machine: int  # of them on one machine at most (a cluster: its largest node)
     where: str  # "this machine (2 CPUs)" or the cluster's address
     threads: int  # torch threads a trial (its CPUs)
     shapes: tuple[ShapeCost, ...]
@@ -65,15 +66,6 @@ class SweepPlan:
         out["shapes"] = [asdict(s) for s in self.shapes]
         return out
 
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> SweepPlan:
-        """A recorded plan read back (its fields checked by the reader: tune/store/records.py)."""
-        fields = dict(data)
-        fields["shapes"] = tuple(ShapeCost(**s) for s in data["shapes"])
-        fields["trial_epochs"] = Percentiles(**data["trial_epochs"])
-        fields["wall_s"] = Percentiles(**data["wall_s"])
-        return cls(**fields)
-
     def figures(self) -> dict[str, float]:
         """The headline figures a sweep records at its start (ExperimentRecord.plan), for the
         report to set beside what happened."""
@@ -84,8 +76,7 @@ class SweepPlan:
 
     def fits(self) -> bool:
         """Whether the trials that run at once fit one machine's memory."""
-        per_machine = self.slots if "machine" in self.where else 1
-        return self.peak_mem_mb * per_machine <= self.memory_mb
+        return self.peak_mem_mb * min(self.per_machine, self.slots) <= self.memory_mb
 
     def lines(self) -> list[str]:
         """What `hpo plan` prints."""
@@ -114,7 +105,8 @@ class SweepPlan:
         ]
         if not self.fits():
             out.append(
-                f"warning: {self.slots} trials of {self.peak_mem_mb:.0f} MB at once do not fit "
+                f"warning: {min(self.per_machine, self.slots)} trials of {self.peak_mem_mb:.0f} MB "
+                "at once on one machine do not fit "
                 f"in {self.memory_mb:.0f} MB: lower max_concurrent_trials, or the model"
             )
         return out
@@ -135,11 +127,12 @@ def make_plan(spec: SweepSpec, options: RunOptions) -> SweepPlan:
     measured_on = [example[s] for s in chosen]
     if options.address is None:
         slots, memory_mb, where = _local_slots(spec)
+        per_machine = slots
 
         def timed(seconds: float) -> list[measure.Cost]:
             return measure.measure(measured_on, settings, data, seconds)
     else:
-        slots, memory_mb = _cluster_slots(spec, options)
+        slots, memory_mb, per_machine = _cluster_slots(spec, options)
         where = f"the cluster at {options.address}"
 
         def timed(seconds: float) -> list[measure.Cost]:
@@ -156,6 +149,7 @@ def make_plan(spec: SweepSpec, options: RunOptions) -> SweepPlan:
         trials=len(configs),
         max_trial_epochs=sum(int(c["epochs"]) for c in configs),
         slots=slots,
+        per_machine=per_machine,
         where=where,
         threads=settings.threads,
         shapes=tuple(
@@ -267,16 +261,17 @@ def _local_slots(spec: SweepSpec) -> tuple[int, float, str]:
     return max(1, slots), memory_mb, f"this machine ({cpus} CPUs{gpu_part})"
 
 
-def _cluster_slots(spec: SweepSpec, options: RunOptions) -> tuple[int, float]:
+def _cluster_slots(spec: SweepSpec, options: RunOptions) -> tuple[int, float, int]:
     """Ray joined (this checkout's code and the user's modules go with the tasks): the trials
-    the alive nodes hold at once, and the smallest node's memory."""
+    the alive nodes hold at once, the smallest node's memory, and the most trials one node
+    holds."""
     import ray
 
     from tune.cluster import nodes
     from tune.run.process import start_ray
 
     start_ray(options, nodes.user_modules(spec))
-    slots, memory = 0, math.inf
+    slots, memory, most = 0, math.inf, 1
     for node in ray.nodes():
         if not node.get("Alive"):
             continue
@@ -284,9 +279,9 @@ def _cluster_slots(spec: SweepSpec, options: RunOptions) -> tuple[int, float]:
         fit = int(have.get("CPU", 0) // max(spec.resources.cpu, 1e-9))
         if spec.resources.gpu > 0:
             fit = min(fit, int(have.get("GPU", 0) // spec.resources.gpu))
-        slots += fit
+        slots, most = slots + fit, max(most, fit)
         memory = min(memory, have.get("memory", math.inf) / 2**20)
-    return max(1, slots), memory
+    return max(1, slots), memory, most
 
 
 def _on_cluster(

@@ -4,10 +4,13 @@ own process; it writes nothing."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from tests.conftest import SEARCH_SPACES
 from tests.tune.conftest import hpo
+from tune.forecast.plan import ShapeCost, SweepPlan
+from tune.forecast.simulate import Percentiles
 
 
 def test_plan_of_the_smoke_space_prints_its_figures_and_writes_nothing(tmp_path: Path) -> None:
@@ -33,3 +36,19 @@ def test_a_bad_space_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "dropout" in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert done.stdout == ""
+
+
+def test_trials_that_do_not_fit_the_memory_are_warned_of() -> None:
+    spread = Percentiles(1.0, 2.0, 3.0)
+    plan = SweepPlan(
+        name="big", trials=4, max_trial_epochs=8, slots=2, per_machine=2, where="this machine",
+        threads=1, shapes=(ShapeCost("", 4, 1.0, 700.0, True),), trial_epochs=spread,
+        wall_s=spread, peak_mem_mb=700.0, memory_mb=1000.0, replays=1, measured_s=0.1,
+    )  # fmt: skip
+    assert plan.lines()[-1] == (
+        "warning: 2 trials of 700 MB at once on one machine do not fit in 1000 MB: lower "
+        "max_concurrent_trials, or the model"
+    )
+    assert plan.fits() is False
+    assert replace(plan, per_machine=1).fits()  # a cluster whose nodes hold one trial each
+    assert not replace(plan, slots=1).lines()[-1].startswith("warning")
