@@ -409,3 +409,23 @@ def test_the_summary_is_flushed_when_the_run_ends(
     monkeypatch.setattr(sys, "stdout", pipe)
     assert finish(result(tmp_path), "val_accuracy", "sqlite:///x.db") == 0
     assert "Finished in" in pipe.flushed
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "skips"),
+    [
+        (["sweep", "x.yaml"], "", False),
+        (["sweep", "x.yaml", "--no-plan"], "", True),
+        (["sweep", "x.yaml"], "1", True),
+        (["sweep", "x.yaml"], "0", False),
+        (["submit", "x.yaml", "--no-plan"], "", True),  # the job's `hpo sweep` gets --no-plan
+        (["submit", "x.yaml"], "1", True),
+    ],
+)
+def test_no_plan_by_flag_or_environment(
+    argv: list[str], env: str, skips: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tune.cli.common import no_plan
+
+    monkeypatch.setenv("HPO_NO_PLAN", env)
+    assert no_plan(build_parser().parse_args(argv)) is skips

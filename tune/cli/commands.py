@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -16,6 +15,7 @@ from tune.cli.common import (
     data_dir,
     experiment_of,
     finish,
+    no_plan,
     not_a_job_address,
     print_input_error,
     run_options,
@@ -29,8 +29,6 @@ from tune.cli.results import after_confirm
 from tune.core.errors import EXIT_BAD_INPUT, EXIT_OK, InputError, UsageError
 from tune.core.text import duration
 from tune.store.tracking_uri import absolute_tracking_uri, check_tracking_uri
-
-NO_PLAN_ENV = "HPO_NO_PLAN"
 
 if TYPE_CHECKING:
     from tune.run.process import RunOptions
@@ -87,7 +85,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         options = run_options(args)
         # Before --overwrite moves the old experiment aside: a plan that refuses the input
         # (exit 2) leaves everything as it was.
-        planned, plan_line = plan_at_start(spec, options, args.no_plan)
+        planned, plan_line = plan_at_start(spec, options, no_plan(args))
         aside = set_aside(exp_dir, spec, options)
         print(
             f"hpo: sweep '{spec.name}': {spec.describe()}; results in "
@@ -122,9 +120,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def plan_at_start(spec: SweepSpec, options: RunOptions, skip: bool) -> tuple[dict[str, float], str]:
     """`hpo plan`'s figures for the sweep about to start, for its record, and its line to
-    print; nothing with --no-plan (or $HPO_NO_PLAN=1). A plan that fails costs the sweep
+    print; nothing when `skip` (--no-plan, $HPO_NO_PLAN). A plan that fails costs the sweep
     nothing but a line; bad input is refused as the sweep would refuse it (exit 2)."""
-    if skip or os.environ.get(NO_PLAN_ENV, "") not in ("", "0"):
+    if skip:
         return {}, ""
     from tune.forecast.plan import make_plan
 

@@ -71,6 +71,12 @@ def reuse_actors() -> bool:
     return value == "1"
 
 
+def no_plan(args: argparse.Namespace) -> bool:
+    """--no-plan, or $HPO_NO_PLAN set to anything but 0: a sweep starts without `hpo plan`'s
+    forecast (a submitted job's sweep too)."""
+    return bool(args.no_plan) or os.environ.get("HPO_NO_PLAN", "") not in ("", "0")
+
+
 def driver_env() -> dict[str, str]:
     """What a submitted job's driver is to read as this process would: $HPO_REUSE_ACTORS."""
     return {} if reuse_actors() else {"HPO_REUSE_ACTORS": "0"}

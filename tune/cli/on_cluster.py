@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from tune.cli.common import (
     driver_env,
     job_address_of,
+    no_plan,
     storage_of,
     sweep_spec,
     tracking_of,
@@ -45,7 +46,12 @@ def cmd_submit(args: argparse.Namespace) -> int:
         storage,
         tracking_uri,
         {"--num-samples": args.num_samples, "--max-concurrent": args.max_concurrent},
-        {"--smoke": args.smoke, "--overwrite": args.overwrite, "--verbose": args.verbose},
+        {
+            "--smoke": args.smoke,
+            "--overwrite": args.overwrite,
+            "--verbose": args.verbose,
+            "--no-plan": no_plan(args),
+        },
     )
     submitted = jobs.submit(
         address,

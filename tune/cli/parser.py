@@ -57,12 +57,6 @@ def _sweep_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="an earlier experiment (same metric and mode): Optuna is first told its finished "
         "trials that lie inside this space; random and grid search name its best as a baseline",
     )
-    s.add_argument(
-        "--no-plan",
-        action="store_true",
-        help="start without `hpo plan`'s forecast, which is otherwise measured (seconds) and "
-        "recorded for the report (so too with $HPO_NO_PLAN=1)",
-    )
     sub_ = sub.add_parser(
         "submit", help="run a sweep on a Ray cluster as a Ray Job; it goes on without you"
     )
@@ -97,6 +91,12 @@ def _sweep_flags(p: argparse.ArgumentParser, address: str, storage: str = "") ->
         "--smoke",
         action="store_true",
         help="2 tiny epochs, at most 2 samples: check the whole path in seconds",
+    )
+    p.add_argument(
+        "--no-plan",
+        action="store_true",
+        help="start without `hpo plan`'s forecast, which is otherwise measured (seconds) and "
+        "recorded for the report (so too with $HPO_NO_PLAN=1)",
     )
     p.add_argument(
         "--overwrite",
