@@ -1,6 +1,6 @@
 """What the `hpo` handlers share: the outside inputs, each read here once and passed on as
 options (flags, then $HPO_STORAGE, $MLFLOW_TRACKING_URI, $RAY_ADDRESS, $HPO_DATA_DIR,
-$HPO_REUSE_ACTORS and, for the job commands, $RAY_API_SERVER_ADDRESS); the checks of a named
+$HPO_REUSE_ACTORS, $HPO_NO_PLAN and, for the job commands, $RAY_API_SERVER_ADDRESS); the checks of a named
 experiment and of a sweep's file; and the summary a run ends with."""
 
 from __future__ import annotations
