@@ -26,6 +26,7 @@ from tune.forecast import measure, simulate, trials
 from tune.forecast.simulate import Asha, Outlook, Overheads, Percentiles
 from tune.run.process import RunOptions
 from tune.run.trial import trial_settings
+from tune.space.checks import local_gpu_count
 from tune.space.spec import SweepSpec
 
 MAX_SHAPES = 12  # shapes measured at most; the others take the nearest measured one's cost
@@ -247,38 +248,35 @@ def _label(s: trials.Shape, shapes: list[trials.Shape]) -> str:
     return " ".join(f"{k}={fmt_value(v)}" for k, v in s if k in varying)
 
 
+def _fit(cpus: float, gpus: float, spec: SweepSpec) -> int:
+    """How many of the sweep's trials one machine of `cpus` and `gpus` runs at once."""
+    fit = int(cpus // max(spec.resources.cpu, 1e-9))
+    if spec.resources.gpu > 0:
+        fit = min(fit, int(gpus // spec.resources.gpu))
+    return fit
+
+
 def _local_slots(spec: SweepSpec) -> tuple[int, float, str]:
     """Trials at a time on this machine, its memory, and how to name it."""
-    import torch
-
     cpus = os.cpu_count() or 1
-    slots = max(1, int(cpus // max(spec.resources.cpu, 1e-9)))
-    gpus = torch.cuda.device_count() if spec.resources.gpu > 0 else 0
-    if spec.resources.gpu > 0:
-        slots = min(slots, int(gpus // spec.resources.gpu))
+    gpus = local_gpu_count() if spec.resources.gpu > 0 else 0
     memory_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
     gpu_part = f", {gpus} GPUs" if spec.resources.gpu > 0 else ""
-    return max(1, slots), memory_mb, f"this machine ({cpus} CPUs{gpu_part})"
+    return max(1, _fit(cpus, gpus, spec)), memory_mb, f"this machine ({cpus} CPUs{gpu_part})"
 
 
 def _cluster_slots(spec: SweepSpec, options: RunOptions) -> tuple[int, float, int]:
     """Ray joined (this checkout's code and the user's modules go with the tasks): the trials
     the alive nodes hold at once, the smallest node's memory, and the most trials one node
     holds."""
-    import ray
-
     from tune.cluster import nodes
     from tune.run.process import start_ray
 
     start_ray(options, nodes.user_modules(spec))
     slots, memory, most = 0, math.inf, 1
-    for node in ray.nodes():
-        if not node.get("Alive"):
-            continue
+    for node in nodes.alive_nodes():
         have = node.get("Resources", {})
-        fit = int(have.get("CPU", 0) // max(spec.resources.cpu, 1e-9))
-        if spec.resources.gpu > 0:
-            fit = min(fit, int(have.get("GPU", 0) // spec.resources.gpu))
+        fit = _fit(have.get("CPU", 0), have.get("GPU", 0), spec)
         slots, most = slots + fit, max(most, fit)
         memory = min(memory, have.get("memory", math.inf) / 2**20)
     return max(1, slots), memory, most

@@ -8,7 +8,7 @@ import math
 import random
 from typing import Any
 
-from tune.space.distributions import Distribution
+from tune.space.distributions import Distribution, same_value
 from tune.space.grid import grid_points
 from tune.space.hyperparams import grid_values
 from tune.space.spec import SweepSpec
@@ -94,4 +94,4 @@ def encode(spec: SweepSpec, trials: list[dict[str, Any]]) -> tuple[list[bool], l
 def _index(dist: Distribution, value: Any) -> int:
     if dist.kind == "randint":
         return int(value) - int(dist.low)
-    return next(i for i, v in enumerate(dist.values) if v == value and type(v) is type(value))
+    return next(i for i, v in enumerate(dist.values) if same_value(v, value))
