@@ -52,8 +52,9 @@ def run(search: str, quick: bool) -> dict[str, Any]:
         space = Path(work) / f"fashion_best_{search}.yaml"
         text = SPACE.read_text()
         space.write_text(text.replace("search_algorithm: optuna", f"search_algorithm: {search}"))
+        quick_flags = ["--smoke", "--max-concurrent", "1"]  # a check: one small trial at a time
         done = sweep_and_confirm(
-            space, search, Path(work), top, seeds, *(["--smoke"] if quick else [])
+            space, search, Path(work), top, seeds, *(quick_flags if quick else [])
         )
         trials, epochs, _ = outcome(done.experiment)
         if not quick:  # the report hpo wrote, with its plots, outlives the folder

@@ -38,6 +38,7 @@ dataset: {train_steps: 5, eval_steps: null}
 search: {dropout: {grid: [0.0, 0.5]}, normalization: false, conv_layers: 2, epochs: 1}
 search_algorithm: grid
 scheduler: {asha: {grace_period: 1, reduction_factor: 3}}
+max_concurrent_trials: 1  # one trial process: a check needs no more
 """
 # With --ablate, the script again with hpo's defaults switched on one more at a time.
 ABLATIONS: dict[str, dict[str, bool]] = {

@@ -16,6 +16,19 @@ from models.data import Datasets, Split
 os.environ.setdefault("HPO_NO_PLAN", "1")
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+SLOW = ("integration", "slow")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests first, then the quick ones, each part in pytest-randomly's order (it
+    shuffles before this hook; the sort is stable): with two pytest workers taking tests as they
+    free up, the many quick tests fill the last minutes, instead of one worker finishing a long
+    test while the other has nothing left."""
+    items.sort(key=lambda item: not any(item.get_closest_marker(m) for m in SLOW))
+
+
 SEARCH_SPACES = REPO / "search_spaces"
 # A tracking URI of the right form whose store is on no machine: records that tests write by
 # hand, for commands that read the folder only (hpo report does not log: nothing is there).

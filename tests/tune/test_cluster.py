@@ -23,6 +23,7 @@ from tune.store import storage
 
 pytestmark = [
     pytest.mark.integration,
+    pytest.mark.xdist_group("loopback_cluster"),  # one cluster (the module's fixture) for all
     pytest.mark.skipif(why_not() is not None, reason=f"loopback cluster: {why_not()}"),
 ]
 

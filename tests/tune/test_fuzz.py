@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import pytest
 import yaml
 
 from tests.conftest import SEARCH_SPACES
@@ -272,6 +273,7 @@ def mutate_state(rng: random.Random, text: str, odd: list[Any]) -> str:
     return json.dumps(data)
 
 
+@pytest.mark.slow
 def test_status_and_report_survive_mutated_folders(tmp_path: Path) -> None:
     """200 mutations of hpo_sweep.json and 200 of Ray's state file, each through `hpo status`
     and `hpo report`: exit 0 or 2, never a traceback or a run-time failure, and nothing

@@ -29,18 +29,21 @@ from tune.store.trials import read_history
 pytestmark = pytest.mark.integration
 
 EPOCHS = 4
-# Small and quick, but an epoch takes long enough (~0.5 s) to be caught mid-trial. Random
-# search with a continuous entry, so that a resume must continue the searcher's own state.
+# Small and quick, but an epoch takes long enough (~0.5 s at 40 steps) to be caught mid-trial.
+# Random search with a continuous entry, so that a resume must continue the searcher's own state.
+# The sweeps with injected faults run in this process and are never stopped mid-epoch: 3 trials
+# of 10 steps (each failed trial costs a new trial process).
+FAULTY = {"samples": 3, "steps": 10}
 SPACE = f"""\
 name: {{name}}
-dataset: {{{{train_steps: 40, eval_steps: 4}}}}
+dataset: {{{{train_steps: {{steps}}, eval_steps: 4}}}}
 search:
   dropout: {{{{uniform: [0.0, 0.5]}}}}
   filters: 8
   units: 32
   epochs: {EPOCHS}
 search_algorithm: random
-num_samples: 5
+num_samples: {{samples}}
 max_concurrent_trials: 2
 scheduler: none
 max_failures: {{failures}}
@@ -48,12 +51,17 @@ max_failures: {{failures}}
 
 
 class Sweep:
-    """An experiment folder, its MLflow store and `hpo` run as a user would run it."""
+    """An experiment folder, its MLflow store and `hpo` run as a user would run it. A sweep
+    that is never stopped mid-epoch can have fewer, shorter trials (`samples`, `steps`)."""
 
-    def __init__(self, tmp_path: Path, name: str, failures: int = 2) -> None:
-        self.cwd, self.name = tmp_path, name
+    def __init__(
+        self, tmp_path: Path, name: str, failures: int = 2, samples: int = 5, steps: int = 40
+    ) -> None:
+        self.cwd, self.name, self.samples = tmp_path, name, samples
         self.space = tmp_path / f"{name}.yaml"
-        self.space.write_text(SPACE.format(name=name, failures=failures))
+        self.space.write_text(
+            SPACE.format(name=name, failures=failures, samples=samples, steps=steps)
+        )
         self.exp_dir = tmp_path / "runs" / name
         self.uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
         self.env = hpo_env(MLFLOW_TRACKING_URI=self.uri)
@@ -144,13 +152,13 @@ def two_done_one_midway(epochs: dict[str, list[int]]) -> bool:
 
 
 def assert_complete(sweep: Sweep, before: dict[str, list[tuple[int, float]]] | None = None) -> None:
-    """Every one of the 5 trials ran epochs 1..4 once, in Ray's results and in MLflow, with one
+    """Every one of the trials ran epochs 1..4 once, in Ray's results and in MLflow, with one
     MLflow run per trial plus the parent; trials finished before the kill kept their results."""
     epochs = sweep.epochs()
-    assert len(epochs) == 5, epochs  # the searcher continued: num_samples trials in all
+    assert len(epochs) == sweep.samples, epochs  # the searcher continued: num_samples trials
     assert all(e == list(range(1, EPOCHS + 1)) for e in epochs.values()), epochs
     runs, steps = sweep.mlflow_runs()
-    assert len(runs) == 5 + 1, [r.info.run_name for r in runs]  # type: ignore[attr-defined]
+    assert len(runs) == sweep.samples + 1, [r.info.run_name for r in runs]  # type: ignore[attr-defined]
     assert all(s == list(range(1, EPOCHS + 1)) for s in steps.values()), steps
     assert all(r.info.status == "FINISHED" for r in runs)  # type: ignore[attr-defined]
     if before is not None:
@@ -236,17 +244,17 @@ def test_failed_trials_retry_from_their_checkpoint(
 ) -> None:
     """Every trial raises once before epoch 2 (test-only fault injection); with retries it
     goes on from its epoch-1 checkpoint, never from epoch 1 again."""
-    sweep = Sweep(tmp_path, "flaky")
+    sweep = Sweep(tmp_path, "flaky", **FAULTY)
     result = sweep.run_with_fault(Fault(epoch=2, marker_dir=str(tmp_path)))
     assert result.errors == 0 and not result.interrupted, result.rows
-    assert len(list(tmp_path.glob("*_0000*"))) == 5  # every trial did fail once
+    assert len(list(tmp_path.glob("*_0000*"))) == 3  # every trial did fail once
     assert_complete(sweep)
     # Recovered, but said: in the summary and in `hpo status`, with the error line.
     assert all(r.failures == 1 for r in result.rows)
     stop_ray()
     status = sweep.here(hpo_here, "status", sweep.name)
-    assert "hpo: 5 trial(s) failed and were retried from a checkpoint:" in status.stdout
-    assert status.stdout.count(f"completed; last: RuntimeError: {FAULT_MESSAGE} 2") == 5
+    assert "hpo: 3 trial(s) failed and were retried from a checkpoint:" in status.stdout
+    assert status.stdout.count(f"completed; last: RuntimeError: {FAULT_MESSAGE} 2") == 3
 
 
 def test_errored_trials_resume_from_their_checkpoint(
@@ -256,9 +264,9 @@ def test_errored_trials_resume_from_their_checkpoint(
     With two of their epoch-1 checkpoints damaged (one cut short, one gone), `hpo resume` names
     both, one line each, exits 2 and runs nothing; with them put back, it continues every trial
     from its last checkpoint."""
-    sweep = Sweep(tmp_path, "fragile", failures=0)
+    sweep = Sweep(tmp_path, "fragile", failures=0, **FAULTY)
     result = sweep.run_with_fault(Fault(epoch=2, marker_dir=str(tmp_path)))
-    assert result.errors == 5, result.rows
+    assert result.errors == 3, result.rows
     stop_ray()  # `hpo resume` below starts its own
     status = sweep.here(hpo_here, "status", sweep.name)
     assert f"failed: RuntimeError: {FAULT_MESSAGE} 2" in status.stdout
@@ -296,9 +304,9 @@ def test_what_a_kill_mid_checkpoint_leaves_is_repaired_on_resume(
     errored trials' epoch-2 checkpoints; `hpo resume` puts the first back and replays the
     epochs result.json lacks: every trial's history holds epochs 1..4, each logged to MLflow
     once."""
-    sweep = Sweep(tmp_path, "cut_short", failures=0)
+    sweep = Sweep(tmp_path, "cut_short", failures=0, **FAULTY)
     result = sweep.run_with_fault(Fault(epoch=3, marker_dir=str(tmp_path)))
-    assert result.errors == 5, result.rows
+    assert result.errors == 3, result.rows
     stop_ray()  # `hpo resume` below starts its own
     half, unreported, *_ = sorted(sweep.exp_dir.glob("*/checkpoint_000001"))
     shutil.copytree(half, half.with_name("checkpoint_000009"))  # the newer one
@@ -309,19 +317,20 @@ def test_what_a_kill_mid_checkpoint_leaves_is_repaired_on_resume(
 
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     histories = [read_history(trial) for trial in sweep.exp_dir.glob("*_0000*")]
-    assert [[h["epoch"] for h in history] for history in histories] == [[1, 2, 3, 4]] * 5
+    assert [[h["epoch"] for h in history] for history in histories] == [[1, 2, 3, 4]] * 3
     runs, steps = sweep.mlflow_runs()
-    assert len(runs) == 5 + 1 and list(steps.values()) == [[1, 2, 3, 4]] * 5
+    assert len(runs) == 3 + 1 and list(steps.values()) == [[1, 2, 3, 4]] * 3
 
 
 def test_sweep_onto_an_existing_experiment(tmp_path: Path, hpo_here: Runner) -> None:
-    sweep = Sweep(tmp_path, "twice")
-    assert sweep.run("sweep", str(sweep.space), "--num-samples", "2").returncode == 0
+    sweep = Sweep(tmp_path, "twice", steps=10)
+    one = ("--num-samples", "2", "--max-concurrent", "1")  # one trial process a sweep
+    assert sweep.run("sweep", str(sweep.space), *one).returncode == 0
     refused = sweep.here(hpo_here, "sweep", str(sweep.space))
     assert refused.returncode == 2
     assert "hpo resume twice" in refused.stderr and "--overwrite" in refused.stderr
 
-    again = sweep.run("sweep", str(sweep.space), "--num-samples", "2", "--overwrite")
+    again = sweep.run("sweep", str(sweep.space), *one, "--overwrite")
     assert again.returncode == 0, again.stdout + again.stderr
     runs, steps = sweep.mlflow_runs()  # the first sweep's runs were deleted with it
     assert len(runs) == 2 + 1 and len(steps) == 2

@@ -59,6 +59,9 @@ def _save(fig: Figure, path: Path) -> Path:
     """The figure as a PNG, written whole (tune/core/files.py)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
+    # tight_layout leaves a placeholder layout engine on the figure, for which savefig draws the
+    # whole figure once more before drawing the PNG: the same bytes, a fifth slower.
+    fig.set_layout_engine(None)
     png = io.BytesIO()
     fig.savefig(png, format="png", dpi=DPI)
     plt.close(fig)

@@ -43,6 +43,7 @@ search:
 search_algorithm: grid
 scheduler: {{asha: {{grace_period: 1, reduction_factor: 2}}}}
 num_samples: 1
+max_concurrent_trials: 1  # one trial process: parallel trials are not what these test
 seed: 0
 """
 PLOTS = {
@@ -97,6 +98,10 @@ def new_sweep(root: Path, space: str, name: str = NAME) -> Sweep:
     return s
 
 
+# The tests that read the module's one sweep run on one pytest worker, one after the other.
+SHARED = pytest.mark.xdist_group("report_sweep")
+
+
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> Sweep:
     """One sweep that the report tests only read (each writes its report anew)."""
@@ -109,6 +114,7 @@ def best_trial(histories: dict[str, list[dict[str, Any]]]) -> tuple[str, float]:
 
 
 @pytest.mark.integration
+@SHARED
 def test_report_files_plots_and_mlflow_artifacts(
     sweep: Sweep, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -144,6 +150,7 @@ def test_report_files_plots_and_mlflow_artifacts(
 
 
 @pytest.mark.integration
+@SHARED
 def test_best_config_is_the_best_trial_and_retrains_exactly(sweep: Sweep) -> None:
     assert sweep.main("report", NAME) == 0
     best_id, best_value = best_trial(sweep.histories())
@@ -167,6 +174,7 @@ def test_best_config_is_the_best_trial_and_retrains_exactly(sweep: Sweep) -> Non
 
 
 @pytest.mark.integration
+@SHARED
 def test_leaderboard_and_accounting_match_the_trials(sweep: Sweep) -> None:
     assert sweep.main("report", NAME, "--out", str(sweep.root / "elsewhere")) == 0
     folder = sweep.root / "elsewhere"
@@ -329,6 +337,7 @@ search:
   epochs: 3
 search_algorithm: grid
 scheduler: none
+max_concurrent_trials: 1
 """
 
 

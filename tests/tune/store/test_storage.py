@@ -13,6 +13,8 @@ import pytest
 from tests.tune.conftest import AWS, Bucket, Runner, hpo
 from tune.store import storage
 
+pytestmark = pytest.mark.xdist_group("bucket")  # one S3 server (the module's fixture) for all
+
 
 def test_uris_keep_their_options_last() -> None:
     uri = "s3://b/prefix?endpoint_override=http://h:9000&scheme=http"
