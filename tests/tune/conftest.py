@@ -4,6 +4,8 @@ state logic only; the real trainer runs everywhere else)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import signal
 import socket
@@ -57,33 +59,42 @@ def hpo_started(args: list[str], cwd: Path, **env: str) -> subprocess.Popen[str]
 Runner = Callable[..., subprocess.CompletedProcess[str]]
 
 
-@pytest.fixture
-def hpo_here(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Runner:
-    """`hpo ARGS` run by this process, for commands that never start Ray (status, report, a
-    refusal, resume of a finished sweep): the same exit code and lines as a new process
-    without its 3-4 s of imports. The environment and the working folder are put back."""
+def hpo_in_process(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """`hpo ARGS` run by this process: the same exit code and lines as `hpo` in a process of its
+    own, without a new interpreter's 3-4 s of imports (CPU the suite is short of). For a command
+    no test signals and whose process-wide effects no test looks at; a Ray it starts is stopped
+    before this returns. The working folder, the environment (less OUTSIDE, plus `env`) and the
+    signal handlers the CLI installs are put back."""
     from tune.cli import main
     from tune.run.process import stop_ray
 
-    def run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-        monkeypatch.chdir(cwd)
-        for key in OUTSIDE:
-            monkeypatch.delenv(key, raising=False)
-        for key, value in env.items():
-            monkeypatch.setenv(key, value)
-        saved = dict(os.environ)
-        try:
-            code = main(args)
-        except SystemExit as e:  # argparse's own refusals
-            code = int(e.code or 0)
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
-            stop_ray()  # had it started Ray after all, Ray must not outlive the test
-        out = capsys.readouterr()
-        return subprocess.CompletedProcess(args, code, out.out, out.err)
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    out, err = io.StringIO(), io.StringIO()
+    os.environ.clear()
+    os.environ.update(hpo_env(**env))
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(args)
+            except SystemExit as e:  # argparse's own refusals
+                code = int(e.code or 0)
+            finally:
+                stop_ray()  # a Ray it started must not outlive the command
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
-    return run
+
+@pytest.fixture
+def hpo_here() -> Runner:
+    """`hpo_in_process`, as a fixture."""
+    return hpo_in_process
 
 
 def runs_of(tracking_uri: str, experiment: str, name: str | None = None) -> tuple[Any, list[Any]]:

@@ -116,10 +116,12 @@ def test_smoke_sweep_through_the_cli(tmp_path: Path, hpo_here: Runner) -> None:
     ("space", "trials"),
     [("fashion_seed", 8), ("fashion_tpe", 2)],  # grid 2 x 2 x 2; Optuna TPE with 2 samples
 )
-def test_smoke_flag_runs_each_shipped_space(tmp_path: Path, space: str, trials: int) -> None:
+def test_smoke_flag_runs_each_shipped_space(
+    tmp_path: Path, space: str, trials: int, hpo_here: Runner
+) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     args = ["sweep", str(SEARCH_SPACES / f"{space}.yaml"), "--smoke", "--max-concurrent", "1"]
-    result = hpo([*args, "--storage", str(tmp_path / "runs"), "--tracking-uri", uri], cwd=tmp_path)
+    result = hpo_here([*args, "--storage", str(tmp_path / "runs"), "--tracking-uri", uri], tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     _, children = runs_of(uri, f"{space}_smoke")
     assert len(children) == trials

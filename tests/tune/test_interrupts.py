@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.tune.conftest import hpo, hpo_started, runs_of, wait_for
+from tests.tune.conftest import hpo_in_process, hpo_started, runs_of, wait_for
 from tune.cli import main
 
 pytestmark = pytest.mark.integration
@@ -53,7 +53,8 @@ class Experiment:
         return hpo_started([*args, "--storage", str(self.storage)], self.root, **self.env)
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return hpo([*args, "--storage", str(self.storage)], self.root, **self.env)
+        """`hpo ARGS` to its end, run by this process (only `start` is signalled)."""
+        return hpo_in_process([*args, "--storage", str(self.storage)], self.root, **self.env)
 
 
 def epochs_in(folder: Path) -> dict[str, list[int]]:

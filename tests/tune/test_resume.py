@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.tune.conftest import MlflowServer, Runner, hpo_env, wait_for
+from tests.tune.conftest import MlflowServer, Runner, hpo_env, hpo_in_process, wait_for
 from tune.run.experiment import RunResult
 from tune.run.process import RunOptions, stop_ray
 from tune.run.sweep import adapter, run_sweep
@@ -80,14 +80,8 @@ class Sweep:
         )
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            self.command(*args),
-            cwd=self.cwd,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        """`hpo ARGS` to its end, run by this process (nothing here signals it)."""
+        return hpo_in_process(list(args), self.cwd, MLFLOW_TRACKING_URI=self.uri)
 
     def here(self, hpo_here: Runner, *args: str) -> subprocess.CompletedProcess[str]:
         """`hpo ARGS` in this process: for commands that never start Ray."""

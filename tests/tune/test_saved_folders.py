@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tune.conftest import hpo
+from tests.tune.conftest import hpo, hpo_in_process
 from tune.store.records import RECORD_FILE
 
 pytestmark = pytest.mark.integration
@@ -39,7 +39,7 @@ def copied(name: str, tmp_path: Path) -> Path:
 
 
 def states_of(folder: Path, tmp_path: Path) -> list[str]:
-    done = hpo(["status", str(folder)], tmp_path)
+    done = hpo_in_process(["status", str(folder)], tmp_path)  # reads only: no process of its own
     assert done.returncode == 0, done.stderr
     return [line.split()[1] for line in done.stdout.splitlines()[2:]]
 

@@ -14,7 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from models.dataset_files import find_data_dir
-from tests.tune.conftest import hpo
+from tests.tune.conftest import hpo, hpo_in_process
 
 pytestmark = pytest.mark.integration
 
@@ -86,7 +86,7 @@ def scores(tmp_path: Path, uri: str, *models: str) -> list[float]:
 def swept(tmp_path: Path, uri: str, **env: str) -> list[str]:
     (tmp_path / "space.yaml").write_text(SPACE)
     where = ["--storage", str(tmp_path / "runs")]
-    done = hpo(["sweep", "space.yaml", "--tracking-uri", uri, *where], tmp_path, **env)
+    done = hpo_in_process(["sweep", "space.yaml", "--tracking-uri", uri, *where], tmp_path, **env)
     assert done.returncode == 0, done.stdout + done.stderr
     return where
 
@@ -109,7 +109,7 @@ def test_confirm_registers_the_model_and_export_writes_it_both_score_the_reporte
     assert "not measured" in card_of(tmp_path / "early")
     assert json.loads((tmp_path / "early" / "labels.json").read_text())[0] == "T-shirt/top"
 
-    confirmed = hpo(["confirm", NAME, *where, "--top", "2", "--seeds", "2"], tmp_path)
+    confirmed = hpo_in_process(["confirm", NAME, *where, "--top", "2", "--seeds", "2"], tmp_path)
     assert confirmed.returncode == 0, confirmed.stdout + confirmed.stderr
     assert f"model registered: {NAME} version 1, alias 'best'" in confirmed.stdout
     client = MlflowClient(uri)
@@ -136,7 +136,7 @@ def test_confirm_registers_the_model_and_export_writes_it_both_score_the_reporte
     reported = chosen.data.metrics["test_accuracy"]
     assert float(tags["hpo.test_accuracy"]) == pytest.approx(reported, abs=1e-6)
 
-    done = hpo(["export", NAME, *where, "--out", "model"], tmp_path)
+    done = hpo_in_process(["export", NAME, *where, "--out", "model"], tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     card = card_of(tmp_path / "model")
     assert card.splitlines()[2].startswith("**Confirmed")
@@ -157,7 +157,7 @@ def test_confirm_registers_the_model_and_export_writes_it_both_score_the_reporte
     assert f"version 1 of `{NAME}`" in report and f"hpo export {NAME}" in report
 
     # Confirm again: a new version, and the alias moves to it.
-    again = hpo(["confirm", NAME, *where, "--top", "2", "--seeds", "2"], tmp_path)
+    again = hpo_in_process(["confirm", NAME, *where, "--top", "2", "--seeds", "2"], tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
     assert str(client.get_model_version_by_alias(NAME, "best").version) == "2"
 
@@ -165,7 +165,7 @@ def test_confirm_registers_the_model_and_export_writes_it_both_score_the_reporte
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("mine")
-    refused = hpo(["export", NAME, *where, "--out", "mine"], tmp_path)
+    refused = hpo_in_process(["export", NAME, *where, "--out", "mine"], tmp_path)
     assert refused.returncode == 2
     assert refused.stderr.strip().splitlines() == [
         "--out mine: holds files hpo did not write: notes.txt (a new or empty folder, or one "
@@ -178,7 +178,7 @@ def test_a_file_store_has_no_registry_but_gets_the_logged_model(tmp_path: Path) 
     """MLflow refuses a file store unless asked (MLflow 3.7+): a user who asks gets this."""
     uri = f"file://{tmp_path / 'mlruns'}"
     where = swept(tmp_path, uri, MLFLOW_ALLOW_FILE_STORE="true")
-    done = hpo(
+    done = hpo_in_process(
         ["confirm", NAME, *where, "--top", "1", "--seeds", "1"],
         tmp_path,
         MLFLOW_ALLOW_FILE_STORE="true",

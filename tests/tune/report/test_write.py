@@ -19,7 +19,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import REPO, SEARCH_SPACES
-from tests.tune.conftest import hpo, hpo_env, runs_of
+from tests.tune.conftest import hpo_env, hpo_in_process, runs_of
 from tune.cli import main
 from tune.report.write import best_config
 from tune.space.hyperparams import RULES
@@ -67,9 +67,9 @@ class Sweep:
         self.uri = f"sqlite:///{root / 'mlflow.db'}"
         self.experiment = self.storage / name
 
-    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        """`hpo ARGS` in its own process (what starts Ray)."""
-        result = hpo([*args, "--storage", str(self.storage)], cwd=self.root, timeout=timeout)
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`hpo ARGS` to its end, in this process (what starts Ray too), its output kept."""
+        result = hpo_in_process([*args, "--storage", str(self.storage)], cwd=self.root)
         assert result.returncode == 0, result.stdout + result.stderr
         return result
 
@@ -90,7 +90,7 @@ class Sweep:
 def new_sweep(root: Path, space: str, name: str = NAME) -> Sweep:
     (root / "space.yaml").write_text(space)
     s = Sweep(root, name)
-    result = hpo(
+    result = hpo_in_process(
         ["sweep", str(root / "space.yaml"), "--storage", str(s.storage), "--tracking-uri", s.uri],
         cwd=root,
     )
@@ -161,7 +161,7 @@ def test_best_config_is_the_best_trial_and_retrains_exactly(sweep: Sweep) -> Non
     assert data["search"] == {k: v for k, v in config.items() if k in RULES}
     assert (data["num_samples"], data["scheduler"]) == (1, "none")
     # `hpo sweep` on it trains exactly that configuration again: the same numbers, epoch by epoch.
-    result = hpo(
+    result = hpo_in_process(
         ["sweep", str(path), "--storage", str(sweep.root / "again"), "--tracking-uri", sweep.uri],
         cwd=sweep.root,
     )
@@ -380,6 +380,7 @@ def test_best_config_is_a_valid_space_of_constants(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
+@SHARED
 def test_out_never_touches_or_uploads_a_users_files(
     sweep: Sweep, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -405,6 +406,7 @@ def test_out_never_touches_or_uploads_a_users_files(
 
 
 @pytest.mark.integration
+@SHARED
 def test_a_report_that_cannot_be_written_names_the_file_and_keeps_the_old_one(
     sweep: Sweep,
 ) -> None:

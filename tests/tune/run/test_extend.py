@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.tune.conftest import Runner, hpo, hpo_started, runs_of, wait_for
+from tests.tune.conftest import Runner, hpo_started, runs_of, wait_for
 from tune.space.spec import load_spec
 from tune.store import records
 
@@ -75,13 +75,13 @@ def test_an_optuna_sweep_extended_then_an_extension_killed_and_resumed(
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     where = ["--storage", str(tmp_path / "runs")]
     folder = tmp_path / "runs" / NAME
-    swept = hpo(["sweep", "space.yaml", "--tracking-uri", uri, *where], tmp_path)
+    swept = hpo_here(["sweep", "space.yaml", "--tracking-uri", uri, *where], tmp_path)
     assert swept.returncode == 0, swept.stdout + swept.stderr
     first = trial_dirs(folder)
     before = snapshot(first)
     assert len(first) == 4
 
-    grown = hpo(["extend", NAME, "--num-samples", "4", *where], tmp_path)
+    grown = hpo_here(["extend", NAME, "--num-samples", "4", *where], tmp_path)
     assert grown.returncode == 0, grown.stdout + grown.stderr
     assert f"extending '{NAME}'" in grown.stdout and "from 4 to 8 trials" in grown.stdout
     assert len(trial_dirs(folder)) == 8
@@ -121,7 +121,7 @@ def test_an_optuna_sweep_extended_then_an_extension_killed_and_resumed(
     killed.send_signal(signal.SIGKILL)
     killed.communicate(timeout=60)
     assert records.load(folder).spec.num_samples == 10
-    resumed = hpo(["resume", NAME, *where], tmp_path)
+    resumed = hpo_here(["resume", NAME, *where], tmp_path)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert len(trial_dirs(folder)) == 10
     assert snapshot(first) == before

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SEARCH_SPACES
-from tests.tune.conftest import Runner, hpo, runs_of
+from tests.tune.conftest import Runner, runs_of
 from tune.core.errors import UsageError
 from tune.run.warm_start import read, within
 from tune.space.distributions import Distribution
@@ -109,8 +109,8 @@ def test_a_warm_started_optuna_study_holds_the_earlier_trials_first(
 ) -> None:
     earlier(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    done = hpo(["sweep", str(space(tmp_path)), "--warm-start", "smoke", "--tracking-uri", uri,
-                "--max-concurrent", "1"], tmp_path)  # fmt: skip
+    done = hpo_here(["sweep", str(space(tmp_path)), "--warm-start", "smoke", "--tracking-uri",
+                     uri, "--max-concurrent", "1"], tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "hpo: warm start: 2 of 3 trials of smoke reused (1 outside the new space)" in done.stdout
     (state,) = sorted((tmp_path / "runs" / "warm").glob("searcher-state-*.pkl"))[-1:]

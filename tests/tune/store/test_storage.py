@@ -95,7 +95,7 @@ def test_a_sweep_in_a_bucket_is_read_back_from_anywhere(
     assert resumed.returncode == 0 and "already finished" in resumed.stdout, resumed.stderr
     record = json.loads((mirrors[0] / "hpo_sweep.json").read_text())
     assert record["spec"]["name"] == "bucketed"
-    confirmed = hpo(
+    confirmed = hpo(  # its own process: another HOME for Ray too
         ["confirm", "bucketed", "--top", "1", "--seeds", "1", "--storage", bucket.uri],
         cwd=tmp_path,
         **elsewhere,
