@@ -16,23 +16,20 @@ from models.data import Datasets, Split
 os.environ.setdefault("HPO_NO_PLAN", "1")
 
 REPO = Path(__file__).resolve().parents[1]
-
-
+SEARCH_SPACES = REPO / "search_spaces"
+# A tracking URI of the right form whose store is on no machine: records that tests write by
+# hand, for commands that read the folder only (hpo report does not log: nothing is there).
+NOWHERE = "sqlite:////nowhere/mlflow.db"
+# The marks of the tests that run first (pytest_collection_modifyitems).
 SLOW = ("integration", "slow")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The slow tests first, then the quick ones, each part in pytest-randomly's order (it
-    shuffles before this hook; the sort is stable): with two pytest workers taking tests as they
+    shuffles before this hook; the sort is stable): with pytest workers taking tests as they
     free up, the many quick tests fill the last minutes, instead of one worker finishing a long
-    test while the other has nothing left."""
+    test while the others have nothing left."""
     items.sort(key=lambda item: not any(item.get_closest_marker(m) for m in SLOW))
-
-
-SEARCH_SPACES = REPO / "search_spaces"
-# A tracking URI of the right form whose store is on no machine: records that tests write by
-# hand, for commands that read the folder only (hpo report does not log: nothing is there).
-NOWHERE = "sqlite:////nowhere/mlflow.db"
 
 
 def separable(n: int, seed: int = 0) -> Split:

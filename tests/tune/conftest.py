@@ -87,7 +87,8 @@ def hpo_in_process(args: list[str], cwd: Path, **env: str) -> subprocess.Complet
         os.environ.clear()
         os.environ.update(saved_env)
         for sig, handler in handlers.items():
-            signal.signal(sig, handler)
+            if handler is not None:  # None: set outside Python, left as it is
+                signal.signal(sig, handler)
     return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
