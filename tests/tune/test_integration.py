@@ -215,7 +215,7 @@ def test_time_budget_ends_the_sweep_cleanly(
     """Trials report epoch 1 and then wait for a file that never comes: only the time budget
     can end them. Two run, one never starts, whenever the budget runs out; the sweep is then
     finished for status, report and resume, with the trials Optuna never created. The budget
-    leaves time for Ray to start trial workers on a busy machine (pytest -n 2): 10 s did not."""
+    leaves time for Ray to start trial workers on a busy machine (pytest -n 2, 3): 10 s did not."""
     space = tmp_path / "budget.yaml"
     space.write_text(BUDGET_SPACE)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
