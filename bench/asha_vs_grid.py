@@ -62,7 +62,7 @@ def main() -> int:
     rows, found = [], {}
     with tempfile.TemporaryDirectory(prefix="hpo-bench-") as work:
         for name, space in spaces(Path(work), args.quick).items():
-            done = sweep_and_confirm(space, name, Path(work), top, seeds)
+            done = sweep_and_confirm(space, name, Path(work), top, seeds, here=args.quick)
             _, epochs, best = outcome(done.experiment)
             wall, confirm_s, winner = done.sweep_s, done.confirm_s, done.confirmation.winner
             found[name] = (best, epochs, winner)

@@ -53,9 +53,8 @@ def run(search: str, quick: bool) -> dict[str, Any]:
         text = SPACE.read_text()
         space.write_text(text.replace("search_algorithm: optuna", f"search_algorithm: {search}"))
         quick_flags = ["--smoke", "--max-concurrent", "1"]  # a check: one small trial at a time
-        done = sweep_and_confirm(
-            space, search, Path(work), top, seeds, *(quick_flags if quick else [])
-        )
+        flags = quick_flags if quick else []
+        done = sweep_and_confirm(space, search, Path(work), top, seeds, *flags, here=quick)
         trials, epochs, _ = outcome(done.experiment)
         if not quick:  # the report hpo wrote, with its plots, outlives the folder
             keep_report(done.experiment / "report", RESULTS / f"{NAME}-{search}")

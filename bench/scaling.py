@@ -17,13 +17,11 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from harness import ROOT, header, spread, table, verdict
+from harness import header, hpo, spread, table, verdict
 
 NAME = "scaling"
 SPACE = """\
@@ -40,17 +38,17 @@ resources: {{cpu: {cpu}, gpu: 0}}
 """
 
 
-def trial_epochs_per_minute(cpu: int, trials: int, steps: int, epochs: int) -> tuple[float, float]:
-    """One sweep of `trials` trials holding `cpu` CPUs each: (while trials ran, whole command)."""
+def trial_epochs_per_minute(
+    cpu: int, trials: int, steps: int, epochs: int, here: bool
+) -> tuple[float, float]:
+    """One sweep of `trials` trials holding `cpu` CPUs each: (while trials ran, whole command);
+    `here`: as harness.hpo has it."""
     with tempfile.TemporaryDirectory(prefix="hpo-bench-") as work:
         space = Path(work) / "scaling.yaml"
         dropouts = [round(0.05 * i, 2) for i in range(trials)]
         space.write_text(SPACE.format(steps=steps, dropouts=dropouts, epochs=epochs, cpu=cpu))
-        command = [str(ROOT / ".venv" / "bin" / "hpo"), "sweep", str(space)]
-        command += ["--storage", f"{work}/runs", "--tracking-uri", f"sqlite:///{work}/mlflow.db"]
-        start = time.time()
-        subprocess.run(command, check=True, capture_output=True)
-        wall = time.time() - start
+        wall = hpo("sweep", str(space), "--storage", f"{work}/runs",
+                   "--tracking-uri", f"sqlite:///{work}/mlflow.db", here=here)  # fmt: skip
         starts, ends, count = [], [], 0
         for path in (Path(work) / "runs" / "scaling").glob("*/result.json"):
             rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -76,7 +74,7 @@ def main() -> int:
     rates: dict[int, list[tuple[float, float]]] = {c: [] for c in per_trial}
     for _ in range(repeats):
         for cpu in per_trial:
-            rates[cpu].append(trial_epochs_per_minute(cpu, trials, steps, epochs))
+            rates[cpu].append(trial_epochs_per_minute(cpu, trials, steps, epochs, args.quick))
     rows = [
         (
             f"{cores // cpu} trial{'s' if cores // cpu > 1 else ''} x {cpu} thread{'s' if cpu > 1 else ''}",

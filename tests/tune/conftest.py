@@ -33,6 +33,7 @@ def hpo(
     args: list[str], cwd: Path, timeout: float = 300, **env: str
 ) -> subprocess.CompletedProcess[str]:
     """`hpo ARGS` in its own process, as a user runs it."""
+    release_ray()
     return subprocess.run(
         [sys.executable, "-m", "tune.cli", *args],
         cwd=cwd,
@@ -46,6 +47,7 @@ def hpo(
 def hpo_started(args: list[str], cwd: Path, **env: str) -> subprocess.Popen[str]:
     """`hpo ARGS` started in its own process, its output joined on one pipe, for a test that
     stops it (a signal) once it reaches a state."""
+    release_ray()
     return subprocess.Popen(
         [sys.executable, "-m", "tune.cli", *args],
         cwd=cwd,
@@ -59,21 +61,52 @@ def hpo_started(args: list[str], cwd: Path, **env: str) -> subprocess.Popen[str]
 Runner = Callable[..., subprocess.CompletedProcess[str]]
 
 
+# The Ray the last in-process command left running, and what it was started with (its
+# environment, --verbose); None when there is none. See hpo_in_process.
+_kept_ray: tuple[object, ...] | None = None
+
+
+def release_ray() -> None:
+    """Stop the Ray an in-process command left running, if any."""
+    global _kept_ray
+    if _kept_ray is not None:
+        from tune.run.process import stop_ray
+
+        stop_ray()
+        _kept_ray = None
+
+
+@pytest.fixture(autouse=True)
+def _no_ray_outlives_its_test() -> Iterator[None]:
+    yield
+    release_ray()
+
+
 def hpo_in_process(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """`hpo ARGS` run by this process: the same exit code and lines as `hpo` in a process of its
     own, without a new interpreter's 3-4 s of imports (CPU the suite is short of). For a command
-    no test signals and whose process-wide effects no test looks at; a Ray it starts is stopped
-    before this returns. The working folder, the environment (less OUTSIDE, plus `env`) and the
-    signal handlers the CLI installs are put back."""
+    no test signals and whose process-wide effects no test looks at. The working folder, the
+    environment (less OUTSIDE, plus `env`) and the signal handlers the CLI installs are put back.
+
+    A Ray the command started and ended cleanly with is kept for the test's next in-process
+    command with the same environment, as a user's Ray Jobs driver or notebook keeps one Ray
+    for several sweeps (`start_ray` joins it; each Ray start costs the machine ~5 CPU-s). It
+    is stopped before any other command, and when the test ends (_no_ray_outlives_its_test)."""
+    global _kept_ray
     from tune.cli import main
     from tune.run.process import stop_ray
 
     saved_env, saved_cwd = dict(os.environ), os.getcwd()
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     out, err = io.StringIO(), io.StringIO()
+    command_env = hpo_env(**env)
+    key = (tuple(sorted(command_env.items())), "--verbose" in args)
+    if key != _kept_ray:
+        release_ray()
     os.environ.clear()
-    os.environ.update(hpo_env(**env))
+    os.environ.update(command_env)
     os.chdir(cwd)
+    code = 1
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
@@ -81,7 +114,11 @@ def hpo_in_process(args: list[str], cwd: Path, **env: str) -> subprocess.Complet
             except SystemExit as e:  # argparse's own refusals
                 code = int(e.code or 0)
             finally:
-                stop_ray()  # a Ray it started must not outlive the command
+                ray = sys.modules.get("ray")
+                running = ray is not None and ray.is_initialized()
+                _kept_ray = key if code == 0 and running else None
+                if running and _kept_ray is None:
+                    stop_ray()  # a failed command's Ray is not reused
     finally:
         os.chdir(saved_cwd)
         os.environ.clear()
