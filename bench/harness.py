@@ -91,7 +91,7 @@ def hpo(*args: str, here: bool = False) -> float:
 
     here=True (the --quick modes, whose figures mean nothing): through the CLI's `main` in this
     process instead, so the imports are paid once and the Ray the first command starts serves
-    the next ones, as in a Ray Jobs driver; a quick run then checks the script in less time."""
+    the next ones; a quick run then checks the script in less time."""
     start = time.time()
     code, err = _here(args) if here else _in_a_process(args)
     if code != 0:
