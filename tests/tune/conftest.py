@@ -88,8 +88,8 @@ def hpo_in_process(args: list[str], cwd: Path, **env: str) -> subprocess.Complet
     no test signals and whose process-wide effects no test looks at. The working folder, the
     environment (less OUTSIDE, plus `env`) and the signal handlers the CLI installs are put back.
 
-    A Ray the command started and ended cleanly with is kept for the test's next in-process
-    command with the same environment (`start_ray` uses it): each Ray start costs the machine
+    A local Ray the command started and ended cleanly with is kept for the test's next
+    in-process command with the same environment (`start_ray` uses it): each Ray start costs the machine
     about 5 CPU-s. A command in a fresh process, with a Ray of its own, is what the signalled
     tests and the subprocess ones check. The kept Ray is stopped before any other command,
     and when the test ends (_no_ray_outlives_its_test)."""
@@ -102,7 +102,8 @@ def hpo_in_process(args: list[str], cwd: Path, **env: str) -> subprocess.Complet
     out, err = io.StringIO(), io.StringIO()
     command_env = hpo_env(**env)
     key = (tuple(sorted(command_env.items())), "--verbose" in args)
-    if key != _kept_ray:
+    joins = any(a.startswith("--address") for a in args)  # a cluster: never a kept local Ray
+    if key != _kept_ray or joins:
         release_ray()
     os.environ.clear()
     os.environ.update(command_env)
@@ -117,9 +118,9 @@ def hpo_in_process(args: list[str], cwd: Path, **env: str) -> subprocess.Complet
             finally:
                 ray = sys.modules.get("ray")
                 running = ray is not None and ray.is_initialized()
-                _kept_ray = key if code == 0 and running else None
+                _kept_ray = key if code == 0 and running and not joins else None
                 if running and _kept_ray is None:
-                    stop_ray()  # a failed command's Ray is not reused
+                    stop_ray()  # a failed command's Ray, or a joined cluster, is not reused
     finally:
         os.chdir(saved_cwd)
         os.environ.clear()
