@@ -89,10 +89,10 @@ def hpo_in_process(args: list[str], cwd: Path, **env: str) -> subprocess.Complet
     environment (less OUTSIDE, plus `env`) and the signal handlers the CLI installs are put back.
 
     A local Ray the command started and ended cleanly with is kept for the test's next
-    in-process command with the same environment (`start_ray` uses it): each Ray start costs the machine
-    about 5 CPU-s. A command in a fresh process, with a Ray of its own, is what the signalled
-    tests and the subprocess ones check. The kept Ray is stopped before any other command,
-    and when the test ends (_no_ray_outlives_its_test)."""
+    in-process command with the same environment (`start_ray` uses it): each Ray start costs
+    the machine about 5 CPU-s. A command in a fresh process, with a Ray of its own, is what the
+    signalled tests and the subprocess ones check. The kept Ray is stopped before any other
+    command, and when the test ends (_no_ray_outlives_its_test)."""
     global _kept_ray
     from tune.cli import main
     from tune.run.process import stop_ray

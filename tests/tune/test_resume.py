@@ -7,7 +7,6 @@ import json
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.tune.conftest import MlflowServer, Runner, hpo_env, hpo_in_process, wait_for
+from tests.tune.conftest import MlflowServer, hpo_in_process, hpo_started, wait_for
 from tune.run.experiment import RunResult
 from tune.run.process import RunOptions, stop_ray
 from tune.run.sweep import adapter, run_sweep
@@ -64,28 +63,14 @@ class Sweep:
         )
         self.exp_dir = tmp_path / "runs" / name
         self.uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-        self.env = hpo_env(MLFLOW_TRACKING_URI=self.uri)
-
-    def command(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "tune.cli", *args]
 
     def start(self) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            self.command("sweep", str(self.space)),
-            cwd=self.cwd,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        """`hpo sweep` in its own process, for a test that stops it."""
+        return hpo_started(["sweep", str(self.space)], self.cwd, MLFLOW_TRACKING_URI=self.uri)
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         """`hpo ARGS` to its end, run by this process (nothing here signals it)."""
         return hpo_in_process(list(args), self.cwd, MLFLOW_TRACKING_URI=self.uri)
-
-    def here(self, hpo_here: Runner, *args: str) -> subprocess.CompletedProcess[str]:
-        """`hpo ARGS` in this process: for commands that never start Ray."""
-        return hpo_here(list(args), self.cwd, MLFLOW_TRACKING_URI=self.uri)
 
     def run_with_fault(self, fault: Fault) -> RunResult:
         """The sweep in this process, every trial failing once before `fault.epoch`."""
@@ -165,9 +150,7 @@ def assert_complete(sweep: Sweep, before: dict[str, list[tuple[int, float]]] | N
 @pytest.mark.parametrize(
     "sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM], ids=["SIGKILL", "SIGINT", "SIGTERM"]
 )
-def test_killed_sweep_resumes_to_a_complete_experiment(
-    tmp_path: Path, sig: signal.Signals, hpo_here: Runner
-) -> None:
+def test_killed_sweep_resumes_to_a_complete_experiment(tmp_path: Path, sig: signal.Signals) -> None:
     """SIGTERM is turned into SIGINT at once (tune/core/signals.py), so after its own exit code,
     hint and KILLED parent run, its resume would repeat SIGINT's case: not run twice."""
     sweep = Sweep(tmp_path, f"killed_{sig.name.lower()}")
@@ -184,7 +167,7 @@ def test_killed_sweep_resumes_to_a_complete_experiment(
         runs, _ = sweep.mlflow_runs()
         parent = next(r for r in runs if "hpo.trial_id" not in r.data.tags)  # type: ignore[attr-defined]
         assert parent.info.status == "KILLED"  # type: ignore[attr-defined]
-    status = sweep.here(hpo_here, "status", sweep.name)
+    status = sweep.run("status", sweep.name)
     assert status.returncode == 0, status.stderr
     if sig == signal.SIGTERM:
         return
@@ -193,18 +176,18 @@ def test_killed_sweep_resumes_to_a_complete_experiment(
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert_complete(sweep, before)
 
-    again = sweep.here(hpo_here, "resume", sweep.name)
+    again = sweep.run("resume", sweep.name)
     assert again.returncode == 0 and "already finished" in again.stdout
 
 
 def test_a_sweep_outlives_its_tracking_server_and_resume_logs_what_it_missed(
-    tmp_path: Path, mlflow_server: MlflowServer, hpo_here: Runner
+    tmp_path: Path, mlflow_server: MlflowServer
 ) -> None:
     """A real `mlflow server` is killed after the first epoch reached it. The sweep trains to
     the end anyway, says what MLflow missed and how to log it; once the server is back,
     `hpo resume` logs it, and MLflow holds the whole experiment."""
     sweep = Sweep(tmp_path, "untracked")
-    sweep.uri, sweep.env = mlflow_server.uri, hpo_env(MLFLOW_TRACKING_URI=mlflow_server.uri)
+    sweep.uri = mlflow_server.uri
     store = MlflowClient(mlflow_server.store)  # the server's database, read directly
 
     def an_epoch_logged() -> bool:
@@ -222,47 +205,45 @@ def test_a_sweep_outlives_its_tracking_server_and_resume_logs_what_it_missed(
     assert all(e == list(range(1, EPOCHS + 1)) for e in sweep.epochs().values())
 
     mlflow_server.start()
-    resumed = sweep.here(hpo_here, "resume", sweep.name)  # finished: Ray never starts
+    resumed = sweep.run("resume", sweep.name)  # finished: Ray never starts
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "already finished" in resumed.stdout
     assert f"MLflow at {mlflow_server.uri} had missed" in resumed.stdout
     assert_complete(sweep)
     # MLflow's own links, printed each time a run ends on a server, stay out of hpo's output.
     assert "View run" not in output + resumed.stdout
-    again = sweep.here(hpo_here, "resume", sweep.name)
+    again = sweep.run("resume", sweep.name)
     assert again.returncode == 0 and "had missed" not in again.stdout
 
 
-def test_failed_trials_retry_from_their_checkpoint(
-    tmp_path: Path, ray_session: None, hpo_here: Runner
-) -> None:
+def test_failed_trials_retry_from_their_checkpoint(tmp_path: Path, ray_session: None) -> None:
     """Every trial raises once before epoch 2 (test-only fault injection); with retries it
     goes on from its epoch-1 checkpoint, never from epoch 1 again."""
     sweep = Sweep(tmp_path, "flaky", **FAULTY)
     result = sweep.run_with_fault(Fault(epoch=2, marker_dir=str(tmp_path)))
     assert result.errors == 0 and not result.interrupted, result.rows
-    assert len(list(tmp_path.glob("*_0000*"))) == 3  # every trial did fail once
+    assert len(list(tmp_path.glob("*_0000*"))) == sweep.samples  # every trial did fail once
     assert_complete(sweep)
     # Recovered, but said: in the summary and in `hpo status`, with the error line.
     assert all(r.failures == 1 for r in result.rows)
     stop_ray()
-    status = sweep.here(hpo_here, "status", sweep.name)
-    assert "hpo: 3 trial(s) failed and were retried from a checkpoint:" in status.stdout
-    assert status.stdout.count(f"completed; last: RuntimeError: {FAULT_MESSAGE} 2") == 3
+    status = sweep.run("status", sweep.name)
+    assert (
+        f"hpo: {sweep.samples} trial(s) failed and were retried from a checkpoint:" in status.stdout
+    )
+    assert status.stdout.count(f"completed; last: RuntimeError: {FAULT_MESSAGE} 2") == sweep.samples
 
 
-def test_errored_trials_resume_from_their_checkpoint(
-    tmp_path: Path, ray_session: None, hpo_here: Runner
-) -> None:
+def test_errored_trials_resume_from_their_checkpoint(tmp_path: Path, ray_session: None) -> None:
     """Without retries the injected failure ends each trial as ERROR, shown by `hpo status`.
     With two of their epoch-1 checkpoints damaged (one cut short, one gone), `hpo resume` names
     both, one line each, exits 2 and runs nothing; with them put back, it continues every trial
     from its last checkpoint."""
     sweep = Sweep(tmp_path, "fragile", failures=0, **FAULTY)
     result = sweep.run_with_fault(Fault(epoch=2, marker_dir=str(tmp_path)))
-    assert result.errors == 3, result.rows
+    assert result.errors == sweep.samples, result.rows
     stop_ray()  # `hpo resume` below starts its own
-    status = sweep.here(hpo_here, "status", sweep.name)
+    status = sweep.run("status", sweep.name)
     assert f"failed: RuntimeError: {FAULT_MESSAGE} 2" in status.stdout
     assert list(sweep.exp_dir.glob("*/error.txt"))
 
@@ -270,7 +251,7 @@ def test_errored_trials_resume_from_their_checkpoint(
     kept = {first: first.read_bytes(), second: second.read_bytes()}
     first.write_bytes(kept[first][:100])
     second.unlink()
-    refused = sweep.here(hpo_here, "resume", sweep.name)  # refuses before Ray starts
+    refused = sweep.run("resume", sweep.name)  # refuses before Ray starts
     assert refused.returncode == 2, refused.stdout + refused.stderr
     expected = [
         f"{sweep.exp_dir}: {first.relative_to(sweep.exp_dir)}: is not the file that was written "
@@ -300,7 +281,7 @@ def test_what_a_kill_mid_checkpoint_leaves_is_repaired_on_resume(
     once."""
     sweep = Sweep(tmp_path, "cut_short", failures=0, **FAULTY)
     result = sweep.run_with_fault(Fault(epoch=3, marker_dir=str(tmp_path)))
-    assert result.errors == 3, result.rows
+    assert result.errors == sweep.samples, result.rows
     stop_ray()  # `hpo resume` below starts its own
     half, unreported, *_ = sorted(sweep.exp_dir.glob("*/checkpoint_000001"))
     shutil.copytree(half, half.with_name("checkpoint_000009"))  # the newer one
@@ -311,16 +292,18 @@ def test_what_a_kill_mid_checkpoint_leaves_is_repaired_on_resume(
 
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     histories = [read_history(trial) for trial in sweep.exp_dir.glob("*_0000*")]
-    assert [[h["epoch"] for h in history] for history in histories] == [[1, 2, 3, 4]] * 3
+    assert [[h["epoch"] for h in history] for history in histories] == [
+        [1, 2, 3, 4]
+    ] * sweep.samples
     runs, steps = sweep.mlflow_runs()
-    assert len(runs) == 3 + 1 and list(steps.values()) == [[1, 2, 3, 4]] * 3
+    assert len(runs) == sweep.samples + 1 and list(steps.values()) == [[1, 2, 3, 4]] * sweep.samples
 
 
-def test_sweep_onto_an_existing_experiment(tmp_path: Path, hpo_here: Runner) -> None:
+def test_sweep_onto_an_existing_experiment(tmp_path: Path) -> None:
     sweep = Sweep(tmp_path, "twice", steps=10)
     one = ("--num-samples", "2", "--max-concurrent", "1")  # one trial process a sweep
     assert sweep.run("sweep", str(sweep.space), *one).returncode == 0
-    refused = sweep.here(hpo_here, "sweep", str(sweep.space))
+    refused = sweep.run("sweep", str(sweep.space))
     assert refused.returncode == 2
     assert "hpo resume twice" in refused.stderr and "--overwrite" in refused.stderr
 
