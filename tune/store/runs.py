@@ -7,7 +7,10 @@ The trials' own runs are written by tune/run/tracking.py, from the driver.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import sqlite3
 import threading
 import time
 import uuid
@@ -75,11 +78,17 @@ def ensure_store(tracking_uri: str) -> None:
     store.install()
 
 
+# An empty store of each MLflow version, kept to be copied: MLflow builds a new SQLite store by
+# creating its tables and running every schema migration since its first release (1-1.5 CPU-s
+# here, several seconds of wall time while Ray starts beside it); a copy takes milliseconds.
+TEMPLATES = Path.home() / ".cache" / "hpo" / "mlflow"
+
+
 class NewStore:
-    """A new SQLite store built beside other work: MLflow takes 1-2 s to create its tables,
-    which can happen while Ray starts (run_experiment), and is put in place only once every
-    check has passed; `discard` removes it otherwise. A no-op for other URIs and for a store
-    that exists already."""
+    """A new SQLite store built beside other work (while Ray starts: run_experiment), and put
+    in place only once every check has passed; `discard` removes it otherwise. It is a copy of
+    the empty store this MLflow version built before (TEMPLATES), else MLflow builds it and the
+    copy is kept for next time. A no-op for other URIs and for a store that exists already."""
 
     def __init__(self, tracking_uri: str) -> None:
         self.path: Path | None = None
@@ -87,20 +96,30 @@ class NewStore:
             path = Path(tracking_uri.removeprefix("sqlite:///"))
             if not path.exists():
                 self.path = path
-        self.partial: Path | None = None
-        if self.path is not None:
-            # A new name each time: MLflow caches a store per URI, and a second store built
-            # under a name it has seen would not be built at all.
-            token = f"{os.getpid()}.{uuid.uuid4().hex[:8]}"
-            self.partial = self.path.with_name(f".{self.path.name}.{token}.partial")
+        self.partial = None if self.path is None else self._new_partial(self.path)
         self.thread: threading.Thread | None = None
         self.error: BaseException | None = None
 
+    @staticmethod
+    def _new_partial(path: Path) -> Path:
+        # A new name each time: MLflow caches a store per URI, and a second store built under
+        # a name it has seen would not be built at all.
+        token = f"{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        return path.with_name(f".{path.name}.{token}.partial")
+
     def build(self) -> None:
-        if self.partial is None:
+        if self.path is None or self.partial is None:
             return
         try:
-            MlflowClient(f"sqlite:///{self.partial}").search_experiments(max_results=1)
+            if _copy_template(self.partial):
+                try:
+                    _open(self.partial)
+                    return
+                except Exception:  # not a store this MLflow can use: MLflow builds one
+                    self.partial.unlink(missing_ok=True)
+                    self.partial = self._new_partial(self.path)
+            _open(self.partial)
+            _keep_as_template(self.partial)
         except BaseException as e:  # raised again by install, on the caller's thread
             self.error = e
 
@@ -134,6 +153,47 @@ class NewStore:
         self._wait()
         if self.partial is not None:
             self.partial.unlink(missing_ok=True)
+
+
+def _open(path: Path) -> None:
+    """Open a SQLite store as MLflow does: a new file gets its tables, any file gets its schema
+    checked and MLflow's Default experiment (whose artifacts go to ./mlruns of the working
+    folder) if it has none."""
+    MlflowClient(f"sqlite:///{path}").search_experiments(max_results=1)
+
+
+def _template() -> Path:
+    import mlflow
+
+    return TEMPLATES / f"empty-{mlflow.__version__}.db"
+
+
+def _copy_template(to: Path) -> bool:
+    """Copy this MLflow version's empty store to `to`; False if there is none (yet)."""
+    try:
+        shutil.copyfile(_template(), to)
+        return True
+    except OSError:
+        to.unlink(missing_ok=True)
+        return False
+
+
+def _keep_as_template(built: Path) -> None:
+    """Keep a copy of a store MLflow just built, less its Default experiment (which names the
+    folder it was built from; MLflow adds it again to each copy, with the copy's own), for the
+    next new store. Best effort: without it, MLflow builds the next one too."""
+    template = _template()
+    keeping = template.with_name(f".{template.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+    try:
+        template.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(built, keeping)
+        with contextlib.closing(sqlite3.connect(keeping)) as db, db:
+            db.execute("DELETE FROM experiments WHERE experiment_id = 0")
+        os.replace(keeping, template)  # whole or not at all, also with another process beside
+    except (OSError, sqlite3.Error):
+        pass
+    finally:
+        keeping.unlink(missing_ok=True)
 
 
 def artifact_location(tracking_uri: str, experiment: str) -> str | None:

@@ -4,7 +4,9 @@ real `mlflow server` that dies and comes back: writes wait, in order, and catch 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +22,7 @@ from tune.core import states
 from tune.run import tracking
 from tune.run.process import ray_environment
 from tune.run.tracking import Backfilled, Flushed, TrialWriter, backfill
+from tune.store import runs
 from tune.store.runs import (
     OUTCOME_TAG,
     PARENT_TAG,
@@ -192,6 +195,57 @@ def test_a_store_built_beside_ray_is_put_in_place_only_when_installed(tmp_path: 
     NewStore(f"sqlite:///{path}").start().install()  # it exists: nothing is built or replaced
     NewStore("http://127.0.0.1:5000").start().install()  # a server: nothing to build
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db"]
+
+
+def contents(db: Path) -> tuple[list[str], dict[str, list[str]]]:
+    """A SQLite file's schema and rows, in a stable order (MLflow creates some indexes in an
+    order of its own), less the times the Default experiment was made at."""
+    with contextlib.closing(sqlite3.connect(db)) as c:
+        schema = sorted(sql for (sql,) in c.execute("SELECT sql FROM sqlite_master") if sql)
+        tables = [n for (n,) in c.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        rows = {t: c.execute(f'SELECT * FROM "{t}"').fetchall() for t in tables}
+    rows["experiments"] = [r[:4] + r[6:] for r in rows["experiments"]]
+    return schema, {t: sorted(map(repr, r)) for t, r in rows.items()}
+
+
+def test_a_new_store_is_a_copy_of_the_empty_one_mlflow_built_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first store is MLflow's own and kept as the template; the next is a copy, the same
+    as one MLflow builds (its Default experiment names the folder the copy was made from)."""
+    import mlflow.store.db.utils as db_utils
+
+    monkeypatch.setattr("tune.store.runs.TEMPLATES", tmp_path / "templates")
+    built: list[object] = []
+    initialize = db_utils._initialize_tables
+    monkeypatch.setattr(db_utils, "_initialize_tables", lambda e: built.append(initialize(e)))
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder in (first, second):
+        folder.mkdir()
+        monkeypatch.chdir(folder)
+        ensure_store(f"sqlite:///{folder / 'mlflow.db'}")
+    assert len(built) == 1  # MLflow built the first store only
+    (template,) = (tmp_path / "templates").iterdir()
+    assert contents(template)[1]["experiments"] == []
+    MlflowClient(f"sqlite:///{second / 'own.db'}").search_experiments()  # MLflow's, from second
+    assert len(built) == 2
+    assert contents(second / "mlflow.db") == contents(second / "own.db")
+    assert sorted(p.name for p in second.iterdir()) == ["mlflow.db", "own.db"]
+
+
+def test_a_damaged_template_is_replaced_by_a_store_mlflow_builds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("tune.store.runs.TEMPLATES", tmp_path / "templates")
+    template = runs._template()
+    template.parent.mkdir()
+    template.write_bytes(b"not a database")
+    for name in ("one.db", "two.db"):
+        uri = f"sqlite:///{tmp_path / name}"
+        ensure_store(uri)
+        assert MlflowClient(uri).get_experiment("0").name == "Default"
+    assert contents(template)[1]["experiments"] == []  # a store again
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.db", "templates", "two.db"]
 
 
 def test_folders_with_quotes_are_found(tmp_path: Path) -> None:
