@@ -22,6 +22,7 @@ from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 from mlflow.tracking import MlflowClient
+from mlflow.version import VERSION as MLFLOW_VERSION
 
 from models.factory import Param as FactoryParam
 from tune.space.spec import SweepSpec
@@ -79,8 +80,9 @@ def ensure_store(tracking_uri: str) -> None:
 
 
 # An empty store of each MLflow version, kept to be copied: MLflow builds a new SQLite store by
-# creating its tables and running every schema migration since its first release (1-1.5 CPU-s
-# here, several seconds of wall time while Ray starts beside it); a copy takes milliseconds.
+# creating its tables and running every schema migration since its first release, 1.2 CPU-s in
+# a new process and 0.9-1.5 in one that made a store before; a copy takes 0.5 and 0.03 (MLflow
+# still checks its schema). BENCHMARKS.md, "Sweep overhead".
 TEMPLATES = Path.home() / ".cache" / "hpo" / "mlflow"
 
 
@@ -163,9 +165,7 @@ def _open(path: Path) -> None:
 
 
 def _template() -> Path:
-    import mlflow
-
-    return TEMPLATES / f"empty-{mlflow.__version__}.db"
+    return TEMPLATES / f"empty-{MLFLOW_VERSION}.db"
 
 
 def _copy_template(to: Path) -> bool:
